@@ -1,0 +1,97 @@
+// Command gocfs builds, inspects, verifies and mounts composefs images.
+//
+// Invoked through a link named mkcomposefs, composefs-info, composefs-dump or
+// mount.composefs it behaves as the upstream tool of that name; otherwise the
+// same tools are its subcommands ("gocfs mkcomposefs ARGS"), beside gocfs's
+// own commands. Every command is a thin layer over the library packages.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/spf13/cobra"
+)
+
+// personalities maps a program name to the constructor of its command. Each
+// file of this package registers its commands in an init function.
+var personalities = map[string]func() *cobra.Command{}
+
+// subcommands are gocfs-only commands.
+var subcommands []func() *cobra.Command
+
+func registerPersonality(name string, mk func() *cobra.Command) { personalities[name] = mk }
+func registerCommand(mk func() *cobra.Command)                  { subcommands = append(subcommands, mk) }
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitError) Unwrap() error { return e.err }
+
+// exitCode wraps err so that the process exits with code; a nil err exits
+// silently.
+func exitCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+func rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "gocfs",
+		Short:         "Build, inspect, verify and mount composefs images",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	names := make([]string, 0, len(personalities))
+	for n := range personalities {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		root.AddCommand(personalities[n]())
+	}
+	for _, mk := range subcommands {
+		root.AddCommand(mk())
+	}
+	return root
+}
+
+func main() {
+	prog := filepath.Base(os.Args[0])
+	var cmd *cobra.Command
+	if mk, ok := personalities[prog]; ok {
+		cmd = mk()
+		cmd.SilenceUsage = true
+		cmd.SilenceErrors = true
+		cmd.SetArgs(os.Args[1:])
+	} else {
+		cmd = rootCommand()
+		prog = "gocfs"
+	}
+	os.Exit(run(prog, cmd))
+}
+
+func run(prog string, cmd *cobra.Command) int {
+	err := cmd.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", prog, ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(os.Stderr, "%s: %v\n", prog, err)
+	return 1
+}

@@ -1,0 +1,336 @@
+package image
+
+import (
+	"bufio"
+	"encoding/binary"
+
+	"github.com/gocfs/gocfs/erofs"
+	"github.com/gocfs/gocfs/tree"
+)
+
+// emitter writes sequentially, tracking the position and the first error.
+type emitter struct {
+	w   *bufio.Writer
+	pos uint64
+	err error
+	buf []byte
+}
+
+var zeros [erofs.BlockSize]byte
+
+func (e *emitter) write(b []byte) {
+	if e.err != nil {
+		return
+	}
+	_, e.err = e.w.Write(b)
+	e.pos += uint64(len(b))
+}
+
+func (e *emitter) writeString(s string) {
+	if e.err != nil {
+		return
+	}
+	_, e.err = e.w.WriteString(s)
+	e.pos += uint64(len(s))
+}
+
+func (e *emitter) pad(n uint64) {
+	for n > 0 {
+		k := min(n, uint64(len(zeros)))
+		e.write(zeros[:k])
+		n -= k
+	}
+}
+
+func (e *emitter) align(a uint64) { e.pad(roundUp(e.pos, a) - e.pos) }
+
+var le = binary.LittleEndian
+
+func (b *builder) emit(e *emitter) {
+	flags := uint32(0)
+	if b.hasACL {
+		flags |= erofs.ComposefsFlagHasACL
+	}
+	hdr := make([]byte, 0, erofs.ComposefsHeaderSize)
+	hdr = le.AppendUint32(hdr, erofs.ComposefsMagic)
+	hdr = le.AppendUint32(hdr, erofs.ComposefsHeaderVersion)
+	hdr = le.AppendUint32(hdr, flags)
+	hdr = le.AppendUint32(hdr, uint32(b.version))
+	hdr = append(hdr, zeros[:16]...)
+	e.write(hdr)
+	e.pad(erofs.SuperOffset - erofs.ComposefsHeaderSize)
+
+	root := b.nodes[0]
+	sb := erofs.SuperBlock{
+		Magic:         erofs.SuperMagic,
+		FeatureCompat: erofs.FeatureCompatMtime | erofs.FeatureCompatXattrFilter,
+		BlkSzBits:     erofs.BlockSizeBits,
+		RootNid:       uint16(root.nid),
+		Inos:          uint64(len(b.nodes)),
+		BuildTime:     uint64(b.minSec),
+		BuildTimeNsec: b.minNsec,
+		Blocks:        uint32(b.dataStart/erofs.BlockSize + b.nData),
+		MetaBlkAddr:   uint32((erofs.SuperOffset + erofs.SuperBlockSize) / erofs.BlockSize),
+		XattrBlkAddr:  uint32(b.inodesEnd / erofs.BlockSize),
+	}
+	sbb, _ := sb.MarshalBinary()
+	e.write(sbb)
+
+	b.curEnd = b.dataStart
+	for _, ino := range b.nodes {
+		b.emitInode(e, ino)
+	}
+	e.align(erofs.SlotSize)
+	for _, x := range b.shared {
+		e.emitXattr(x)
+	}
+	e.align(erofs.BlockSize)
+	for _, ino := range b.nodes {
+		if ino.typ() == tree.ModeDir {
+			e.emitDirents(ino, true, false)
+		}
+		e.emitBlocks(ino)
+	}
+}
+
+func (e *emitter) emitXattr(x *xattr) {
+	idx, suffix := xattrIndex(x.name)
+	e.buf = append(e.buf[:0], uint8(len(suffix)), idx, 0, 0)
+	le.PutUint16(e.buf[2:], uint16(len(x.value)))
+	e.write(e.buf)
+	e.writeString(suffix)
+	e.write(x.value)
+	e.align(4)
+}
+
+func (b *builder) emitInode(e *emitter, ino *inode) {
+	e.pad(ino.ipad)
+	typ := ino.typ()
+
+	nShared, inlineSize := ino.xattrCounts()
+	xsize := xattrBodySize(nShared, inlineSize)
+	icount := uint16(0)
+	if xsize > 0 {
+		icount = uint16((xsize-erofs.XattrHeaderSize)/4 + 1)
+	}
+
+	layout := uint16(erofs.LayoutFlatPlain)
+	if ino.tailsize > 0 {
+		layout = erofs.LayoutFlatInline
+	}
+	var size uint64
+	var chunkFormat uint16
+	var chunkCount uint64
+	switch typ {
+	case tree.ModeDir:
+		size = ino.nblocks*erofs.BlockSize + ino.tailsize
+	case tree.ModeRegular:
+		size = ino.size
+		if size > 0 && ino.content == nil {
+			var bits uint32
+			bits, chunkCount = chunking(size)
+			layout = erofs.LayoutChunkBased
+			chunkFormat = uint16(bits - erofs.BlockSizeBits)
+		}
+	case tree.ModeSymlink:
+		if ino.nblocks == 0 {
+			size = ino.tailsize
+		} else {
+			size = ino.size
+		}
+	}
+
+	// i_u: the first data block, a device number, or chunk info (which
+	// shares its low 16 bits with the block address, as in upstream).
+	var u uint32
+	switch typ {
+	case tree.ModeChar, tree.ModeBlock:
+		u = uint32(ino.rdev)
+	case tree.ModeDir, tree.ModeRegular, tree.ModeSymlink:
+		if ino.nblocks > 0 {
+			u = uint32(b.curEnd / erofs.BlockSize)
+			b.curEnd += erofs.BlockSize * ino.nblocks
+		}
+		if layout == erofs.LayoutChunkBased {
+			u = u&0xffff0000 | uint32(chunkFormat)
+		}
+	}
+
+	buf := e.buf[:0]
+	if ino.compact {
+		format := layout << erofs.InodeFormatLayoutShift
+		buf = le.AppendUint16(buf, format)
+		buf = le.AppendUint16(buf, icount)
+		buf = le.AppendUint16(buf, uint16(ino.mode))
+		buf = le.AppendUint16(buf, uint16(ino.nlink))
+		buf = le.AppendUint32(buf, uint32(size))
+		buf = le.AppendUint32(buf, 0)
+		buf = le.AppendUint32(buf, u)
+		buf = le.AppendUint32(buf, ino.ino)
+		buf = le.AppendUint16(buf, uint16(ino.uid))
+		buf = le.AppendUint16(buf, uint16(ino.gid))
+		buf = le.AppendUint32(buf, 0)
+	} else {
+		format := layout<<erofs.InodeFormatLayoutShift | erofs.InodeLayoutExtended
+		buf = le.AppendUint16(buf, format)
+		buf = le.AppendUint16(buf, icount)
+		buf = le.AppendUint16(buf, uint16(ino.mode))
+		buf = le.AppendUint16(buf, 0)
+		buf = le.AppendUint64(buf, size)
+		buf = le.AppendUint32(buf, u)
+		buf = le.AppendUint32(buf, ino.ino)
+		buf = le.AppendUint32(buf, ino.uid)
+		buf = le.AppendUint32(buf, ino.gid)
+		buf = le.AppendUint64(buf, uint64(ino.sec))
+		buf = le.AppendUint32(buf, ino.nsec)
+		buf = le.AppendUint32(buf, ino.nlink)
+		buf = append(buf, zeros[:16]...)
+	}
+
+	if xsize > 0 {
+		// The name filter has a bit set for each hash no name here has.
+		var filter uint32
+		for i := range ino.xattrs {
+			idx, suffix := xattrIndex(ino.xattrs[i].name)
+			h := erofs.XattrFilterHash([]byte(suffix), erofs.XattrFilterSeed+uint32(idx))
+			filter |= 1 << (h & (erofs.XattrFilterBits - 1))
+		}
+		buf = le.AppendUint32(buf, erofs.XattrFilterDefault&^filter)
+		buf = append(buf, uint8(nShared), 0, 0, 0, 0, 0, 0, 0)
+		for i := range ino.xattrs {
+			if x := &ino.xattrs[i]; x.shared >= 0 {
+				off := b.inodesEnd%erofs.BlockSize + uint64(x.shared)
+				buf = le.AppendUint32(buf, uint32(off/4))
+			}
+		}
+	}
+	e.buf = buf
+	e.write(buf)
+	for i := range ino.xattrs {
+		if x := &ino.xattrs[i]; x.shared < 0 {
+			e.emitXattr(x)
+		}
+	}
+
+	switch {
+	case typ == tree.ModeDir:
+		e.emitDirents(ino, false, true)
+	case typ == tree.ModeSymlink:
+		if ino.nblocks == 0 {
+			e.writeString(ino.payload)
+		}
+	case typ == tree.ModeRegular && ino.tailsize > 0:
+		if ino.content != nil {
+			e.write(ino.content[uint64(len(ino.content))-ino.tailsize:])
+		} else {
+			e.nullChunks(chunkCount)
+		}
+	}
+}
+
+// nullChunks writes n chunk addresses meaning "hole": the file's content is
+// not in the image (overlayfs reads it from the object store).
+func (e *emitter) nullChunks(n uint64) {
+	var ff [256]byte
+	for i := range ff {
+		ff[i] = 0xff
+	}
+	for n > 0 {
+		k := min(n*4, uint64(len(ff)))
+		e.write(ff[:k])
+		n -= k / 4
+	}
+}
+
+// emitDirents writes a directory's full blocks (blocks) or its inline tail
+// (tail), splitting entries into blocks the way dirSize counted them.
+func (e *emitter) emitDirents(ino *inode, blocks, tail bool) {
+	var used, written uint64
+	first := 0
+	for i := range ino.dirents {
+		l := direntLen(&ino.dirents[i])
+		if used+l > erofs.BlockSize {
+			if blocks {
+				e.direntChunk(ino.dirents[first:i], erofs.BlockSize)
+			}
+			written++
+			used = 0
+			first = i
+		}
+		used += l
+	}
+	if written < ino.nblocks {
+		if blocks {
+			e.direntChunk(ino.dirents[first:], erofs.BlockSize)
+		}
+		used = 0
+		first = len(ino.dirents)
+	}
+	if tail && used > 0 {
+		e.direntChunk(ino.dirents[first:], 1)
+	}
+}
+
+func (e *emitter) direntChunk(ds []dirent, align uint64) {
+	nameoff := uint64(len(ds)) * erofs.DirentSize
+	buf := e.buf[:0]
+	for i := range ds {
+		t := ds[i].target
+		buf = le.AppendUint64(buf, t.nid)
+		buf = le.AppendUint16(buf, uint16(nameoff))
+		buf = append(buf, fileType(t.mode), 0)
+		nameoff += uint64(len(ds[i].name))
+	}
+	for i := range ds {
+		buf = append(buf, ds[i].name...)
+	}
+	e.buf = buf
+	e.write(buf)
+	e.align(align)
+}
+
+func fileType(mode uint32) uint8 {
+	switch mode & tree.ModeType {
+	case tree.ModeSymlink:
+		return erofs.FTSymlink
+	case tree.ModeDir:
+		return erofs.FTDir
+	case tree.ModeRegular:
+		return erofs.FTRegFile
+	case tree.ModeBlock:
+		return erofs.FTBlkdev
+	case tree.ModeChar:
+		return erofs.FTChrdev
+	case tree.ModeSocket:
+		return erofs.FTSock
+	case tree.ModeFIFO:
+		return erofs.FTFifo
+	}
+	return erofs.FTUnknown
+}
+
+// emitBlocks writes a file's or symlink's full data blocks.
+func (e *emitter) emitBlocks(ino *inode) {
+	if ino.nblocks == 0 {
+		return
+	}
+	switch ino.typ() {
+	case tree.ModeRegular:
+		if ino.content == nil {
+			// A non-inline file whose chunk index didn't fit inline.
+			e.nullChunks(erofs.BlockSize / 4)
+			return
+		}
+		for i := uint64(0); i < ino.nblocks; i++ {
+			off := i * erofs.BlockSize
+			if off < uint64(len(ino.content)) {
+				end := min(off+erofs.BlockSize, uint64(len(ino.content)))
+				e.write(ino.content[off:end])
+			}
+			e.align(erofs.BlockSize)
+		}
+	case tree.ModeSymlink:
+		e.writeString(ino.payload)
+		e.align(erofs.BlockSize)
+	}
+}

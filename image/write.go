@@ -1,0 +1,687 @@
+// Package image turns a [tree.Node] into a composefs image (an EROFS
+// filesystem holding only metadata, with overlayfs redirect and metacopy
+// xattrs pointing regular files at an object store) and reads images back.
+//
+// # Writing
+//
+// [Write] produces exactly the bytes upstream mkcomposefs (libcomposefs)
+// produces for the same tree and format version, so that image digests agree
+// across implementations. Every layout decision below (inode order, compact
+// versus extended inodes, xattr sharing, where directory and file tails are
+// inlined, padding) follows upstream's writer; comments say which.
+//
+// Format version 0 is the original format; version 1 marks directories that
+// contain escaped whiteouts as opaque for newer overlayfs. With MaxVersion
+// above MinVersion, the version is raised to 1 only when the tree contains a
+// whiteout, as upstream does.
+package image
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"sort"
+	"strings"
+
+	"github.com/gocfs/gocfs/erofs"
+	"github.com/gocfs/gocfs/tree"
+)
+
+// MaxVersion is the newest image format version gocfs writes.
+const MaxVersion = 1
+
+// Options select the format version. The zero value writes version 0.
+type Options struct {
+	// MinVersion is the format version to write.
+	MinVersion int
+	// MaxVersion allows raising the version when the tree needs it (a
+	// whiteout needs version 1). Values below MinVersion mean MinVersion.
+	MaxVersion int
+}
+
+// DefaultOptions are upstream mkcomposefs's defaults: version 0, raised to 1
+// when the tree has whiteouts.
+var DefaultOptions = Options{MinVersion: 0, MaxVersion: 1}
+
+// Errors returned by Write, wrapped with the path concerned.
+var (
+	ErrVersion = errors.New("image: unsupported format version")
+	ErrTree    = errors.New("image: invalid tree")
+)
+
+// Overlay xattr names.
+const (
+	xattrTrustedOverlay = "trusted.overlay."
+	xattrEscapePrefix   = "trusted.overlay.overlay."
+	xattrMetacopy       = "trusted.overlay.metacopy"
+	xattrRedirect       = "trusted.overlay.redirect"
+	xattrOpaque         = "trusted.overlay.opaque"
+	xattrEscWhiteout    = "trusted.overlay.overlay.whiteout"
+	xattrEscWhiteouts   = "trusted.overlay.overlay.whiteouts"
+	xattrEscOpaque      = "trusted.overlay.overlay.opaque"
+	xattrUserWhiteout   = "user.overlay.whiteout"
+	xattrUserWhiteouts  = "user.overlay.whiteouts"
+	xattrUserOpaque     = "user.overlay.opaque"
+	xattrACLAccess      = "system.posix_acl_access"
+	xattrACLDefault     = "system.posix_acl_default"
+	xattrSelinux        = "security.selinux"
+)
+
+// maxChunks bounds a non-inline file's chunk index so that it fits one
+// block, as upstream does; it caps file size at 8 PiB.
+const maxChunks = 1024
+
+// xattr is one attribute of an inode being written, with its sharing state.
+type xattr struct {
+	name   string
+	value  []byte
+	shared int64 // offset in the shared area, or -1
+}
+
+// inode is the writer's view of one inode. It never modifies the input
+// tree: overlay xattrs, whiteout conversion and "."/".." entries exist only
+// here.
+type inode struct {
+	src      *tree.Node // nil for the synthetic root whiteouts
+	parent   *inode
+	mode     uint32
+	nlink    uint32
+	uid, gid uint32
+	rdev     uint64
+	size     uint64
+	sec      int64
+	nsec     uint32
+	payload  string
+	content  []byte
+	xattrs   []xattr
+	space    int // upstream's xattr space accounting
+	dirents  []dirent
+	ino      uint32
+
+	compact  bool
+	ipad     uint64
+	xsize    uint64
+	isize    uint64
+	nid      uint64
+	nblocks  uint64
+	tailsize uint64
+}
+
+type dirent struct {
+	name   string
+	target *inode
+	isDir  bool // the entry's own mode is a directory (for nlink)
+}
+
+func (ino *inode) typ() uint32 { return ino.mode & tree.ModeType }
+
+// setXattr adds or replaces an xattr under upstream's accounting and
+// external-input limit, keeping upstream's order (a removed entry's place is
+// taken by the last one).
+func (ino *inode) setXattr(name string, value []byte) error {
+	for i, x := range ino.xattrs {
+		if x.name == name {
+			last := len(ino.xattrs) - 1
+			ino.xattrs[i] = ino.xattrs[last]
+			ino.xattrs = ino.xattrs[:last]
+			if last > 0 {
+				ino.space -= 2*erofs.XattrEntrySize - 1 + len(name) + len(x.value)
+			} else {
+				ino.space = 0
+			}
+			break
+		}
+	}
+	size := 2*erofs.XattrEntrySize - 1 + len(name) + len(value)
+	if len(ino.xattrs) == 0 {
+		size += erofs.XattrHeaderSize
+	}
+	if ino.space+size > tree.ExternalXattrSpace {
+		return fmt.Errorf("%w: xattrs of %s take more than %d bytes", ErrTree, ino.path(), tree.ExternalXattrSpace)
+	}
+	ino.xattrs = append(ino.xattrs, xattr{name: name, value: value, shared: -1})
+	ino.space += size
+	return nil
+}
+
+func (ino *inode) path() string {
+	if ino.src != nil {
+		return ino.src.Path()
+	}
+	return "(root whiteout)"
+}
+
+// builder lays out and writes one image.
+type builder struct {
+	version   int
+	nodes     []*inode // breadth-first order; index = inode number
+	byNode    map[*tree.Node]*inode
+	minSec    int64
+	minNsec   uint32
+	hasACL    bool
+	shared    []*xattr // shared xattrs in their on-disk order
+	sharedLen uint64
+	inodesEnd uint64
+	dataStart uint64
+	nData     uint64
+	curEnd    uint64
+}
+
+// Write writes the composefs image of root to w.
+func Write(w io.Writer, root *tree.Node, opts Options) error {
+	b, err := layout(root, opts)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 256<<10)
+	e := &emitter{w: bw}
+	b.emit(e)
+	if e.err != nil {
+		return e.err
+	}
+	return bw.Flush()
+}
+
+// Version returns the format version Write would use for root.
+func Version(root *tree.Node, opts Options) (int, error) {
+	return chooseVersion(root, opts)
+}
+
+func chooseVersion(root *tree.Node, opts Options) (int, error) {
+	v, max := opts.MinVersion, opts.MaxVersion
+	if v < 0 || v > MaxVersion || max > MaxVersion {
+		return 0, fmt.Errorf("%w: min %d, max %d (supported: 0 to %d)", ErrVersion, opts.MinVersion, opts.MaxVersion, MaxVersion)
+	}
+	if max < v {
+		max = v
+	}
+	// Version 1 changed how whiteouts are stored: use it when allowed and
+	// the tree has one.
+	if v < 1 && max >= 1 && hasWhiteout(root) {
+		v = 1
+	}
+	return v, nil
+}
+
+func hasWhiteout(n *tree.Node) bool {
+	if n.IsWhiteout() {
+		return true
+	}
+	for _, c := range n.Children {
+		if c.LinkTo == nil && hasWhiteout(c) {
+			return true
+		}
+	}
+	return false
+}
+
+func layout(root *tree.Node, opts Options) (*builder, error) {
+	if root == nil || !root.IsDir() || root.LinkTo != nil {
+		return nil, fmt.Errorf("%w: the root must be a directory", ErrTree)
+	}
+	v, err := chooseVersion(root, opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &builder{version: v, byNode: make(map[*tree.Node]*inode)}
+	rootIno, err := b.convert(root, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.finishRoot(rootIno); err != nil {
+		return nil, err
+	}
+	if err := b.order(rootIno); err != nil {
+		return nil, err
+	}
+	b.shareXattrs()
+	b.placeInodes()
+	return b, nil
+}
+
+// convert makes the writer's inodes for n and the tree below it, adding the
+// overlay xattrs upstream adds (rewrite_tree_node_for_erofs).
+func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
+	if !tree.ValidMode(n.Mode) {
+		return nil, fmt.Errorf("%w: %s: invalid file type in mode %o", ErrTree, n.Path(), n.Mode)
+	}
+	typ := n.Type()
+	if typ != tree.ModeDir && len(n.Children) > 0 {
+		return nil, fmt.Errorf("%w: %s: only directories can have children", ErrTree, n.Path())
+	}
+	ino := &inode{
+		src: n, parent: parent, mode: n.Mode, nlink: n.Nlink, uid: n.UID, gid: n.GID,
+		rdev: n.Rdev, size: n.Size, sec: n.MtimeSec, nsec: n.MtimeNsec,
+		payload: n.Payload, content: n.Content, space: n.XattrSpace(),
+	}
+	if typ == tree.ModeSymlink && n.Payload == "" {
+		return nil, fmt.Errorf("%w: %s: symlink without a target", ErrTree, n.Path())
+	}
+	if typ == tree.ModeRegular && ino.content != nil && uint64(len(ino.content)) != ino.size {
+		return nil, fmt.Errorf("%w: %s: inline content is %d bytes but size is %d", ErrTree, n.Path(), len(ino.content), ino.size)
+	}
+	if typ == tree.ModeRegular && ino.size > 0 && ino.content == nil {
+		if _, count := chunking(ino.size); count > maxChunks {
+			return nil, fmt.Errorf("%w: %s: %d bytes is more than a composefs image can describe", ErrTree, n.Path(), ino.size)
+		}
+	}
+	b.byNode[n] = ino
+
+	// Escape the file's own overlay xattrs so overlayfs doesn't act on them.
+	ino.xattrs = make([]xattr, len(n.Xattrs), len(n.Xattrs)+2)
+	for i, x := range n.Xattrs {
+		name := x.Name
+		if strings.HasPrefix(name, xattrTrustedOverlay) {
+			name = xattrEscapePrefix + name[len(xattrTrustedOverlay):]
+		}
+		ino.xattrs[i] = xattr{name: name, value: x.Value, shared: -1}
+	}
+
+	if typ == tree.ModeRegular && ino.size > 0 && ino.content == nil {
+		var meta []byte
+		if n.Digest != nil {
+			if len(n.Digest) != 32 {
+				return nil, fmt.Errorf("%w: %s: digest is %d bytes, want a 32-byte sha256 fs-verity digest", ErrTree, n.Path(), len(n.Digest))
+			}
+			meta = make([]byte, 4, 36)
+			meta[1] = 36 // length
+			meta[3] = 1  // FS_VERITY_HASH_ALG_SHA256
+			meta = append(meta, n.Digest...)
+		}
+		if err := ino.setXattr(xattrMetacopy, meta); err != nil {
+			return nil, err
+		}
+		if n.Payload != "" {
+			if err := ino.setXattr(xattrRedirect, []byte(joinSlash(n.Payload))); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	// A whiteout in the tree becomes a regular file with escaped whiteout
+	// xattrs, and its directory is marked as holding whiteouts.
+	if typ == tree.ModeChar && ino.rdev == 0 {
+		ino.size = 0
+		ino.mode = tree.ModeRegular | ino.mode&^tree.ModeType
+		for _, name := range []string{xattrEscWhiteout, xattrUserWhiteout} {
+			if err := ino.setXattr(name, []byte{}); err != nil {
+				return nil, err
+			}
+		}
+		if parent != nil {
+			for _, name := range []string{xattrEscWhiteouts, xattrUserWhiteouts} {
+				if err := parent.setXattr(name, []byte{}); err != nil {
+					return nil, err
+				}
+			}
+			if b.version >= 1 {
+				for _, name := range []string{xattrEscOpaque, xattrUserOpaque} {
+					if err := parent.setXattr(name, []byte("x")); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+	}
+
+	if typ == tree.ModeDir {
+		ino.dirents = make([]dirent, 0, len(n.Children)+2)
+		for _, c := range n.Children {
+			if c.LinkTo != nil {
+				ino.dirents = append(ino.dirents, dirent{name: c.Name, isDir: c.IsDir()})
+				continue
+			}
+			ci, err := b.convert(c, ino)
+			if err != nil {
+				return nil, err
+			}
+			ino.dirents = append(ino.dirents, dirent{name: c.Name, target: ci, isDir: c.IsDir()})
+		}
+	}
+	return ino, nil
+}
+
+// joinSlash is upstream's maybe_join_path("/", p).
+func joinSlash(p string) string { return "/" + p }
+
+// finishRoot marks the root opaque and adds a whiteout for each of the 256
+// object-store directories (00…ff) the root doesn't already have, so that
+// the store's directories never show through the image.
+func (b *builder) finishRoot(root *inode) error {
+	if err := root.setXattr(xattrOpaque, []byte("y")); err != nil {
+		return err
+	}
+	selinux, hasSelinux := root.src.GetXattr(xattrSelinux)
+	var extra []dirent
+	for i := 0; i < 256; i++ {
+		name := fmt.Sprintf("%02x", i)
+		if root.src.Lookup(name) != nil {
+			continue
+		}
+		w := &inode{
+			parent: root, mode: tree.ModeChar | 0o644, nlink: 1,
+			uid: root.uid, gid: root.gid, sec: root.sec, nsec: root.nsec,
+		}
+		if hasSelinux {
+			if err := w.setXattr(xattrSelinux, selinux); err != nil {
+				return err
+			}
+		}
+		extra = append(extra, dirent{name: name, target: w})
+	}
+	root.dirents = append(root.dirents, extra...)
+	sort.SliceStable(root.dirents, func(i, j int) bool { return root.dirents[i].name < root.dirents[j].name })
+	return nil
+}
+
+// order numbers the inodes breadth first, resolves hard links, adds "." and
+// "..", and computes link counts, the oldest mtime and the ACL flag
+// (upstream's lcfs_compute_tree).
+func (b *builder) order(root *inode) error {
+	b.nodes = append(b.nodes[:0], root)
+	b.minSec, b.minNsec = root.sec, root.nsec
+	for i := 0; i < len(b.nodes); i++ {
+		ino := b.nodes[i]
+		ino.ino = uint32(i)
+		if ino.typ() == tree.ModeDir {
+			nlink := uint32(2)
+			for _, d := range ino.dirents {
+				if d.isDir {
+					nlink++
+				}
+			}
+			ino.nlink = nlink
+		}
+		sort.Slice(ino.xattrs, func(i, j int) bool { return ino.xattrs[i].name < ino.xattrs[j].name })
+		if ino.sec < b.minSec || ino.sec == b.minSec && ino.nsec < b.minNsec {
+			b.minSec, b.minNsec = ino.sec, ino.nsec
+		}
+		for _, x := range ino.xattrs {
+			if x.name == xattrACLAccess || x.name == xattrACLDefault {
+				b.hasACL = true
+			}
+		}
+		for _, d := range ino.dirents {
+			if d.target != nil {
+				b.nodes = append(b.nodes, d.target)
+			}
+		}
+	}
+	for _, ino := range b.nodes {
+		if ino.typ() != tree.ModeDir {
+			continue
+		}
+		for k := range ino.dirents {
+			d := &ino.dirents[k]
+			if d.target != nil {
+				continue
+			}
+			link := ino.src.Lookup(d.name)
+			t, err := link.Target()
+			if err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrTree, link.Path(), err)
+			}
+			ti := b.byNode[t]
+			if ti == nil {
+				return fmt.Errorf("%w: %s: hard link to %s, which is not in the tree", ErrTree, link.Path(), t.Path())
+			}
+			if ti.typ() == tree.ModeDir {
+				return fmt.Errorf("%w: %s: hard link to directory %s", ErrTree, link.Path(), t.Path())
+			}
+			d.target = ti
+		}
+		parent := ino.parent
+		if parent == nil {
+			parent = ino
+		}
+		ino.dirents = append(ino.dirents, dirent{name: ".", target: ino}, dirent{name: "..", target: parent})
+		sort.SliceStable(ino.dirents, func(i, j int) bool { return ino.dirents[i].name < ino.dirents[j].name })
+	}
+	return nil
+}
+
+// xattrIndex splits an xattr name into an EROFS name index and suffix.
+func xattrIndex(name string) (uint8, string) {
+	for _, p := range [...]struct {
+		prefix string
+		index  uint8
+	}{
+		{"user.", erofs.XattrIndexUser},
+		{xattrACLAccess, erofs.XattrIndexPosixACLAccess},
+		{xattrACLDefault, erofs.XattrIndexPosixACLDefault},
+		{"trusted.", erofs.XattrIndexTrusted},
+		{"security.", erofs.XattrIndexSecurity},
+	} {
+		if strings.HasPrefix(name, p.prefix) {
+			return p.index, name[len(p.prefix):]
+		}
+	}
+	return 0, name
+}
+
+func xattrEntrySize(x *xattr) uint64 {
+	_, suffix := xattrIndex(x.name)
+	return roundUp(uint64(erofs.XattrEntrySize+len(suffix)+len(x.value)), 4)
+}
+
+// shareXattrs stores each name/value pair used by more than one inode once,
+// in the shared xattr area (upstream's compute_erofs_shared_xattrs).
+func (b *builder) shareXattrs() {
+	type key struct{ name, value string }
+	type entry struct {
+		x      *xattr
+		count  int
+		offset int64
+	}
+	counts := make(map[key]*entry)
+	for _, ino := range b.nodes {
+		for i := range ino.xattrs {
+			x := &ino.xattrs[i]
+			k := key{x.name, string(x.value)}
+			e := counts[k]
+			if e == nil {
+				e = &entry{x: x, offset: -1}
+				counts[k] = e
+			}
+			e.count++
+		}
+	}
+	var shared []*entry
+	for _, e := range counts {
+		if e.count > 1 {
+			shared = append(shared, e)
+		}
+	}
+	// Upstream's canonical order: by name, then value length, then value,
+	// all descending.
+	sort.Slice(shared, func(i, j int) bool {
+		a, c := shared[i].x, shared[j].x
+		if a.name != c.name {
+			return a.name > c.name
+		}
+		if len(a.value) != len(c.value) {
+			return len(a.value) > len(c.value)
+		}
+		return bytes.Compare(a.value, c.value) > 0
+	})
+	var off uint64
+	for _, e := range shared {
+		e.offset = int64(off)
+		b.shared = append(b.shared, e.x)
+		off += xattrEntrySize(e.x)
+	}
+	b.sharedLen = off
+	for _, ino := range b.nodes {
+		n := 0
+		for i := range ino.xattrs {
+			x := &ino.xattrs[i]
+			e := counts[key{x.name, string(x.value)}]
+			// At most 128 shared references fit an inode's header count.
+			if e.offset >= 0 && n < erofs.XattrLongPrefix {
+				x.shared = e.offset
+				n++
+			} else {
+				x.shared = -1
+			}
+		}
+	}
+}
+
+func roundUp(x, a uint64) uint64 { return (x + a - 1) &^ (a - 1) }
+
+// chunking returns the chunk size bits and chunk count describing a
+// non-inline file of the given size with the fewest chunks.
+func chunking(size uint64) (chunkBits uint32, count uint64) {
+	chunkBits = uint32(bits.Len64(size - 1)) // ilog2(size-1)+1
+	if chunkBits < erofs.BlockSizeBits {
+		chunkBits = erofs.BlockSizeBits
+	}
+	if chunkBits-erofs.BlockSizeBits > erofs.ChunkFormatBlkbitsMask {
+		chunkBits = erofs.ChunkFormatBlkbitsMask + erofs.BlockSizeBits
+	}
+	chunk := uint64(1) << chunkBits
+	return chunkBits, (size-1)/chunk + 1
+}
+
+
+func direntLen(d *dirent) uint64 { return erofs.DirentSize + uint64(len(d.name)) }
+
+// dirSize splits a directory into full blocks and an inline tail; a tail of
+// more than half a block gets a block of its own.
+func dirSize(ino *inode) (nblocks, tail uint64) {
+	var used uint64
+	for k := range ino.dirents {
+		l := direntLen(&ino.dirents[k])
+		if used+l > erofs.BlockSize {
+			nblocks++
+			used = 0
+		}
+		used += l
+	}
+	if used > erofs.BlockSize/2 {
+		nblocks++
+		used = 0
+	}
+	return nblocks, used
+}
+
+func (ino *inode) xattrCounts() (nShared int, inlineSize uint64) {
+	for i := range ino.xattrs {
+		if ino.xattrs[i].shared >= 0 {
+			nShared++
+		} else {
+			inlineSize += xattrEntrySize(&ino.xattrs[i])
+		}
+	}
+	return
+}
+
+func xattrBodySize(nShared int, inlineSize uint64) uint64 {
+	if nShared == 0 && inlineSize == 0 {
+		return 0
+	}
+	return roundUp(erofs.XattrHeaderSize+4*uint64(nShared)+inlineSize, 4)
+}
+
+// placeInodes assigns every inode its nid and data blocks
+// (upstream's compute_erofs_inodes).
+func (b *builder) placeInodes() {
+	pos := uint64(erofs.SuperOffset + erofs.SuperBlockSize)
+	metaStart := pos &^ (erofs.BlockSize - 1)
+	for _, ino := range b.nodes {
+		typ := ino.typ()
+		switch {
+		case typ == tree.ModeDir:
+			ino.nblocks, ino.tailsize = dirSize(ino)
+		case typ == tree.ModeSymlink:
+			ino.nblocks, ino.tailsize = 0, uint64(len(ino.payload))
+		case typ == tree.ModeRegular && ino.size > 0:
+			if ino.content != nil {
+				ino.nblocks = ino.size / erofs.BlockSize
+				ino.tailsize = ino.size % erofs.BlockSize
+				if ino.tailsize > erofs.BlockSize/2 {
+					ino.nblocks++
+					ino.tailsize = 0
+				}
+			} else {
+				_, count := chunking(ino.size)
+				ino.nblocks, ino.tailsize = 0, count*4
+			}
+		default:
+			ino.nblocks, ino.tailsize = 0, 0
+		}
+		ino.compact = b.fitsCompact(ino)
+		isz := uint64(erofs.InodeExtendedSize)
+		if ino.compact {
+			isz = erofs.InodeCompactSize
+		}
+		ino.xsize = xattrBodySize(ino.xattrCounts())
+
+		aligned := roundUp(pos, erofs.SlotSize)
+		ino.ipad = aligned - pos
+		pos = aligned
+		extra := ino.tailPadding(pos, isz, ino.xsize)
+		ino.ipad += extra
+		pos += extra
+		ino.isize = isz + ino.xsize + ino.tailsize
+		b.nData += ino.nblocks
+		ino.nid = (pos - metaStart) / erofs.SlotSize
+		pos += ino.isize
+	}
+	b.inodesEnd = roundUp(pos, erofs.SlotSize)
+	b.dataStart = roundUp(b.inodesEnd+b.sharedLen, erofs.BlockSize)
+}
+
+// fitsCompact reports whether ino can use a 32-byte inode: its mtime must be
+// the image's build time and its fields must fit the narrower types.
+func (b *builder) fitsCompact(ino *inode) bool {
+	if ino.sec != b.minSec || ino.nsec != b.minNsec {
+		return false
+	}
+	if ino.nlink > 0xffff || ino.uid > 0xffff || ino.gid > 0xffff {
+		return false
+	}
+	size := ino.size
+	if ino.typ() == tree.ModeDir {
+		size = ino.nblocks*erofs.BlockSize + ino.tailsize
+	}
+	return size <= 0xffffffff
+}
+
+// tailPadding returns the padding to put before the inode so that its
+// inline tail doesn't cross a block boundary, moving the tail to a block of
+// its own when it can't fit (upstream's
+// compute_erofs_inode_padding_for_tail, quirks included).
+func (ino *inode) tailPadding(pos, isz, xsize uint64) uint64 {
+	nonTail := isz + xsize
+	total := nonTail + ino.tailsize
+	if ino.typ() == tree.ModeSymlink {
+		// A symlink's inode and target stay in one block; a target that
+		// can't fit with the inode goes to a block of its own.
+		startBlock := pos / erofs.BlockSize
+		endBlock := (pos + total - 1) / erofs.BlockSize
+		if total/erofs.BlockSize > 0 {
+			ino.nblocks++
+			ino.tailsize = 0
+		}
+		if startBlock != endBlock {
+			return roundUp(pos, erofs.BlockSize) - pos
+		}
+		return 0
+	}
+	remain := erofs.BlockSize - (pos+nonTail)%erofs.BlockSize
+	if remain < ino.tailsize {
+		pad := roundUp(remain, erofs.SlotSize)
+		remain = erofs.BlockSize - (pos+nonTail+pad)%erofs.BlockSize
+		if ino.tailsize <= remain {
+			return pad
+		}
+		ino.nblocks++
+		ino.tailsize = 0
+		return roundUp(pos, erofs.BlockSize) - pos
+	}
+	return 0
+}

@@ -1,0 +1,401 @@
+// Package scan builds a [tree.Node] from a directory on disk, the way
+// upstream mkcomposefs reads a source directory.
+//
+// Every entry's lstat fields, symlink target and xattrs are read; regular
+// files get their fs-verity digest and their object-store path as payload,
+// and files of at most 64 bytes are inlined. Scanning and hashing run in
+// parallel, but the tree is the same whatever the order the work finishes
+// in. As upstream does, each name of a hard-linked file becomes a file of its
+// own unless [Options.PreserveHardlinks] is set, and link counts of
+// non-directories are 1.
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/tree"
+)
+
+// Options control what is read.
+type Options struct {
+	SkipXattrs     bool // store no xattrs
+	UserXattrsOnly bool // store only user.* xattrs
+	SkipDevices    bool // leave out block and character devices
+	UseEpoch       bool // set every mtime to 0
+	// PreserveHardlinks keeps hard links between non-directories found in
+	// the tree (the first name in path order holds the inode).
+	PreserveHardlinks bool
+	// NoDigests skips computing digests and inlining (only stat data).
+	NoDigests bool
+	// Threads bounds parallel work; <= 0 means the number of CPUs.
+	Threads int
+}
+
+// Error is a failure on one path of the source.
+type Error struct {
+	Path string
+	Err  error
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("error accessing %s: %v", e.Path, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Dir scans the directory at path.
+func Dir(path string, opts Options) (*tree.Node, error) {
+	return DirContext(context.Background(), path, opts)
+}
+
+type fileID struct{ dev, ino uint64 }
+
+type scanner struct {
+	opts   Options
+	ctx    context.Context
+	mu     sync.Mutex
+	err    error
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	ids    map[*tree.Node]fileID
+	files  []fileJob
+	filesM sync.Mutex
+}
+
+type fileJob struct {
+	node *tree.Node
+	path string
+}
+
+// DirContext is Dir with a context that can cancel the scan.
+func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, error) {
+	if opts.SkipXattrs && opts.UserXattrsOnly {
+		return nil, errors.New("scan: SkipXattrs and UserXattrsOnly conflict")
+	}
+	threads := opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	s := &scanner{opts: opts, ctx: ctx, sem: make(chan struct{}, threads*2)}
+	if opts.PreserveHardlinks {
+		s.ids = make(map[*tree.Node]fileID)
+	}
+	root, err := s.loadNode(path)
+	if err != nil {
+		return nil, err
+	}
+	if root.IsDir() {
+		s.wg.Add(1)
+		s.scanDir(root, path)
+		s.wg.Wait()
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	if opts.PreserveHardlinks {
+		if err := s.linkHardlinks(root); err != nil {
+			return nil, err
+		}
+	}
+	if !opts.NoDigests {
+		if err := s.digestFiles(threads); err != nil {
+			return nil, err
+		}
+	}
+	return root, nil
+}
+
+func (s *scanner) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.mu.Unlock()
+}
+
+func (s *scanner) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil && s.ctx.Err() != nil {
+		s.err = s.ctx.Err()
+	}
+	return s.err != nil
+}
+
+// scanDir reads one directory and its subdirectories (in parallel where a
+// worker slot is free). The directory's children are added under its own
+// goroutine only, so no locking of the tree is needed.
+func (s *scanner) scanDir(dir *tree.Node, path string) {
+	defer s.wg.Done()
+	if s.failed() {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		s.fail(&Error{path, err})
+		return
+	}
+	names, err := f.Readdirnames(-1)
+	f.Close()
+	if err != nil {
+		s.fail(&Error{path, err})
+		return
+	}
+	sort.Strings(names)
+	var subdirs []*tree.Node
+	var subpaths []string
+	for _, name := range names {
+		p := filepath.Join(path, name)
+		n, err := s.loadNode(p)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		if n == nil {
+			continue
+		}
+		if err := dir.AddChild(name, n); err != nil {
+			s.fail(&Error{p, err})
+			return
+		}
+		if n.IsDir() {
+			subdirs = append(subdirs, n)
+			subpaths = append(subpaths, p)
+		}
+	}
+	for i, sd := range subdirs {
+		s.wg.Add(1)
+		select {
+		case s.sem <- struct{}{}:
+			go func(sd *tree.Node, p string) {
+				defer func() { <-s.sem }()
+				s.scanDir(sd, p)
+			}(sd, subpaths[i])
+		default:
+			s.scanDir(sd, subpaths[i])
+		}
+	}
+}
+
+// loadNode reads one entry's metadata; it returns nil for a skipped device.
+func (s *scanner) loadNode(path string) (*tree.Node, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return nil, &Error{path, err}
+	}
+	typ := st.Mode & tree.ModeType
+	if s.opts.SkipDevices && (typ == tree.ModeBlock || typ == tree.ModeChar) {
+		return nil, nil
+	}
+	n := tree.New(st.Mode)
+	n.UID, n.GID = st.Uid, st.Gid
+	n.Rdev = st.Rdev
+	n.Size = uint64(st.Size)
+	if !s.opts.UseEpoch {
+		n.MtimeSec, n.MtimeNsec = st.Mtim.Sec, uint32(st.Mtim.Nsec)
+	}
+	switch typ {
+	case tree.ModeSymlink:
+		target, err := os.Readlink(path)
+		if err != nil {
+			return nil, &Error{path, err}
+		}
+		if err := n.SetSymlink(target); err != nil {
+			return nil, &Error{path, err}
+		}
+	case tree.ModeRegular:
+		if n.Size > 0 && !s.opts.NoDigests {
+			s.filesM.Lock()
+			s.files = append(s.files, fileJob{n, path})
+			s.filesM.Unlock()
+		}
+	}
+	if s.ids != nil && typ != tree.ModeDir && st.Nlink > 1 {
+		s.mu.Lock()
+		s.ids[n] = fileID{st.Dev, st.Ino}
+		s.mu.Unlock()
+	}
+	if !s.opts.SkipXattrs {
+		if err := s.readXattrs(n, path); err != nil {
+			return nil, &Error{path, err}
+		}
+	}
+	return n, nil
+}
+
+func (s *scanner) readXattrs(n *tree.Node, path string) error {
+	buf := make([]byte, 1024)
+	var size int
+	for {
+		sz, err := unix.Llistxattr(path, buf)
+		if err == unix.ERANGE {
+			sz, err = unix.Llistxattr(path, nil)
+			if err != nil {
+				return err
+			}
+			buf = make([]byte, sz*2)
+			continue
+		}
+		if err == unix.ENOTSUP {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		size = sz
+		break
+	}
+	if size == 0 {
+		return nil
+	}
+	val := make([]byte, 256)
+	for _, name := range strings.Split(string(buf[:size]), "\x00") {
+		if name == "" {
+			continue
+		}
+		if s.opts.UserXattrsOnly && !strings.HasPrefix(name, "user.") {
+			continue
+		}
+		var v []byte
+		for {
+			sz, err := unix.Lgetxattr(path, name, val)
+			if err == unix.ERANGE {
+				sz, err = unix.Lgetxattr(path, name, nil)
+				if err != nil {
+					return fmt.Errorf("xattr %s: %w", name, err)
+				}
+				val = make([]byte, sz)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("xattr %s: %w", name, err)
+			}
+			v = val[:sz]
+			break
+		}
+		if err := n.SetXattr(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// linkHardlinks turns every later name of an inode seen earlier (in path
+// order) into a hard link.
+func (s *scanner) linkHardlinks(root *tree.Node) error {
+	first := make(map[fileID]*tree.Node)
+	return root.Walk(func(p string, n *tree.Node) error {
+		id, ok := s.ids[n]
+		if !ok {
+			return nil
+		}
+		t := first[id]
+		if t == nil {
+			first[id] = n
+			return nil
+		}
+		n.LinkTo = nil
+		if err := n.MakeHardlink(t); err != nil {
+			return &Error{p, err}
+		}
+		*n = tree.Node{Name: n.Name, Parent: n.Parent, LinkTo: t, Mode: n.Mode}
+		return nil
+	})
+}
+
+// digestFiles computes each regular file's fs-verity digest and payload,
+// and inlines small files, in parallel.
+func (s *scanner) digestFiles(threads int) error {
+	jobs := s.files
+	if s.ids != nil {
+		live := jobs[:0]
+		for _, j := range jobs {
+			if j.node.LinkTo == nil {
+				live = append(live, j)
+			}
+		}
+		jobs = live
+	}
+	var next int
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < threads; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := fsverity.New(fsverity.SHA256)
+			buf := make([]byte, 256<<10)
+			for {
+				mu.Lock()
+				if firstErr != nil || next >= len(jobs) {
+					mu.Unlock()
+					return
+				}
+				j := jobs[next]
+				next++
+				mu.Unlock()
+				if err := digestFile(j, h, buf); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return firstErr
+}
+
+func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
+	f, err := os.Open(j.path)
+	if err != nil {
+		return &Error{j.path, err}
+	}
+	defer f.Close()
+	h.Reset()
+	n := j.node
+	var content []byte
+	if n.Size <= tree.RecommendedInlineMax {
+		content = make([]byte, 0, n.Size)
+	}
+	var total uint64
+	for {
+		k, err := f.Read(buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			if content != nil {
+				content = append(content, buf[:k]...)
+			}
+			total += uint64(k)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return &Error{j.path, err}
+		}
+	}
+	if total != n.Size {
+		return &Error{j.path, fmt.Errorf("file changed size while being read (%d bytes, then %d)", n.Size, total)}
+	}
+	n.Digest = h.Sum(nil)
+	d := fsverity.Hex(n.Digest)
+	n.Payload = d[:2] + "/" + d[2:]
+	if content != nil {
+		return n.SetContent(content)
+	}
+	return nil
+}
