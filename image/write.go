@@ -546,7 +546,6 @@ func chunking(size uint64) (chunkBits uint32, count uint64) {
 	return chunkBits, (size-1)/chunk + 1
 }
 
-
 func direntLen(d *dirent) uint64 { return erofs.DirentSize + uint64(len(d.name)) }
 
 // dirSize splits a directory into full blocks and an inline tail; a tail of
