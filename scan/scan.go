@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -67,8 +68,10 @@ type scanner struct {
 	sem    chan struct{}
 	wg     sync.WaitGroup
 	ids    map[*tree.Node]fileID
-	files  []fileJob
-	filesM sync.Mutex
+	files  []fileJob      // collected when hard links are preserved
+	filesM sync.Mutex     // guards files
+	jobs   chan fileJob   // otherwise streamed to the digest workers
+	dwg    sync.WaitGroup // digest workers
 }
 
 type fileJob struct {
@@ -89,14 +92,24 @@ func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, err
 	if opts.PreserveHardlinks {
 		s.ids = make(map[*tree.Node]fileID)
 	}
-	root, err := s.loadNode(path)
-	if err != nil {
-		return nil, err
+	// Without hard links to find, files are hashed while the scan goes on;
+	// otherwise they are hashed once the links are known.
+	if !opts.NoDigests && !opts.PreserveHardlinks {
+		s.jobs = make(chan fileJob, 4096)
+		s.startDigesters(s.jobs, threads)
 	}
-	if root.IsDir() {
+	root, err := s.loadNode(path)
+	if err == nil && root.IsDir() {
 		s.wg.Add(1)
 		s.scanDir(root, path)
 		s.wg.Wait()
+	}
+	if s.jobs != nil {
+		close(s.jobs)
+		s.dwg.Wait()
+	}
+	if err != nil {
+		return nil, err
 	}
 	if s.err != nil {
 		return nil, s.err
@@ -105,10 +118,19 @@ func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, err
 		if err := s.linkHardlinks(root); err != nil {
 			return nil, err
 		}
-	}
-	if !opts.NoDigests {
-		if err := s.digestFiles(threads); err != nil {
-			return nil, err
+		if !opts.NoDigests {
+			jobs := make(chan fileJob, len(s.files))
+			for _, j := range s.files {
+				if j.node.LinkTo == nil {
+					jobs <- j
+				}
+			}
+			close(jobs)
+			s.startDigesters(jobs, threads)
+			s.dwg.Wait()
+			if s.err != nil {
+				return nil, s.err
+			}
 		}
 	}
 	return root, nil
@@ -214,9 +236,13 @@ func (s *scanner) loadNode(path string) (*tree.Node, error) {
 		}
 	case tree.ModeRegular:
 		if n.Size > 0 && !s.opts.NoDigests {
-			s.filesM.Lock()
-			s.files = append(s.files, fileJob{n, path})
-			s.filesM.Unlock()
+			if s.jobs != nil {
+				s.jobs <- fileJob{n, path}
+			} else {
+				s.filesM.Lock()
+				s.files = append(s.files, fileJob{n, path})
+				s.filesM.Unlock()
+			}
 		}
 	}
 	if s.ids != nil && typ != tree.ModeDir && st.Nlink > 1 {
@@ -312,52 +338,31 @@ func (s *scanner) linkHardlinks(root *tree.Node) error {
 	})
 }
 
-// digestFiles computes each regular file's fs-verity digest and payload,
-// and inlines small files, in parallel.
-func (s *scanner) digestFiles(threads int) error {
-	jobs := s.files
-	if s.ids != nil {
-		live := jobs[:0]
-		for _, j := range jobs {
-			if j.node.LinkTo == nil {
-				live = append(live, j)
-			}
-		}
-		jobs = live
-	}
-	var next int
-	var mu sync.Mutex
-	var firstErr error
-	var wg sync.WaitGroup
+// startDigesters starts workers computing each regular file's fs-verity
+// digest and payload, inlining small files. Failures go to s.fail; after one,
+// the remaining jobs are drained unread.
+func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 	for w := 0; w < threads; w++ {
-		wg.Add(1)
+		s.dwg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer s.dwg.Done()
 			h := fsverity.New(fsverity.SHA256)
-			buf := make([]byte, 256<<10)
-			for {
-				mu.Lock()
-				if firstErr != nil || next >= len(jobs) {
-					mu.Unlock()
-					return
+			buf := make([]byte, 128<<10)
+			for j := range jobs {
+				if s.failed() {
+					continue
 				}
-				j := jobs[next]
-				next++
-				mu.Unlock()
 				if err := digestFile(j, h, buf); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
+					s.fail(err)
 				}
 			}
 		}()
 	}
-	wg.Wait()
-	return firstErr
 }
+
+// mmapMin is the size from which a file is hashed through a memory mapping
+// rather than read into a buffer (saving a copy per byte).
+const mmapMin = 1 << 20
 
 func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
 	f, err := os.Open(j.path)
@@ -367,6 +372,15 @@ func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
 	defer f.Close()
 	h.Reset()
 	n := j.node
+	if n.Size >= mmapMin {
+		ok, err := digestMapped(f, n, h)
+		if err != nil {
+			return &Error{j.path, err}
+		}
+		if ok {
+			return setDigest(n, h)
+		}
+	}
 	var content []byte
 	if n.Size <= tree.RecommendedInlineMax {
 		content = make([]byte, 0, n.Size)
@@ -391,11 +405,45 @@ func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
 	if total != n.Size {
 		return &Error{j.path, fmt.Errorf("file changed size while being read (%d bytes, then %d)", n.Size, total)}
 	}
-	n.Digest = h.Sum(nil)
-	d := fsverity.Hex(n.Digest)
-	n.Payload = d[:2] + "/" + d[2:]
+	if err := setDigest(n, h); err != nil {
+		return err
+	}
 	if content != nil {
 		return n.SetContent(content)
 	}
 	return nil
+}
+
+func setDigest(n *tree.Node, h *fsverity.Hasher) error {
+	n.Digest = h.Sum(nil)
+	d := fsverity.Hex(n.Digest)
+	n.Payload = d[:2] + "/" + d[2:]
+	return nil
+}
+
+// digestMapped hashes a file through a read-only mapping. It reports false
+// when the file can't be mapped (the caller then reads it). A file truncated
+// while mapped faults; that fault is turned into an error.
+func digestMapped(f *os.File, n *tree.Node, h *fsverity.Hasher) (ok bool, err error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if uint64(fi.Size()) != n.Size {
+		return false, fmt.Errorf("file changed size while being read (%d bytes, then %d)", n.Size, fi.Size())
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(n.Size), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return false, nil
+	}
+	defer unix.Munmap(data)
+	_ = unix.Madvise(data, unix.MADV_SEQUENTIAL)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			ok, err = false, fmt.Errorf("file changed while being read: %v", r)
+		}
+	}()
+	h.Write(data)
+	return true, nil
 }

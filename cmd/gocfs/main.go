@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -77,10 +78,19 @@ func main() {
 		cmd = rootCommand()
 		prog = "gocfs"
 	}
-	os.Exit(run(prog, cmd))
+	code := run(prog, cmd)
+	os.Exit(code)
 }
 
 func run(prog string, cmd *cobra.Command) int {
+	// GOCFS_CPUPROFILE=FILE writes a CPU profile, for performance work.
+	if p := os.Getenv("GOCFS_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	err := cmd.Execute()
 	if err == nil {
 		return 0
