@@ -1,0 +1,5 @@
+//go:build race
+
+package fsverity
+
+const raceEnabled = true
