@@ -1,0 +1,60 @@
+#!/bin/bash
+# Times gocfs mkcomposefs on a directory (default /usr), warm cache:
+#   --print-digest-only, and --digest-store into an empty store,
+# reporting files/s, MB/s and peak RSS, and ratios to upstream's C
+# mkcomposefs when GOCFS_UPSTREAM_BIN names a directory holding it.
+#
+#   bash bench/mkcomposefs.sh [DIR]        RUNS=3 STORE_TMP=/var/tmp
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=${1:-/usr}
+runs=${RUNS:-3}
+tmp=$(mktemp -d "${STORE_TMP:-/var/tmp}/gocfs-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+CGO_ENABLED=0 go build -o "$tmp/gocfs" ./cmd/gocfs
+gocfs=("$tmp/gocfs" mkcomposefs)
+upstream=()
+if [ -n "${GOCFS_UPSTREAM_BIN:-}" ] && [ -x "$GOCFS_UPSTREAM_BIN/mkcomposefs" ]; then
+	upstream=("$GOCFS_UPSTREAM_BIN/mkcomposefs")
+fi
+
+read -r nfiles bytes < <(find "$src" -xdev -printf '%s\n' 2>/dev/null | awk '{n++; s+=$1} END {print n, s}')
+echo "source: $src, $nfiles entries, $((bytes / 1000000)) MB"
+cat "$(command -v "${gocfs[0]}")" >/dev/null
+find "$src" -xdev -type f -size -2M -exec cat {} + >/dev/null 2>&1 || true # warm the cache
+
+# run NAME CMD... : best wall time of $runs runs and its peak RSS
+best_t=0 best_rss=0
+run() {
+	local name=$1
+	shift
+	best_t=999999 best_rss=0
+	for _ in $(seq "$runs"); do
+		rm -rf "$tmp/store" "$tmp/img"
+		local out
+		out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null; } 2>&1 | tail -1)
+		local t=${out% *} rss=${out#* }
+		if awk "BEGIN {exit !($t < $best_t)}"; then best_t=$t best_rss=$rss; fi
+	done
+	printf '%-34s %7.2f s  %8.0f files/s  %7.1f MB/s  peak RSS %4d MB\n' "$name" "$best_t" \
+		"$(awk "BEGIN {print $nfiles / $best_t}")" "$(awk "BEGIN {print $bytes / 1e6 / $best_t}")" "$((best_rss / 1024))"
+}
+
+run "gocfs --print-digest-only" "${gocfs[@]}" --print-digest-only "$src"
+g1=$best_t
+run "gocfs --digest-store (empty store)" "${gocfs[@]}" --digest-store="$tmp/store" "$src" "$tmp/img"
+g2=$best_t
+if [ ${#upstream[@]} -gt 0 ]; then
+	run "upstream --print-digest-only" "${upstream[@]}" --print-digest-only "$src"
+	u1=$best_t
+	run "upstream --digest-store (empty store)" "${upstream[@]}" --digest-store="$tmp/store" "$src" "$tmp/img"
+	u2=$best_t
+	echo "speedup over upstream: --print-digest-only $(awk "BEGIN {printf \"%.2f\", $u1 / $g1}")x," \
+		"--digest-store $(awk "BEGIN {printf \"%.2f\", $u2 / $g2}")x"
+	a=$("${gocfs[@]}" --print-digest-only "$src")
+	b=$("${upstream[@]}" --print-digest-only "$src")
+	[ "$a" = "$b" ] && echo "digests agree: $a" || echo "DIGESTS DIFFER: gocfs $a, upstream $b"
+else
+	echo "(set GOCFS_UPSTREAM_BIN to a directory with upstream's mkcomposefs for ratios)"
+fi

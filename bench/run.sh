@@ -1,0 +1,7 @@
+#!/bin/bash
+# Runs every benchmark script; each prints ratios measured in one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash bench/fsverity.sh
+bash bench/mkcomposefs.sh "${1:-/usr}"
+go test -run '^$' -bench . -benchtime 2x ./image/ ./fsverity/ ./dump/

@@ -1,0 +1,51 @@
+package image_test
+
+import (
+	"bytes"
+	"io"
+	"testing"
+
+	"github.com/gocfs/gocfs/dump"
+	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/tree"
+)
+
+// BenchmarkWrite writes the image of the largest reference dump.
+func BenchmarkWrite(b *testing.B) {
+	var best asset
+	for _, a := range loadAssets(b) {
+		if len(a.dump) > len(best.dump) && a.hasHash {
+			best = a
+		}
+	}
+	root, err := dump.Parse(bytes.NewReader(best.dump), dump.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	root.Walk(func(string, *tree.Node) error { n++; return nil })
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := image.Write(io.Discard, root, best.opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "inodes/s")
+}
+
+// BenchmarkParse parses the largest reference dump.
+func BenchmarkParse(b *testing.B) {
+	var best []byte
+	for _, a := range loadAssets(b) {
+		if len(a.dump) > len(best) {
+			best = a.dump
+		}
+	}
+	b.SetBytes(int64(len(best)))
+	for i := 0; i < b.N; i++ {
+		if _, err := dump.Parse(bytes.NewReader(best), dump.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,33 @@
+#!/bin/bash
+# Installs the Debian packages gocfs's tests use. Safe to run again: it only
+# calls apt-get when something is missing. Needs root.
+set -euo pipefail
+
+pkgs=(
+	fsverity        # reference fs-verity digests
+	erofs-utils     # fsck.erofs / mkfs.erofs: an independent EROFS implementation
+	attr            # getfattr/setfattr for by-hand checks
+	fuse3           # fusermount3 for the FUSE mount
+	e2fsprogs       # mkfs.ext4 -O verity for the VM harness
+	qemu-system-x86 # the fs-verity VM
+	busybox-static  # the VM's initramfs
+	xz-utils        # kernel modules are .ko.xz
+	cpio
+	kmod
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+	exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
