@@ -35,8 +35,8 @@ func assetsDir(t testing.TB) string {
 
 // nonStrict lists the assets upstream parses without CFS_PARSE_STRICT.
 var nonStrict = map[string]bool{
-	"no-newline.dump":                     true,
-	"longlink.dump":                       true,
+	"no-newline.dump":                      true,
+	"longlink.dump":                        true,
 	"honggfuzz-longlink-unterminated.dump": true,
 }
 

@@ -126,7 +126,7 @@ func (b *builder) emitInode(e *emitter, ino *inode) {
 		size = ino.nblocks*erofs.BlockSize + ino.tailsize
 	case tree.ModeRegular:
 		size = ino.size
-		if size > 0 && ino.content == nil {
+		if size > 0 && ino.src.Content == nil {
 			var bits uint32
 			bits, chunkCount = chunking(size)
 			layout = erofs.LayoutChunkBased
@@ -145,7 +145,7 @@ func (b *builder) emitInode(e *emitter, ino *inode) {
 	var u uint32
 	switch typ {
 	case tree.ModeChar, tree.ModeBlock:
-		u = uint32(ino.rdev)
+		u = uint32(ino.src.Rdev)
 	case tree.ModeDir, tree.ModeRegular, tree.ModeSymlink:
 		if ino.nblocks > 0 {
 			u = uint32(b.curEnd / erofs.BlockSize)
@@ -167,8 +167,8 @@ func (b *builder) emitInode(e *emitter, ino *inode) {
 		buf = le.AppendUint32(buf, 0)
 		buf = le.AppendUint32(buf, u)
 		buf = le.AppendUint32(buf, ino.ino)
-		buf = le.AppendUint16(buf, uint16(ino.uid))
-		buf = le.AppendUint16(buf, uint16(ino.gid))
+		buf = le.AppendUint16(buf, uint16(ino.src.UID))
+		buf = le.AppendUint16(buf, uint16(ino.src.GID))
 		buf = le.AppendUint32(buf, 0)
 	} else {
 		format := layout<<erofs.InodeFormatLayoutShift | erofs.InodeLayoutExtended
@@ -179,10 +179,10 @@ func (b *builder) emitInode(e *emitter, ino *inode) {
 		buf = le.AppendUint64(buf, size)
 		buf = le.AppendUint32(buf, u)
 		buf = le.AppendUint32(buf, ino.ino)
-		buf = le.AppendUint32(buf, ino.uid)
-		buf = le.AppendUint32(buf, ino.gid)
-		buf = le.AppendUint64(buf, uint64(ino.sec))
-		buf = le.AppendUint32(buf, ino.nsec)
+		buf = le.AppendUint32(buf, ino.src.UID)
+		buf = le.AppendUint32(buf, ino.src.GID)
+		buf = le.AppendUint64(buf, uint64(ino.src.MtimeSec))
+		buf = le.AppendUint32(buf, ino.src.MtimeNsec)
 		buf = le.AppendUint32(buf, ino.nlink)
 		buf = append(buf, zeros[:16]...)
 	}
@@ -217,11 +217,11 @@ func (b *builder) emitInode(e *emitter, ino *inode) {
 		e.emitDirents(ino, false, true)
 	case typ == tree.ModeSymlink:
 		if ino.nblocks == 0 {
-			e.writeString(ino.payload)
+			e.writeString(ino.src.Payload)
 		}
 	case typ == tree.ModeRegular && ino.tailsize > 0:
-		if ino.content != nil {
-			e.write(ino.content[uint64(len(ino.content))-ino.tailsize:])
+		if ino.src.Content != nil {
+			e.write(ino.src.Content[uint64(len(ino.src.Content))-ino.tailsize:])
 		} else {
 			e.nullChunks(chunkCount)
 		}
@@ -316,21 +316,21 @@ func (e *emitter) emitBlocks(ino *inode) {
 	}
 	switch ino.typ() {
 	case tree.ModeRegular:
-		if ino.content == nil {
+		if ino.src.Content == nil {
 			// A non-inline file whose chunk index didn't fit inline.
 			e.nullChunks(erofs.BlockSize / 4)
 			return
 		}
 		for i := uint64(0); i < ino.nblocks; i++ {
 			off := i * erofs.BlockSize
-			if off < uint64(len(ino.content)) {
-				end := min(off+erofs.BlockSize, uint64(len(ino.content)))
-				e.write(ino.content[off:end])
+			if off < uint64(len(ino.src.Content)) {
+				end := min(off+erofs.BlockSize, uint64(len(ino.src.Content)))
+				e.write(ino.src.Content[off:end])
 			}
 			e.align(erofs.BlockSize)
 		}
 	case tree.ModeSymlink:
-		e.writeString(ino.payload)
+		e.writeString(ino.src.Payload)
 		e.align(erofs.BlockSize)
 	}
 }

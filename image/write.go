@@ -19,10 +19,13 @@ package image
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math/bits"
+	"slices"
 	"sort"
 	"strings"
 
@@ -85,21 +88,16 @@ type xattr struct {
 // tree: overlay xattrs, whiteout conversion and "."/".." entries exist only
 // here.
 type inode struct {
-	src      *tree.Node // nil for the synthetic root whiteouts
-	parent   *inode
-	mode     uint32
-	nlink    uint32
-	uid, gid uint32
-	rdev     uint64
-	size     uint64
-	sec      int64
-	nsec     uint32
-	payload  string
-	content  []byte
-	xattrs   []xattr
-	space    int // upstream's xattr space accounting
-	dirents  []dirent
-	ino      uint32
+	src     *tree.Node // owner, rdev, mtime, payload and content come from here
+	parent  *inode
+	mode    uint32 // may differ from src's: whiteouts become regular files
+	nlink   uint32
+	size    uint64
+	xattrs  []xattr
+	space   int // upstream's xattr space accounting
+	dirents []dirent
+	ino     uint32
+	meta    [36]byte // the metacopy value, kept here to save an allocation
 
 	compact  bool
 	ipad     uint64
@@ -148,10 +146,10 @@ func (ino *inode) setXattr(name string, value []byte) error {
 }
 
 func (ino *inode) path() string {
-	if ino.src != nil {
-		return ino.src.Path()
+	if ino.src.Parent == nil && ino.parent != nil {
+		return "(root whiteout)"
 	}
-	return "(root whiteout)"
+	return ino.src.Path()
 }
 
 // builder lays out and writes one image.
@@ -252,18 +250,14 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 	if typ != tree.ModeDir && len(n.Children) > 0 {
 		return nil, fmt.Errorf("%w: %s: only directories can have children", ErrTree, n.Path())
 	}
-	ino := &inode{
-		src: n, parent: parent, mode: n.Mode, nlink: n.Nlink, uid: n.UID, gid: n.GID,
-		rdev: n.Rdev, size: n.Size, sec: n.MtimeSec, nsec: n.MtimeNsec,
-		payload: n.Payload, content: n.Content, space: n.XattrSpace(),
-	}
+	ino := &inode{src: n, parent: parent, mode: n.Mode, nlink: n.Nlink, size: n.Size, space: n.XattrSpace()}
 	if typ == tree.ModeSymlink && n.Payload == "" {
 		return nil, fmt.Errorf("%w: %s: symlink without a target", ErrTree, n.Path())
 	}
-	if typ == tree.ModeRegular && ino.content != nil && uint64(len(ino.content)) != ino.size {
-		return nil, fmt.Errorf("%w: %s: inline content is %d bytes but size is %d", ErrTree, n.Path(), len(ino.content), ino.size)
+	if typ == tree.ModeRegular && ino.src.Content != nil && uint64(len(ino.src.Content)) != ino.size {
+		return nil, fmt.Errorf("%w: %s: inline content is %d bytes but size is %d", ErrTree, n.Path(), len(ino.src.Content), ino.size)
 	}
-	if typ == tree.ModeRegular && ino.size > 0 && ino.content == nil {
+	if typ == tree.ModeRegular && ino.size > 0 && ino.src.Content == nil {
 		if _, count := chunking(ino.size); count > maxChunks {
 			return nil, fmt.Errorf("%w: %s: %d bytes is more than a composefs image can describe", ErrTree, n.Path(), ino.size)
 		}
@@ -271,7 +265,11 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 	b.byNode[n] = ino
 
 	// Escape the file's own overlay xattrs so overlayfs doesn't act on them.
-	ino.xattrs = make([]xattr, len(n.Xattrs), len(n.Xattrs)+2)
+	extra := 0
+	if typ == tree.ModeRegular && ino.size > 0 && ino.src.Content == nil {
+		extra = 2 // metacopy and redirect
+	}
+	ino.xattrs = make([]xattr, len(n.Xattrs), len(n.Xattrs)+extra)
 	for i, x := range n.Xattrs {
 		name := x.Name
 		if strings.HasPrefix(name, xattrTrustedOverlay) {
@@ -280,22 +278,25 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 		ino.xattrs[i] = xattr{name: name, value: x.Value, shared: -1}
 	}
 
-	if typ == tree.ModeRegular && ino.size > 0 && ino.content == nil {
+	if typ == tree.ModeRegular && ino.size > 0 && ino.src.Content == nil {
 		var meta []byte
 		if n.Digest != nil {
 			if len(n.Digest) != 32 {
 				return nil, fmt.Errorf("%w: %s: digest is %d bytes, want a 32-byte sha256 fs-verity digest", ErrTree, n.Path(), len(n.Digest))
 			}
-			meta = make([]byte, 4, 36)
+			meta = ino.meta[:]
 			meta[1] = 36 // length
 			meta[3] = 1  // FS_VERITY_HASH_ALG_SHA256
-			meta = append(meta, n.Digest...)
+			copy(meta[4:], n.Digest)
 		}
 		if err := ino.setXattr(xattrMetacopy, meta); err != nil {
 			return nil, err
 		}
 		if n.Payload != "" {
-			if err := ino.setXattr(xattrRedirect, []byte(joinSlash(n.Payload))); err != nil {
+			redirect := make([]byte, 1+len(n.Payload))
+			redirect[0] = '/' // upstream's maybe_join_path("/", payload)
+			copy(redirect[1:], n.Payload)
+			if err := ino.setXattr(xattrRedirect, redirect); err != nil {
 				return nil, err
 			}
 		}
@@ -303,7 +304,7 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 
 	// A whiteout in the tree becomes a regular file with escaped whiteout
 	// xattrs, and its directory is marked as holding whiteouts.
-	if typ == tree.ModeChar && ino.rdev == 0 {
+	if typ == tree.ModeChar && ino.src.Rdev == 0 {
 		ino.size = 0
 		ino.mode = tree.ModeRegular | ino.mode&^tree.ModeType
 		for _, name := range []string{xattrEscWhiteout, xattrUserWhiteout} {
@@ -344,9 +345,6 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 	return ino, nil
 }
 
-// joinSlash is upstream's maybe_join_path("/", p).
-func joinSlash(p string) string { return "/" + p }
-
 // finishRoot marks the root opaque and adds a whiteout for each of the 256
 // object-store directories (00…ff) the root doesn't already have, so that
 // the store's directories never show through the image.
@@ -361,10 +359,11 @@ func (b *builder) finishRoot(root *inode) error {
 		if root.src.Lookup(name) != nil {
 			continue
 		}
-		w := &inode{
-			parent: root, mode: tree.ModeChar | 0o644, nlink: 1,
-			uid: root.uid, gid: root.gid, sec: root.sec, nsec: root.nsec,
+		src := &tree.Node{
+			Mode: tree.ModeChar | 0o644, Nlink: 1, UID: root.src.UID, GID: root.src.GID,
+			MtimeSec: root.src.MtimeSec, MtimeNsec: root.src.MtimeNsec,
 		}
+		w := &inode{src: src, parent: root, mode: src.Mode, nlink: 1}
 		if hasSelinux {
 			if err := w.setXattr(xattrSelinux, selinux); err != nil {
 				return err
@@ -382,7 +381,7 @@ func (b *builder) finishRoot(root *inode) error {
 // (upstream's lcfs_compute_tree).
 func (b *builder) order(root *inode) error {
 	b.nodes = append(b.nodes[:0], root)
-	b.minSec, b.minNsec = root.sec, root.nsec
+	b.minSec, b.minNsec = root.src.MtimeSec, root.src.MtimeNsec
 	for i := 0; i < len(b.nodes); i++ {
 		ino := b.nodes[i]
 		ino.ino = uint32(i)
@@ -396,8 +395,8 @@ func (b *builder) order(root *inode) error {
 			ino.nlink = nlink
 		}
 		sort.Slice(ino.xattrs, func(i, j int) bool { return ino.xattrs[i].name < ino.xattrs[j].name })
-		if ino.sec < b.minSec || ino.sec == b.minSec && ino.nsec < b.minNsec {
-			b.minSec, b.minNsec = ino.sec, ino.nsec
+		if ino.src.MtimeSec < b.minSec || ino.src.MtimeSec == b.minSec && ino.src.MtimeNsec < b.minNsec {
+			b.minSec, b.minNsec = ino.src.MtimeSec, ino.src.MtimeNsec
 		}
 		for _, x := range ino.xattrs {
 			if x.name == xattrACLAccess || x.name == xattrACLDefault {
@@ -469,62 +468,89 @@ func xattrEntrySize(x *xattr) uint64 {
 
 // shareXattrs stores each name/value pair used by more than one inode once,
 // in the shared xattr area (upstream's compute_erofs_shared_xattrs).
+//
+// Most pairs are unique (every redirect and metacopy names one object), so
+// pairs are not kept in a map: a compact record per use is sorted by a hash
+// of the pair, and only uses whose hash recurs are compared byte for byte.
 func (b *builder) shareXattrs() {
-	type key struct{ name, value string }
-	type entry struct {
-		x      *xattr
-		count  int
-		offset int64
+	type use struct {
+		hash uint64
+		ino  uint32 // index in b.nodes
+		idx  uint32 // index in the inode's xattrs
 	}
-	counts := make(map[key]*entry)
-	for _, ino := range b.nodes {
-		for i := range ino.xattrs {
-			x := &ino.xattrs[i]
-			k := key{x.name, string(x.value)}
-			e := counts[k]
-			if e == nil {
-				e = &entry{x: x, offset: -1}
-				counts[k] = e
+	seed := maphash.MakeSeed()
+	var uses []use
+	for i, ino := range b.nodes {
+		for k := range ino.xattrs {
+			x := &ino.xattrs[k]
+			x.shared = -1
+			h := maphash.String(seed, x.name) ^ maphash.Bytes(seed, x.value)*0x9E3779B97F4A7C15
+			uses = append(uses, use{h, uint32(i), uint32(k)})
+		}
+	}
+	slices.SortFunc(uses, func(a, c use) int { return cmp.Compare(a.hash, c.hash) })
+	at := func(u use) *xattr { return &b.nodes[u.ino].xattrs[u.idx] }
+
+	// Within each run of equal hashes, split the uses into groups of equal
+	// pairs; a group of two or more is shared.
+	var groups [][]use
+	for i := 0; i < len(uses); {
+		j := i + 1
+		for j < len(uses) && uses[j].hash == uses[i].hash {
+			j++
+		}
+		run := uses[i:j]
+		for len(run) > 1 {
+			first := at(run[0])
+			same, rest := run[:0:0], run[:0]
+			for _, u := range run {
+				if x := at(u); x.name == first.name && bytes.Equal(x.value, first.value) {
+					same = append(same, u)
+				} else {
+					rest = append(rest, u)
+				}
 			}
-			e.count++
+			if len(same) > 1 {
+				groups = append(groups, same)
+			}
+			run = rest
 		}
+		i = j
 	}
-	var shared []*entry
-	for _, e := range counts {
-		if e.count > 1 {
-			shared = append(shared, e)
-		}
-	}
+	uses = nil
 	// Upstream's canonical order: by name, then value length, then value,
 	// all descending.
-	sort.Slice(shared, func(i, j int) bool {
-		a, c := shared[i].x, shared[j].x
+	slices.SortFunc(groups, func(g, h []use) int {
+		a, c := at(g[0]), at(h[0])
 		if a.name != c.name {
-			return a.name > c.name
+			return -strings.Compare(a.name, c.name)
 		}
 		if len(a.value) != len(c.value) {
-			return len(a.value) > len(c.value)
+			return -cmp.Compare(len(a.value), len(c.value))
 		}
-		return bytes.Compare(a.value, c.value) > 0
+		return -bytes.Compare(a.value, c.value)
 	})
 	var off uint64
-	for _, e := range shared {
-		e.offset = int64(off)
-		b.shared = append(b.shared, e.x)
-		off += xattrEntrySize(e.x)
+	for _, g := range groups {
+		x := at(g[0])
+		b.shared = append(b.shared, x)
+		for _, u := range g {
+			at(u).shared = int64(off)
+		}
+		off += xattrEntrySize(x)
 	}
 	b.sharedLen = off
+	// At most 128 shared references fit an inode's header count; the rest
+	// of a very xattr-rich inode's shared pairs are stored inline.
 	for _, ino := range b.nodes {
 		n := 0
-		for i := range ino.xattrs {
-			x := &ino.xattrs[i]
-			e := counts[key{x.name, string(x.value)}]
-			// At most 128 shared references fit an inode's header count.
-			if e.offset >= 0 && n < erofs.XattrLongPrefix {
-				x.shared = e.offset
-				n++
-			} else {
-				x.shared = -1
+		for k := range ino.xattrs {
+			if x := &ino.xattrs[k]; x.shared >= 0 {
+				if n < erofs.XattrLongPrefix {
+					n++
+				} else {
+					x.shared = -1
+				}
 			}
 		}
 	}
@@ -596,9 +622,9 @@ func (b *builder) placeInodes() {
 		case typ == tree.ModeDir:
 			ino.nblocks, ino.tailsize = dirSize(ino)
 		case typ == tree.ModeSymlink:
-			ino.nblocks, ino.tailsize = 0, uint64(len(ino.payload))
+			ino.nblocks, ino.tailsize = 0, uint64(len(ino.src.Payload))
 		case typ == tree.ModeRegular && ino.size > 0:
-			if ino.content != nil {
+			if ino.src.Content != nil {
 				ino.nblocks = ino.size / erofs.BlockSize
 				ino.tailsize = ino.size % erofs.BlockSize
 				if ino.tailsize > erofs.BlockSize/2 {
@@ -637,10 +663,10 @@ func (b *builder) placeInodes() {
 // fitsCompact reports whether ino can use a 32-byte inode: its mtime must be
 // the image's build time and its fields must fit the narrower types.
 func (b *builder) fitsCompact(ino *inode) bool {
-	if ino.sec != b.minSec || ino.nsec != b.minNsec {
+	if ino.src.MtimeSec != b.minSec || ino.src.MtimeNsec != b.minNsec {
 		return false
 	}
-	if ino.nlink > 0xffff || ino.uid > 0xffff || ino.gid > 0xffff {
+	if ino.nlink > 0xffff || ino.src.UID > 0xffff || ino.src.GID > 0xffff {
 		return false
 	}
 	size := ino.size

@@ -18,7 +18,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -360,10 +359,6 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 	}
 }
 
-// mmapMin is the size from which a file is hashed through a memory mapping
-// rather than read into a buffer (saving a copy per byte).
-const mmapMin = 1 << 20
-
 func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
 	f, err := os.Open(j.path)
 	if err != nil {
@@ -372,15 +367,6 @@ func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
 	defer f.Close()
 	h.Reset()
 	n := j.node
-	if n.Size >= mmapMin {
-		ok, err := digestMapped(f, n, h)
-		if err != nil {
-			return &Error{j.path, err}
-		}
-		if ok {
-			return setDigest(n, h)
-		}
-	}
 	var content []byte
 	if n.Size <= tree.RecommendedInlineMax {
 		content = make([]byte, 0, n.Size)
@@ -419,31 +405,4 @@ func setDigest(n *tree.Node, h *fsverity.Hasher) error {
 	d := fsverity.Hex(n.Digest)
 	n.Payload = d[:2] + "/" + d[2:]
 	return nil
-}
-
-// digestMapped hashes a file through a read-only mapping. It reports false
-// when the file can't be mapped (the caller then reads it). A file truncated
-// while mapped faults; that fault is turned into an error.
-func digestMapped(f *os.File, n *tree.Node, h *fsverity.Hasher) (ok bool, err error) {
-	fi, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	if uint64(fi.Size()) != n.Size {
-		return false, fmt.Errorf("file changed size while being read (%d bytes, then %d)", n.Size, fi.Size())
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(n.Size), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return false, nil
-	}
-	defer unix.Munmap(data)
-	_ = unix.Madvise(data, unix.MADV_SEQUENTIAL)
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			ok, err = false, fmt.Errorf("file changed while being read: %v", r)
-		}
-	}()
-	h.Write(data)
-	return true, nil
 }

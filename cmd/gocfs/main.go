@@ -92,6 +92,12 @@ func run(prog string, cmd *cobra.Command) int {
 		}
 	}
 	err := cmd.Execute()
+	if p := os.Getenv("GOCFS_MEMPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	if err == nil {
 		return 0
 	}
