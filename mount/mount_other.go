@@ -1,0 +1,38 @@
+//go:build !linux
+
+package mount
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+)
+
+// Mount mounts the composefs image at the path image on target. composefs
+// needs Linux: elsewhere it returns an error wrapping errors.ErrUnsupported.
+func Mount(image, target string, opts Options) error {
+	return unsupported()
+}
+
+// MountFile is [Mount] for an image that is already open. composefs needs
+// Linux: elsewhere it returns an error wrapping errors.ErrUnsupported.
+func MountFile(image *os.File, target string, opts Options) error {
+	return unsupported()
+}
+
+// Unmount unmounts the composefs mount at target. composefs needs Linux:
+// elsewhere it returns an error wrapping errors.ErrUnsupported.
+func Unmount(target string) error {
+	return unsupported()
+}
+
+// UnmountLazy detaches the mount at target. composefs needs Linux:
+// elsewhere it returns an error wrapping errors.ErrUnsupported.
+func UnmountLazy(target string) error {
+	return unsupported()
+}
+
+func unsupported() error {
+	return fmt.Errorf("composefs mounts need Linux, not %s: %w", runtime.GOOS, errors.ErrUnsupported)
+}

@@ -1,0 +1,170 @@
+//go:build linux
+
+package mount
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/gocfs/gocfs/fsverity"
+	"golang.org/x/sys/unix"
+)
+
+// verifiedSource checks that the image f has the fs-verity digest want and
+// returns the file to mount: f itself when it has fs-verity enabled (the
+// kernel then guarantees its content), otherwise a sealed private copy of
+// it whose digest was computed here. The caller closes a returned file that
+// is not f.
+func verifiedSource(f *os.File, name string, want []byte) (_ *os.File, retErr error) {
+	alg, got, err := fsverity.Measure(f)
+	switch {
+	case err == nil:
+		if alg != fsverity.SHA256 {
+			return nil, fmt.Errorf("%s: %w: the image has fs-verity with %s, expected SHA-256 digest %s", name, ErrDigestMismatch, alg, fsverity.Hex(want))
+		}
+		if !bytes.Equal(got, want) {
+			return nil, mismatch(name, want, got)
+		}
+		return f, nil
+	case errors.Is(err, fsverity.ErrNotSupported), errors.Is(err, fsverity.ErrNotEnabled):
+		// Compute it below.
+	default:
+		return nil, fmt.Errorf("measuring the fs-verity digest of %s: %w", name, err)
+	}
+
+	mf, size, err := sealedCopy(f, name)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			mf.Close()
+		}
+	}()
+	got, err = fsverity.Digest(io.NewSectionReader(mf, 0, size), fsverity.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("computing the fs-verity digest of %s: %w", name, err)
+	}
+	if !bytes.Equal(got, want) {
+		return nil, mismatch(name, want, got)
+	}
+	return mf, nil
+}
+
+func mismatch(name string, want, got []byte) error {
+	return fmt.Errorf("%s: %w: expected %s, image has %s", name, ErrDigestMismatch, fsverity.Hex(want), fsverity.Hex(got))
+}
+
+// sealedCopy copies f into a new memfd and seals it against every change,
+// so that what is checked afterwards is what gets mounted, whatever happens
+// to f meanwhile. It returns the memfd and its size.
+func sealedCopy(f *os.File, name string) (_ *os.File, _ int64, retErr error) {
+	fd, err := unix.MemfdCreate("gocfs:"+filepath.Base(name), unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, 0, fmt.Errorf("private copy of %s for the digest check (memfd_create): %w", name, err)
+	}
+	mf := os.NewFile(uintptr(fd), "memfd:"+name)
+	defer func() {
+		if retErr != nil {
+			mf.Close()
+		}
+	}()
+	// Copy to the end of f as it is now; the copy's size is what counts.
+	n, err := io.CopyBuffer(mf, io.NewSectionReader(f, 0, 1<<62), make([]byte, 1<<20))
+	if err != nil {
+		return nil, 0, fmt.Errorf("private copy of %s for the digest check: %w", name, err)
+	}
+	seals := unix.F_SEAL_WRITE | unix.F_SEAL_GROW | unix.F_SEAL_SHRINK | unix.F_SEAL_SEAL
+	if _, err := unix.FcntlInt(mf.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		return nil, 0, fmt.Errorf("sealing the private copy of %s: %w", name, err)
+	}
+	return mf, n, nil
+}
+
+// decideVerity says whether to pass verity=require to overlayfs, and tells
+// o.Notice when the object stores will not make that work as hoped.
+func decideVerity(o *Options) bool {
+	switch o.Verity {
+	case VerityRequire:
+		if ok, why := storesHaveVerity(o.Basedirs); !ok {
+			o.notice("verity: fs-verity is required, but %s: every file whose content is in the object store will fail to read (EIO)", why)
+		}
+		return true
+	case VerityTry:
+		if ok, why := storesHaveVerity(o.Basedirs); !ok {
+			o.notice("tryverity: mounting without fs-verity checks: %s", why)
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// storesHaveVerity tells whether every object store's file system supports
+// fs-verity and, as far as a sample shows, its objects have it enabled.
+// When not, why says what is missing.
+func storesHaveVerity(dirs []string) (ok bool, why string) {
+	for _, dir := range dirs {
+		d, err := os.Open(dir)
+		if err != nil {
+			return false, fmt.Sprintf("cannot probe %s for fs-verity: %v", dir, err)
+		}
+		// On a directory FS_IOC_MEASURE_VERITY answers ENODATA when the
+		// file system supports fs-verity, and EOPNOTSUPP or ENOTTY when
+		// it (or the kernel) does not.
+		_, _, err = fsverity.Measure(d)
+		d.Close()
+		switch {
+		case err == nil, errors.Is(err, fsverity.ErrNotEnabled):
+		case errors.Is(err, fsverity.ErrNotSupported):
+			return false, fmt.Sprintf("the file system of object store %s (or this kernel) has no fs-verity support", dir)
+		default:
+			return false, fmt.Sprintf("cannot probe %s for fs-verity: %v", dir, err)
+		}
+		if obj := sampleObject(dir); obj != "" {
+			f, err := os.Open(obj)
+			if err != nil {
+				continue
+			}
+			_, _, err = fsverity.Measure(f)
+			f.Close()
+			if errors.Is(err, fsverity.ErrNotEnabled) {
+				return false, fmt.Sprintf("objects in %s do not have fs-verity enabled (e.g. %s)", dir, obj)
+			}
+		}
+	}
+	return true, ""
+}
+
+// sampleObject returns the path of some regular file in the object store
+// dir (whose objects are in subdirectories named by two hex digits), or ""
+// when it finds none soon.
+func sampleObject(dir string) string {
+	d, err := os.Open(dir)
+	if err != nil {
+		return ""
+	}
+	names, _ := d.Readdirnames(64)
+	d.Close()
+	for _, n := range names {
+		if len(n) != 2 {
+			continue
+		}
+		sd, err := os.Open(filepath.Join(dir, n))
+		if err != nil {
+			continue
+		}
+		ents, _ := sd.ReadDir(8)
+		sd.Close()
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				return filepath.Join(dir, n, e.Name())
+			}
+		}
+	}
+	return ""
+}
