@@ -2,16 +2,21 @@ package scan_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 
+	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/internal/sample"
 	"github.com/gocfs/gocfs/scan"
+	"github.com/gocfs/gocfs/store"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -175,4 +180,47 @@ func upstreamMkcomposefs(t *testing.T) string {
 	}
 	t.Skip("skipping: upstream mkcomposefs not available (set GOCFS_UPSTREAM_BIN to compare by hand)")
 	return ""
+}
+
+// TestSampleStoreMatchesUpstream checks --digest-store's set of objects for
+// the sample tree against the list upstream's mkcomposefs wrote (208
+// objects; the sha256 of their sorted relative paths, one per line).
+func TestSampleStoreMatchesUpstream(t *testing.T) {
+	dir := sampleDir(t)
+	root, err := scan.Dir(dir, scan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects := filepath.Join(t.TempDir(), "objects")
+	st, err := store.Open(objects, store.Options{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ImportTree(context.Background(), root, dir, 2); err != nil {
+		t.Fatal(err)
+	}
+	var list []string
+	err = filepath.Walk(objects, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			rel, _ := filepath.Rel(objects, p)
+			list = append(list, rel)
+			// Content is what its name says.
+			d, err := fsverity.DigestFile(p, fsverity.SHA256)
+			if err != nil {
+				return err
+			}
+			if store.ObjectPath(d) != rel {
+				t.Errorf("object %s holds content with digest %x", rel, d)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(list)
+	sum := sha256.Sum256([]byte(strings.Join(list, "\n") + "\n"))
+	if len(list) != 208 || hex.EncodeToString(sum[:]) != "8bd9baf941a22ab830a47b2412905a90ba05444a095e78c79fd942766096f035" {
+		t.Fatalf("%d objects, list sha256 %x; want upstream's 208 objects", len(list), sum)
+	}
 }
