@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -97,7 +96,7 @@ func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, err
 		s.jobs = make(chan fileJob, 4096)
 		s.startDigesters(s.jobs, threads)
 	}
-	root, err := s.loadNode(path)
+	root, err := s.loadNodeAt(unix.AT_FDCWD, path, path)
 	if err == nil && root.IsDir() {
 		s.wg.Add(1)
 		s.scanDir(root, path)
@@ -165,18 +164,21 @@ func (s *scanner) scanDir(dir *tree.Node, path string) {
 		s.fail(&Error{path, err})
 		return
 	}
+	defer f.Close()
 	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
 		s.fail(&Error{path, err})
 		return
 	}
+	// Entries are looked up relative to the directory: cheaper than
+	// walking each full path again.
+	dirfd := int(f.Fd())
 	sort.Strings(names)
 	var subdirs []*tree.Node
 	var subpaths []string
 	for _, name := range names {
 		p := filepath.Join(path, name)
-		n, err := s.loadNode(p)
+		n, err := s.loadNodeAt(dirfd, name, p)
 		if err != nil {
 			s.fail(err)
 			return
@@ -207,10 +209,11 @@ func (s *scanner) scanDir(dir *tree.Node, path string) {
 	}
 }
 
-// loadNode reads one entry's metadata; it returns nil for a skipped device.
-func (s *scanner) loadNode(path string) (*tree.Node, error) {
+// loadNodeAt reads the metadata of name in directory dirfd (whose path is
+// path); it returns nil for a skipped device.
+func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 	var st unix.Stat_t
-	if err := unix.Lstat(path, &st); err != nil {
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, &Error{path, err}
 	}
 	typ := st.Mode & tree.ModeType
@@ -226,7 +229,7 @@ func (s *scanner) loadNode(path string) (*tree.Node, error) {
 	}
 	switch typ {
 	case tree.ModeSymlink:
-		target, err := os.Readlink(path)
+		target, err := readlinkAt(dirfd, name)
 		if err != nil {
 			return nil, &Error{path, err}
 		}
@@ -255,6 +258,22 @@ func (s *scanner) loadNode(path string) (*tree.Node, error) {
 		}
 	}
 	return n, nil
+}
+
+func readlinkAt(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+		if size > tree.MaxPathLen+1 {
+			return "", tree.ErrPathTooLong
+		}
+	}
 }
 
 func (s *scanner) readXattrs(n *tree.Node, path string) error {
@@ -360,11 +379,11 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 }
 
 func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
-	f, err := os.Open(j.path)
+	fd, err := unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return &Error{j.path, err}
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	h.Reset()
 	n := j.node
 	var content []byte
@@ -373,19 +392,23 @@ func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
 	}
 	var total uint64
 	for {
-		k, err := f.Read(buf)
-		if k > 0 {
-			h.Write(buf[:k])
-			if content != nil {
-				content = append(content, buf[:k]...)
-			}
-			total += uint64(k)
-		}
-		if err == io.EOF {
-			break
+		k, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
 		}
 		if err != nil {
 			return &Error{j.path, err}
+		}
+		if k == 0 {
+			break
+		}
+		h.Write(buf[:k])
+		if content != nil {
+			content = append(content, buf[:k]...)
+		}
+		total += uint64(k)
+		if total > n.Size {
+			break
 		}
 	}
 	if total != n.Size {
