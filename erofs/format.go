@@ -9,6 +9,23 @@
 // extended (64-byte) inodes, the inline xattr body and its entries, directory
 // entries and chunk indexes. composefs images add a 32-byte header in front
 // of the superblock ([ComposefsHeader]).
+//
+// # Reading
+//
+// [Open] opens an image over an [io.ReaderAt]; [Image.Inode] decodes an
+// inode, whose methods read its xattrs (inline ones first, then shared
+// ones, as upstream composefs does), directory entries, symlink target and
+// data (flat, tail-packed and chunk-based layouts; holes read as zeros).
+// [Image.FS] and [NewFS] give an [io/fs] view of the image that can take
+// composefs files' content from an object store.
+//
+// The reader never trusts the image: every offset, size, count, name
+// length, xattr index, shared xattr id, chunk index and inode number is
+// checked, directory cycles are detected, and no allocation is larger than
+// the image. Errors about the image wrap [ErrCorrupt], [ErrUnsupported],
+// [ErrCompressed], [ErrNotEROFS] or [ErrLimit], and all of them
+// [io/fs.ErrInvalid]; most are an [*Error] naming the inode and offset.
+// README.md lists the hostile-image cases handled.
 package erofs
 
 import "encoding/binary"
@@ -260,4 +277,19 @@ func XattrFilterHash(b []byte, seed uint32) uint32 {
 	h *= p3
 	h ^= h >> 16
 	return h
+}
+
+// Chunk index entry sizes: a chunk-based inode without ChunkFormatIndexes
+// maps each chunk with a le32 block address (the block map), one with it
+// uses struct erofs_inode_chunk_index.
+const (
+	BlockMapEntrySize = 4
+	ChunkIndexSize    = 8 // sizeof(struct erofs_inode_chunk_index)
+)
+
+// ChunkIndex is struct erofs_inode_chunk_index (8 bytes).
+type ChunkIndex struct {
+	Advise   uint16 // advise: unused
+	DeviceID uint16 // device_id: 0 is the primary device
+	BlkAddr  uint32 // blkaddr: NullAddr for a hole
 }

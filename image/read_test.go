@@ -21,10 +21,22 @@ import (
 )
 
 // Upstream tools, used when present (they are not in CI).
-const (
-	rdUpstreamBin = "/opt/upstream-cfs/bin"
-	rdAssetsDir   = "/work/shared/composefs-assets"
-)
+const rdUpstreamBin = "/opt/upstream-cfs/bin"
+
+// rdAssets returns upstream's reference assets directory: $GOCFS_ASSETS,
+// or shared/composefs-assets beside the repository; the test skips when
+// there is none.
+func rdAssets(t testing.TB) string {
+	t.Helper()
+	d := os.Getenv("GOCFS_ASSETS")
+	if d == "" {
+		d, _ = filepath.Abs("../../shared/composefs-assets")
+	}
+	if _, err := os.Stat(d); err != nil {
+		t.Skipf("no composefs assets (set GOCFS_ASSETS): %v", err)
+	}
+	return d
+}
 
 func rdUpstream(t testing.TB, tool string) string {
 	t.Helper()
@@ -130,10 +142,7 @@ func TestReadRoundTrip(t *testing.T) {
 // that the tree read back prints as upstream's composefs-info prints the
 // same image (when upstream is installed).
 func TestReadAssetsOurWriter(t *testing.T) {
-	dumps, _ := filepath.Glob(filepath.Join(rdAssetsDir, "*.dump*"))
-	if len(dumps) == 0 {
-		t.Skipf("no composefs assets in %s", rdAssetsDir)
-	}
+	dumps, _ := filepath.Glob(filepath.Join(rdAssets(t), "*.dump*"))
 	n := 0
 	for _, p := range dumps {
 		base := filepath.Base(p)
