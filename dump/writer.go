@@ -92,7 +92,13 @@ func AppendEntry(b []byte, n *tree.Node, path string) []byte {
 	}
 	b = append(b, ' ')
 	if t.Content != nil {
-		b = appendEscaped(b, t.Content, escapeLoneDash)
+		// SIZE bytes of content, as upstream prints (they differ only for
+		// a hostile image's whiteout that carries content).
+		c := t.Content
+		if uint64(len(c)) > t.Size {
+			c = c[:t.Size]
+		}
+		b = appendEscaped(b, c, escapeLoneDash)
 	} else {
 		b = append(b, '-')
 	}

@@ -9,6 +9,6 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
 	pkg=./$(dirname "${f#./}")
 	for fn in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
 		echo "== $pkg $fn ($t)"
-		go test "$pkg" -run '^$' -fuzz "^$fn\$" -fuzztime "$t"
+		go test "$pkg" -run "^$" -fuzz "^$fn\$" -fuzztime "$t" -fuzzminimizetime 2s
 	done
 done
