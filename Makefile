@@ -14,7 +14,7 @@ deps:
 	scripts/install-deps.sh
 
 # The whole suite: unit and real-mount tests (as root), then the fs-verity VM.
-test: deps test-go test-vm
+test: deps lint test-go test-vm
 
 test-go:
 	$(GO) vet ./...
@@ -27,6 +27,12 @@ fuzz:
 
 bench:
 	bench/run.sh
+
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 
 # fs-verity tests in a throwaway qemu VM (Debian 6.12 kernel); needs root on

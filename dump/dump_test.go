@@ -93,7 +93,7 @@ func TestParseErrors(t *testing.T) {
 	root := "/ 4096 40755 2 0 0 0 0.0 - - -\n"
 	for _, tc := range []struct {
 		name, in, want string
-		strict       bool
+		strict         bool
 	}{
 		{"empty", "", "no files", false},
 		{"no root", "/a 0 100644 1 0 0 0 0.0 - - -\n", "root", false},

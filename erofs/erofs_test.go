@@ -37,14 +37,12 @@ func openImage(t testing.TB, p string) (*erofs.Image, []byte) {
 
 // entry is one file of a manifest.
 type entry struct {
-	path, typ          string
-	perm               fs.FileMode
-	uid, gid           uint32
-	size               int64
-	mtime              int64
-	extra              string // content hash, symlink target or device
-	xattrs             []string
-	nlink, dev, parent uint64
+	path, typ string
+	perm      fs.FileMode
+	uid, gid  uint32
+	size      int64
+	mtime     int64
+	extra     string // content hash, symlink target or device
 }
 
 func (e entry) String() string {

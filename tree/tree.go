@@ -396,7 +396,10 @@ func (n *Node) Walk(fn func(path string, n *Node) error) error {
 	return walk(n.Path(), n, fn)
 }
 
-// SkipDir, returned by a Walk function, skips the directory's children.
+// SkipDir, returned by a Walk function, skips the directory's children (as
+// fs.SkipDir does for fs.WalkDir).
+//
+//lint:ignore ST1012 named like fs.SkipDir, which it mirrors
 var SkipDir = errors.New("skip this directory")
 
 func walk(path string, n *Node, fn func(string, *Node) error) error {

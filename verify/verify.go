@@ -212,8 +212,6 @@ const (
 	workSlack  = 1 << 20
 )
 
-var errLimit = errors.New("work limit reached")
-
 type verifier struct {
 	r           io.ReaderAt
 	size        int64
@@ -418,11 +416,10 @@ func (v *verifier) checkSuper() {
 
 // frame is a directory being checked.
 type frame struct {
-	path   string
-	nid    uint64
-	parent uint64
-	ents   []erofs.DirEntry
-	next   int
+	path string
+	nid  uint64
+	ents []erofs.DirEntry
+	next int
 }
 
 // walk checks every inode reachable from the root, depth first.

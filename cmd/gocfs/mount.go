@@ -116,8 +116,10 @@ func parseHelperArgs(args []string) (helperArgs, error) {
 	}
 	switch len(operands) {
 	case 0:
+		//lint:ignore ST1005 upstream's exact message
 		return h, errors.New("No source path specified")
 	case 1:
+		//lint:ignore ST1005 upstream's exact message
 		return h, errors.New("No mount path specified")
 	case 2:
 	default:
