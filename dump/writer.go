@@ -26,29 +26,15 @@ func (w *Writer) Flush() error { return w.w.Flush() }
 // WriteTree prints root and everything below it, parents before children,
 // children in name order, and flushes.
 func (w *Writer) WriteTree(root *tree.Node) error {
-	if err := w.writeNode(root, "/"); err != nil {
+	err := root.Walk(func(path string, n *tree.Node) error {
+		w.buf = AppendEntry(w.buf[:0], n, path)
+		_, err := w.w.Write(w.buf)
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	return w.w.Flush()
-}
-
-func (w *Writer) writeNode(n *tree.Node, path string) error {
-	w.buf = AppendEntry(w.buf[:0], n, path)
-	if _, err := w.w.Write(w.buf); err != nil {
-		return err
-	}
-	for _, c := range n.Children {
-		var p string
-		if path == "/" {
-			p = "/" + c.Name
-		} else {
-			p = path + "/" + c.Name
-		}
-		if err := w.writeNode(c, p); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // AppendEntry appends the dump line (with its newline) of node n at path.

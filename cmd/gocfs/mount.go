@@ -241,6 +241,9 @@ it add to or override them.`,
 	fl.BoolVar(&f.ro, "ro", false, "mount read-only even with --upperdir")
 	fl.StringVarP(&f.options, "options", "o", "", "mount.composefs options (comma-separated)")
 	cmd.MarkFlagsMutuallyExclusive("verity", "tryverity")
+	if mountFlagsHook != nil {
+		mountFlagsHook(cmd) // fuse.go: --fuse and friends
+	}
 	return cmd
 }
 
@@ -289,6 +292,9 @@ func runMount(cmd *cobra.Command, f *mountFlags, args []string) error {
 	}
 	stderr := cmd.ErrOrStderr()
 	opts.Notice = func(msg string) { fmt.Fprintf(stderr, "gocfs: %s\n", msg) }
+	if mountRunHook != nil {
+		return mountRunHook(cmd, args[0], args[1], opts) // fuse.go: kernel or FUSE mount
+	}
 	if err := mount.Mount(args[0], args[1], opts); err != nil {
 		return fmt.Errorf("mounting %s on %s: %w", args[0], args[1], err)
 	}
@@ -304,6 +310,9 @@ func newUmountCmd() *cobra.Command {
 detached at once and goes away when nothing uses it any more.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if umountHook != nil {
+				return umountHook(args[0], lazy) // fuse.go: also a user's FUSE mount
+			}
 			if lazy {
 				return mount.UnmountLazy(args[0])
 			}
