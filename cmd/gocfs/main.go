@@ -24,7 +24,12 @@ var personalities = map[string]func() *cobra.Command{}
 // subcommands are gocfs-only commands.
 var subcommands []func() *cobra.Command
 
+// argRewrites adjust gocfs's own command line (os.Args) before parsing, for
+// forms cobra can't express (such as cfsctl's "gocfs --repo PATH COMMAND").
+var argRewrites []func(args []string) []string
+
 func registerPersonality(name string, mk func() *cobra.Command) { personalities[name] = mk }
+func registerArgRewrite(f func(args []string) []string)         { argRewrites = append(argRewrites, f) }
 func registerCommand(mk func() *cobra.Command)                  { subcommands = append(subcommands, mk) }
 
 // exitError carries a process exit code through cobra.
@@ -75,7 +80,12 @@ func main() {
 		cmd.SilenceErrors = true
 		cmd.SetArgs(os.Args[1:])
 	} else {
+		args := os.Args
+		for _, f := range argRewrites {
+			args = f(args)
+		}
 		cmd = rootCommand()
+		cmd.SetArgs(args[1:])
 		prog = "gocfs"
 	}
 	code := run(prog, cmd)

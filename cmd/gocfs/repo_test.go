@@ -1,0 +1,198 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/internal/testutil"
+	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/repo"
+	"github.com/gocfs/gocfs/scan"
+)
+
+func TestRouteRepoArgs(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"gocfs", "--repo", "/r", "init"}, []string{"gocfs", "repo", "--repo", "/r", "init"}},
+		{[]string{"gocfs", "--repo=/r", "mount", "x", "/mnt"}, []string{"gocfs", "repo", "--repo=/r", "mount", "x", "/mnt"}},
+		{[]string{"gocfs", "mount", "--repo", "/r"}, []string{"gocfs", "mount", "--repo", "/r"}},
+		{[]string{"gocfs", "repo", "--repo", "/r", "gc"}, []string{"gocfs", "repo", "--repo", "/r", "gc"}},
+		{[]string{"gocfs", "--repository"}, []string{"gocfs", "--repository"}},
+		{[]string{"gocfs"}, []string{"gocfs"}},
+	} {
+		if got := routeRepoArgs(tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("routeRepoArgs(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// runRepo runs "gocfs repo --repo DIR ARGS" in-process with stdin as its
+// standard input.
+func runRepo(t *testing.T, dir string, stdin io.Reader, args ...string) (int, string) {
+	t.Helper()
+	cmd := rootCommand()
+	cmd.SetArgs(append([]string{"repo", "--repo", dir}, args...))
+	if stdin != nil {
+		cmd.SetIn(stdin)
+	}
+	return runCaptured(t, cmd.SetOut, cmd.SetErr, func() int { return run("gocfs", cmd) })
+}
+
+func TestRepoCommands(t *testing.T) {
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	testutil.MakeSampleTree(t, src, testutil.SampleOptions{Seed: 3})
+	root, err := scan.Dir(src, scan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := image.Digest(root, image.DefaultOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fsverity.Hex(d)
+	dir := filepath.Join(tmp, "repo")
+	ok := func(code int, out string, args ...string) string {
+		t.Helper()
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", args, code, out)
+		}
+		return out
+	}
+	repoOK := func(stdin io.Reader, args ...string) string {
+		t.Helper()
+		code, out := runRepo(t, dir, stdin, args...)
+		return ok(code, out, args...)
+	}
+
+	if out := repoOK(nil, "init", "--json"); !strings.Contains(out, `"algorithm": "fsverity-sha256-12"`) {
+		t.Errorf("init: %s", out)
+	}
+	if out := repoOK(nil, "create-image", src, "refs/app/1"); strings.TrimSpace(out) != want {
+		t.Errorf("create-image printed %q; mkcomposefs's digest is %s", out, want)
+	}
+	var res repo.ImportResult
+	if err := json.Unmarshal([]byte(repoOK(nil, "create-image", "--json", src)), &res); err != nil || res.Image != want || res.NewObjects != 0 {
+		t.Errorf("create-image --json: %+v, %v", res, err)
+	}
+	repoOK(nil, "tag", "other", "app/1")
+	var images []repo.ImageInfo
+	if err := json.Unmarshal([]byte(repoOK(nil, "images", "--json")), &images); err != nil ||
+		len(images) != 1 || images[0].Digest != want || !reflect.DeepEqual(images[0].Refs, []string{"app/1", "other"}) {
+		t.Errorf("images --json: %+v, %v", images, err)
+	}
+	if out := repoOK(nil, "images"); !strings.HasPrefix(out, want+" ") || !strings.Contains(out, "app/1 other") {
+		t.Errorf("images: %q", out)
+	}
+	objects := strings.Fields(repoOK(nil, "image-objects", want))
+	if len(objects) != res.Objects || len(objects) == 0 {
+		t.Fatalf("image-objects: %d objects, create-image said %d", len(objects), res.Objects)
+	}
+
+	// import-image: from standard input, into a repository that lacks the
+	// objects, then into one that has them.
+	img, err := os.ReadFile(filepath.Join(dir, "images", want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(tmp, "empty")
+	ok(runRepo(t, empty, nil, "init", "--hash", "sha256"))
+	code, out := runRepo(t, empty, strings.NewReader(string(img)), "import-image", "x")
+	if code == 0 || !strings.Contains(out, "does not have") || !strings.Contains(out, objects[0]) {
+		t.Errorf("import-image without objects: exit %d: %s", code, out)
+	}
+	if out := repoOK(strings.NewReader(string(img)), "import-image", "imported"); strings.TrimSpace(out) != want {
+		t.Errorf("import-image printed %q, want %s", out, want)
+	}
+
+	if out := repoOK(nil, "fsck"); !strings.Contains(out, "0 problem(s)") {
+		t.Errorf("fsck: %s", out)
+	}
+	if out := repoOK(nil, "gc", "--dry-run"); !strings.Contains(out, "would remove 0 image(s), 0 object(s)") {
+		t.Errorf("gc --dry-run: %s", out)
+	}
+
+	// A flipped byte: fsck names the object and the image, exit 1.
+	obj := filepath.Join(dir, "objects", objects[0][:2], objects[0][2:])
+	data, err := os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 1
+	if err := os.WriteFile(obj, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out = runRepo(t, dir, nil, "fsck")
+	if code != 1 || !strings.Contains(out, "object-corrupt: objects/"+objects[0][:2]+"/"+objects[0][2:]) ||
+		!strings.Contains(out, "used by image "+want+" (refs: app/1, imported, other)") ||
+		!strings.Contains(out, "image-damaged: images/"+want) {
+		t.Errorf("fsck of a corrupt object: exit %d:\n%s", code, out)
+	}
+	code, out = runRepo(t, dir, nil, "fsck", "--json")
+	var fr repo.FsckResult
+	if err := json.Unmarshal([]byte(out), &fr); code != 1 || err != nil || len(fr.Problems) != 2 {
+		t.Errorf("fsck --json: exit %d, %v: %s", code, err, out)
+	}
+	os.Remove(obj)
+	code, out = runRepo(t, dir, nil, "fsck")
+	if code != 1 || !strings.Contains(out, "object-missing: objects/"+objects[0][:2]) {
+		t.Errorf("fsck of a missing object: exit %d:\n%s", code, out)
+	}
+
+	for _, ref := range []string{"app/1", "refs/other", "imported"} {
+		repoOK(nil, "untag", ref)
+	}
+	var g repo.GCResult
+	if err := json.Unmarshal([]byte(repoOK(nil, "gc", "--json")), &g); err != nil || len(g.ImagesRemoved) != 1 || g.ObjectsRemoved != len(objects) {
+		t.Errorf("gc --json: %+v, %v", g, err)
+	}
+	if out := repoOK(nil, "fsck"); !strings.Contains(out, "checked 0 object(s)") {
+		t.Errorf("fsck after gc: %s", out)
+	}
+	if code, out := runRepo(t, dir, nil, "untag", "app/1"); code == 0 {
+		t.Errorf("untag of a missing reference: %s", out)
+	}
+	if code, out := runRepo(t, filepath.Join(tmp, "nope"), nil, "images"); code == 0 || !strings.Contains(out, "init") {
+		t.Errorf("images in no repository: exit %d: %s", code, out)
+	}
+}
+
+// The cfsctl form, "gocfs --repo PATH COMMAND", with the real binary, and
+// a real mount (whose name is also a top-level gocfs command).
+func TestRepoBinary(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := testutil.GocfsBinary(t)
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	testutil.MakeSampleTree(t, src, testutil.DefaultSampleOptions())
+	dir := filepath.Join(tmp, "repo")
+	gocfs := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("gocfs %q: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	gocfs("--repo", dir, "init", "--hash", "sha512")
+	digest := strings.TrimSpace(gocfs("--repo="+dir, "create-image", src, "rootfs"))
+	if len(digest) != 128 {
+		t.Fatalf("create-image printed %q, want a SHA-512 digest", digest)
+	}
+	mnt := filepath.Join(tmp, "mnt")
+	os.Mkdir(mnt, 0o755)
+	gocfs("--repo", dir, "mount", "rootfs", mnt)
+	defer mount.UnmountLazy(mnt)
+	testutil.CompareTrees(t, src, mnt, testutil.CompareOptions{ComposefsWhiteouts: true})
+	gocfs("umount", mnt)
+	if out := gocfs("--repo", dir, "fsck"); !strings.Contains(out, "0 problem(s)") {
+		t.Errorf("fsck: %s", out)
+	}
+}

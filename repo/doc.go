@@ -1,0 +1,55 @@
+// Package repo is a composefs repository: a content-addressed object store
+// shared by any number of composefs images, with named references to the
+// images, garbage collection and a consistency check. Its layout is the one
+// of composefs-rs (the cfsctl tool), so that both can work on the same
+// repository where their algorithms agree:
+//
+//	REPO/
+//	├── meta.json                  format version, digest algorithm, feature flags
+//	├── objects/XX/REST            file content (and images), named by fs-verity digest
+//	├── images/DIGEST              -> ../objects/XX/REST: the images known to the repository
+//	├── images/refs/NAME           -> ../DIGEST (../../DIGEST for a/NAME …): named images
+//	├── streams/                   composefs-rs split streams (gocfs does not write these)
+//	└── tmp/                       gocfs's staging area (not in composefs-rs)
+//
+// An image is itself an object: an EROFS composefs image whose regular
+// files point at objects by their path ("XX/REST") and, in SHA-256
+// repositories, carry the objects' fs-verity digests for overlayfs to
+// check. Only images linked under images/ are ever mounted.
+//
+// # Crash safety
+//
+// An object only ever appears complete under its final name. New content
+// is written to an unnamed temporary file (O_TMPFILE) in the objects
+// directory, its digest computed as it is written and checked against the
+// name it is to get; the content of a batch of objects is made durable
+// (syncfs) before any of them gets its name (linkat), and those names are
+// made durable before an image that refers to them is linked under images/.
+// A killed import leaves at most objects that nothing refers to yet, which
+// [Repo.GC] removes. Image and reference names are symlinks, created in one
+// step (symlinkat) or replaced atomically (a symlink made under tmp/, then
+// renamed over the old one).
+//
+// # Concurrency
+//
+// Any number of processes may import into a repository at once: objects are
+// deduplicated by name, and whoever links a name first wins (the content is
+// the same by construction). Operations that add to the repository hold a
+// shared flock(2) on the repository directory for their whole duration;
+// [Repo.GC] holds an exclusive one, so it never runs while an import is
+// under way and can't delete an object that an import found already present
+// and is about to refer to. composefs-rs takes the same locks on the same
+// directory, so gocfs and cfsctl exclude each other too.
+//
+// # Digest algorithms
+//
+// A repository uses one fs-verity digest algorithm, recorded in meta.json:
+// SHA-256 (the default, the one upstream composefs images carry and
+// mount.composefs checks) or SHA-512. In a SHA-512 repository, objects and
+// images are named by their SHA-512 fs-verity digests, but the images carry
+// no per-file digests (the image format gocfs writes, upstream's, only has
+// room for SHA-256 ones), so overlayfs can't check objects at mount time
+// there; the image's own digest is always checked, and [Repo.Fsck] checks
+// every object. See docs/repository.md for all the differences from
+// composefs-rs.
+package repo

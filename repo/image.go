@@ -1,0 +1,179 @@
+package repo
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/tree"
+)
+
+// objUse is an object an image refers to, and where.
+type objUse struct {
+	rel    string // "XX/REST"
+	digest []byte
+	files  []string // paths in the image with that content
+}
+
+// objectsOf lists the objects root refers to, sorted by path, and what is
+// wrong with the files that do not refer to one properly.
+func (r *Repo) objectsOf(root *tree.Node) ([]*objUse, []string) {
+	byRel := make(map[string]*objUse)
+	var problems []string
+	root.Walk(func(p string, n *tree.Node) error {
+		if !hasObject(n) {
+			return nil
+		}
+		if n.Payload == "" {
+			problems = append(problems, fmt.Sprintf("%s: %d-byte file with neither inline content nor an object", p, n.Size))
+			return nil
+		}
+		d, err := r.ParseObjectRel(n.Payload)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", p, err))
+			return nil
+		}
+		if r.alg == fsverity.SHA256 && n.Digest != nil && !bytes.Equal(n.Digest, d) {
+			problems = append(problems, fmt.Sprintf("%s: its fs-verity digest %s is not that of its object %s", p, fsverity.Hex(n.Digest), n.Payload))
+		}
+		rel := ObjectRel(d)
+		u := byRel[rel]
+		if u == nil {
+			u = &objUse{rel: rel, digest: d}
+			byRel[rel] = u
+		}
+		u.files = append(u.files, p)
+		return nil
+	})
+	uses := make([]*objUse, 0, len(byRel))
+	for _, u := range byRel {
+		uses = append(uses, u)
+	}
+	sort.Slice(uses, func(i, j int) bool { return uses[i].rel < uses[j].rel })
+	return uses, problems
+}
+
+// readImage reads the image with the given digest from its object.
+func (r *Repo) readImage(digest []byte) (*tree.Node, error) {
+	f, err := os.Open(r.ObjectPath(digest))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return image.Read(f, fi.Size(), image.ReadOptions{})
+}
+
+// ReadImage reads the image called name (see Resolve) into a tree, and
+// returns its digest. The image's digest is not checked (Fsck does).
+func (r *Repo) ReadImage(name string) (*tree.Node, []byte, error) {
+	unlock, err := r.lock(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	d, err := r.Resolve(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	root, err := r.readImage(d)
+	if err != nil {
+		return nil, nil, fmt.Errorf("repo: image %s: %w", fsverity.Hex(d), err)
+	}
+	return root, d, nil
+}
+
+// ImageObjects returns the digests (hex, sorted) of the objects the image
+// called name refers to.
+func (r *Repo) ImageObjects(name string) ([]string, error) {
+	root, d, err := r.ReadImage(name)
+	if err != nil {
+		return nil, err
+	}
+	uses, problems := r.objectsOf(root)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("repo: image %s: %s", fsverity.Hex(d), problems[0])
+	}
+	out := make([]string, len(uses))
+	for i, u := range uses {
+		out[i] = fsverity.Hex(u.digest)
+	}
+	return out, nil
+}
+
+// Mount mounts the image called name (see Resolve) on target, with the
+// repository's object store as basedir. The image's digest is checked as
+// mount.composefs's digest= option does (in a SHA-256 repository that is
+// the option itself). opts.Basedirs and opts.ExpectedDigest are set here;
+// the rest of opts is used as given (opts.Verity: mount.VerityTry is what
+// the command line uses by default).
+//
+// In a SHA-512 repository the images carry no per-file digests, so
+// overlayfs can't check the objects: Mount then mounts with VerityOff,
+// refuses VerityRequire, and says so through the Notice option for
+// VerityTry.
+func (r *Repo) Mount(name, target string, opts mount.Options) error {
+	unlock, err := r.lock(false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	d, err := r.Resolve(name)
+	if err != nil {
+		return err
+	}
+	path := r.ObjectPath(d)
+	opts.Basedirs = []string{r.ObjectsDir()}
+	if opts.Notice == nil {
+		opts.Notice = r.opts.Notice
+	}
+	switch r.alg {
+	case fsverity.SHA256:
+		opts.ExpectedDigest = fsverity.Hex(d)
+	default:
+		switch opts.Verity {
+		case mount.VerityRequire:
+			return fmt.Errorf("repo: images in a %s repository carry no per-file digests: overlayfs can't require fs-verity", r.alg)
+		case mount.VerityTry:
+			if opts.Notice != nil {
+				opts.Notice(fmt.Sprintf("not checking objects with fs-verity: images in a %s repository carry no per-file digests", r.alg))
+			}
+		}
+		opts.Verity = mount.VerityOff
+		// Check the image's own digest here, and have mount check the
+		// SHA-256 digest of the same content, which it knows how to.
+		sha256, err := r.verifyImageFile(path, d)
+		if err != nil {
+			return err
+		}
+		opts.ExpectedDigest = fsverity.Hex(sha256)
+	}
+	return mount.Mount(path, target, opts)
+}
+
+// verifyImageFile checks that the file at path has the repository digest
+// d, and returns its SHA-256 fs-verity digest, computed from the same read.
+func (r *Repo) verifyImageFile(path string, d []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("repo: %w", err)
+	}
+	defer f.Close()
+	h := fsverity.New(r.alg)
+	h256 := fsverity.New(fsverity.SHA256)
+	if _, err := io.Copy(io.MultiWriter(h, h256), f); err != nil {
+		return nil, fmt.Errorf("repo: reading %s: %w", path, err)
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, d) {
+		return nil, fmt.Errorf("%w: image %s has digest %s", ErrCorrupt, fsverity.Hex(d), fsverity.Hex(got))
+	}
+	return h256.Sum(nil), nil
+}
