@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -75,6 +76,7 @@ type scanner struct {
 type fileJob struct {
 	node *tree.Node
 	path string
+	fd   int // an open descriptor of the file, or -1 to open path
 }
 
 // DirContext is Dir with a context that can cancel the scan.
@@ -239,12 +241,24 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 	case tree.ModeRegular:
 		if n.Size > 0 && !s.opts.NoDigests {
 			if s.jobs != nil {
-				s.jobs <- fileJob{n, path}
-			} else {
-				s.filesM.Lock()
-				s.files = append(s.files, fileJob{n, path})
-				s.filesM.Unlock()
+				// Opened here, relative to its directory, and handed to a
+				// digest worker: cheaper than walking the full path again.
+				fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+				if err != nil {
+					return nil, &Error{path, err}
+				}
+				if !s.opts.SkipXattrs {
+					if err := s.readXattrs(n, path, fd); err != nil {
+						unix.Close(fd)
+						return nil, &Error{path, err}
+					}
+				}
+				s.jobs <- fileJob{n, path, fd}
+				return n, nil
 			}
+			s.filesM.Lock()
+			s.files = append(s.files, fileJob{n, path, -1})
+			s.filesM.Unlock()
 		}
 	}
 	if s.ids != nil && typ != tree.ModeDir && st.Nlink > 1 {
@@ -253,7 +267,7 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 		s.mu.Unlock()
 	}
 	if !s.opts.SkipXattrs {
-		if err := s.readXattrs(n, path); err != nil {
+		if err := s.readXattrs(n, path, -1); err != nil {
 			return nil, &Error{path, err}
 		}
 	}
@@ -276,13 +290,28 @@ func readlinkAt(dirfd int, name string) (string, error) {
 	}
 }
 
-func (s *scanner) readXattrs(n *tree.Node, path string) error {
-	buf := make([]byte, 1024)
+// readXattrs reads the xattrs of n, through fd when it is >= 0, else by
+// path (not following a symlink).
+func (s *scanner) readXattrs(n *tree.Node, path string, fd int) error {
+	list := func(b []byte) (int, error) {
+		if fd >= 0 {
+			return unix.Flistxattr(fd, b)
+		}
+		return unix.Llistxattr(path, b)
+	}
+	get := func(name string, b []byte) (int, error) {
+		if fd >= 0 {
+			return unix.Fgetxattr(fd, name, b)
+		}
+		return unix.Lgetxattr(path, name, b)
+	}
+	var small [512]byte
+	buf := small[:]
 	var size int
 	for {
-		sz, err := unix.Llistxattr(path, buf)
+		sz, err := list(buf)
 		if err == unix.ERANGE {
-			sz, err = unix.Llistxattr(path, nil)
+			sz, err = list(nil)
 			if err != nil {
 				return err
 			}
@@ -311,9 +340,9 @@ func (s *scanner) readXattrs(n *tree.Node, path string) error {
 		}
 		var v []byte
 		for {
-			sz, err := unix.Lgetxattr(path, name, val)
+			sz, err := get(name, val)
 			if err == unix.ERANGE {
-				sz, err = unix.Lgetxattr(path, name, nil)
+				sz, err = get(name, nil)
 				if err != nil {
 					return fmt.Errorf("xattr %s: %w", name, err)
 				}
@@ -368,9 +397,12 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 			buf := make([]byte, 128<<10)
 			for j := range jobs {
 				if s.failed() {
+					if j.fd >= 0 {
+						unix.Close(j.fd)
+					}
 					continue
 				}
-				if err := digestFile(j, h, buf); err != nil {
+				if err := digestFile(j, h, buf, threads); err != nil {
 					s.fail(err)
 				}
 			}
@@ -378,14 +410,26 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 	}
 }
 
-func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
-	fd, err := unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err != nil {
-		return &Error{j.path, err}
+// parallelMin is the size from which one file is hashed by several
+// goroutines, so that a large file late in the scan doesn't leave the other
+// cores idle.
+const parallelMin = 16 << 20
+
+func digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int) error {
+	fd := j.fd
+	if fd < 0 {
+		var err error
+		fd, err = unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		if err != nil {
+			return &Error{j.path, err}
+		}
 	}
 	defer unix.Close(fd)
-	h.Reset()
 	n := j.node
+	if n.Size >= parallelMin && threads > 1 {
+		return digestLarge(fd, j, threads)
+	}
+	h.Reset()
 	var content []byte
 	if n.Size <= tree.RecommendedInlineMax {
 		content = make([]byte, 0, n.Size)
@@ -424,8 +468,50 @@ func digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
 }
 
 func setDigest(n *tree.Node, h *fsverity.Hasher) error {
-	n.Digest = h.Sum(nil)
-	d := fsverity.Hex(n.Digest)
-	n.Payload = d[:2] + "/" + d[2:]
+	setPayload(n, h.Sum(nil))
 	return nil
+}
+
+func setPayload(n *tree.Node, digest []byte) {
+	n.Digest = digest
+	d := fsverity.Hex(digest)
+	n.Payload = d[:2] + "/" + d[2:]
+}
+
+// digestLarge hashes a large file with several goroutines.
+func digestLarge(fd int, j fileJob, threads int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &Error{j.path, err}
+	}
+	if uint64(st.Size) != j.node.Size {
+		return &Error{j.path, fmt.Errorf("file changed size while being read (%d bytes, then %d)", j.node.Size, st.Size)}
+	}
+	d, err := fsverity.DigestReaderAt(context.Background(), fdReaderAt(fd), st.Size, fsverity.SHA256, threads)
+	if err != nil {
+		return &Error{j.path, err}
+	}
+	setPayload(j.node, d)
+	return nil
+}
+
+// fdReaderAt reads a descriptor with pread (it doesn't own the descriptor).
+type fdReaderAt int
+
+func (f fdReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := unix.Pread(int(f), p[n:], off+int64(n))
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if k == 0 {
+			return n, io.EOF
+		}
+		n += k
+	}
+	return n, nil
 }
