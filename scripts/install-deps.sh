@@ -14,6 +14,7 @@ pkgs=(
 	xz-utils        # kernel modules are .ko.xz
 	cpio
 	kmod
+	docker-registry # a real registry on 127.0.0.1 for the OCI tests
 )
 
 missing=()

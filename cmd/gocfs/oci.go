@@ -1,0 +1,316 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/oci"
+)
+
+func init() {
+	registerCommand(newOCICmd)
+	registerArgRewrite(routeOCIArgs)
+}
+
+// routeOCIArgs makes "gocfs --repo PATH oci …" (and "gocfs repo --repo
+// PATH oci …", what routeRepoArgs makes of it, whichever rewrite runs
+// first) mean "gocfs oci --repo PATH …": the OCI commands live under
+// "oci", which takes the repository flags.
+func routeOCIArgs(args []string) []string {
+	i := 1
+	if len(args) > 1 && args[1] == "repo" {
+		i = 2
+	}
+	start := i
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		a := args[i]
+		i++
+		if (a == "--repo" || a == "--threads") && i < len(args) {
+			i++
+		}
+	}
+	if start == 1 && i == 1 || i >= len(args) || args[i] != "oci" {
+		return args
+	}
+	out := append([]string{args[0], "oci"}, args[start:i]...)
+	return append(out, args[i+1:]...)
+}
+
+func newOCICmd() *cobra.Command {
+	var rf repoFlags
+	cmd := &cobra.Command{
+		Use:   "oci [--repo PATH] COMMAND",
+		Short: "Pull OCI images into a repository, and mount them",
+		Long: `Pull OCI container images into a composefs repository and mount them.
+Layers are streamed into the object store (nothing is unpacked to disk) and
+kept as split streams that give back each layer's tar archive byte for byte;
+the merged layers become a composefs image named after the image. "gocfs
+--repo PATH oci COMMAND" is the same as "gocfs oci --repo PATH COMMAND".
+See docs/oci.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&rf.path, "repo", "", "the repository `PATH` (default /sysroot/composefs as root, else ~/.var/lib/composefs, as cfsctl)")
+	pf.BoolVar(&rf.json, "json", false, "print results as JSON")
+	pf.IntVar(&rf.threads, "threads", 0, "parallel workers for hashing and copying (default: the number of CPUs)")
+	cmd.AddCommand(newOCIPullCmd(&rf), newOCIImagesCmd(&rf), newOCIInspectCmd(&rf),
+		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf))
+	return cmd
+}
+
+func newOCIPullCmd(rf *repoFlags) *cobra.Command {
+	var opts oci.PullOptions
+	cmd := &cobra.Command{
+		Use:   "pull SOURCE [NAME]",
+		Short: "Pull an OCI image into the repository",
+		Long: `Pull the OCI image SOURCE into the repository and name it NAME (images/refs/NAME
+for its composefs image, streams/refs/oci/NAME for its record). SOURCE is a
+registry reference ("registry.example/repo:tag", "docker://" optional;
+credentials from the docker configuration), "oci:DIR[:TAG]" (an OCI image
+layout) or "docker-archive:FILE[:REF]" (a docker save archive). NAME defaults
+to the full registry reference, the layout's TAG or the archive's tag. Layers
+the repository has already are not read again, so an interrupted pull goes
+on where it stopped. Prints the composefs image's digest.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			if len(args) == 2 {
+				opts.Name = refName(args[1])
+			}
+			opts.Progress = layerBars(cmd.ErrOrStderr())
+			ctx, cancel := interruptible()
+			defer cancel()
+			res, err := oci.Pull(ctx, r, args[0], opts)
+			if err != nil {
+				return err
+			}
+			return rf.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, res.Image) })
+		},
+	}
+	cmd.Flags().StringVar(&opts.Platform, "platform", "", "the platform to pick from a multi-platform image (OS/ARCH[/VARIANT]; default linux and this machine's)")
+	cmd.Flags().BoolVar(&opts.Insecure, "insecure", false, "allow plain HTTP to the registry (always allowed to localhost)")
+	return cmd
+}
+
+// layerBars returns a progress reporter drawing a bar per layer on w when
+// w is a terminal, else nil.
+func layerBars(w io.Writer) func(oci.Progress) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var bar *progressbar.ProgressBar
+	return func(p oci.Progress) {
+		desc := fmt.Sprintf("layer %d/%d %s", p.Layer+1, p.Layers, shortDigest(p.Digest))
+		if p.Stored {
+			fmt.Fprintf(f, "%s: stored already\n", desc)
+			return
+		}
+		if bar == nil {
+			bar = progressbar.NewOptions64(p.Total,
+				progressbar.OptionSetWriter(f),
+				progressbar.OptionSetDescription(desc),
+				progressbar.OptionShowBytes(true),
+				progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionSetPredictTime(true),
+				progressbar.OptionOnCompletion(func() { fmt.Fprintln(f) }),
+			)
+		}
+		bar.Set64(p.Done)
+		if p.Finished {
+			bar.Finish()
+			bar = nil
+		}
+	}
+}
+
+// shortDigest shortens "sha256:HEX" for display.
+func shortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
+	if ok && len(hex) > 12 {
+		return alg + ":" + hex[:12]
+	}
+	return d
+}
+
+func newOCIImagesCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "images",
+		Short: "List the OCI images of the repository",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			infos, err := oci.Images(r)
+			if err != nil {
+				return err
+			}
+			return rf.output(cmd, infos, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tIMAGE\tLAYERS\tSIZE\tMANIFEST")
+				for _, i := range infos {
+					if i.Error != "" {
+						fmt.Fprintf(tw, "%s\t(%s)\t\t\t\n", i.Name, i.Error)
+						continue
+					}
+					img := i.Image
+					if len(img) > 12 {
+						img = img[:12]
+					}
+					if !i.ImagePresent {
+						img += " (to rebuild)"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", i.Name, img, i.Layers, humanBytes(i.Size), shortDigest(i.ManifestDigest))
+				}
+				tw.Flush()
+			})
+		},
+	}
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func newOCIInspectCmd(rf *repoFlags) *cobra.Command {
+	var manifest, config bool
+	cmd := &cobra.Command{
+		Use:   "inspect NAME",
+		Short: "Describe an OCI image of the repository (JSON)",
+		Long: `Print, as JSON, what the repository knows of the OCI image NAME: its manifest
+digest, layers (digest, diff ID, split stream), composefs image, and the main
+fields of its configuration. --manifest and --config print the manifest or
+the configuration themselves, byte for byte.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if manifest && config {
+				return errors.New("give --manifest or --config, not both")
+			}
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			name := refName(args[0])
+			if manifest || config {
+				m, c, _, err := oci.Manifest(r, name)
+				if err != nil {
+					return err
+				}
+				if config {
+					m = c
+				}
+				_, err = cmd.OutOrStdout().Write(m)
+				return err
+			}
+			in, err := oci.Inspect(r, name)
+			if err != nil {
+				return err
+			}
+			rf.json = true
+			return rf.output(cmd, in, nil)
+		},
+	}
+	cmd.Flags().BoolVar(&manifest, "manifest", false, "print the image manifest")
+	cmd.Flags().BoolVar(&config, "config", false, "print the image configuration")
+	return cmd
+}
+
+func newOCIMountCmd(rf *repoFlags) *cobra.Command {
+	var verity string
+	cmd := &cobra.Command{
+		Use:   "mount NAME MOUNTPOINT",
+		Short: "Mount an OCI image of the repository",
+		Long: `Mount the composefs image of the OCI image NAME on MOUNTPOINT, with the
+repository's object store as basedir (building the image again from the
+stored layers if garbage collection removed it). --verity says whether
+overlayfs checks the objects' fs-verity digests. Unmount with "gocfs umount".`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var mode mount.VerityMode
+			switch verity {
+			case "off":
+				mode = mount.VerityOff
+			case "try":
+				mode = mount.VerityTry
+			case "require":
+				mode = mount.VerityRequire
+			default:
+				return fmt.Errorf("--verity %q: want off, try or require", verity)
+			}
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := interruptible()
+			defer cancel()
+			return oci.Mount(ctx, r, refName(args[0]), args[1], mount.Options{Verity: mode})
+		},
+	}
+	cmd.Flags().StringVar(&verity, "verity", "try", "fs-verity checks of the objects: off, try or require")
+	return cmd
+}
+
+func newOCILayerCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "layer DIFFID > LAYER.tar",
+		Short: "Write a stored layer's tar archive, byte for byte, to standard output",
+		Long: `Write the layer whose diff ID (the SHA-256 of its uncompressed archive,
+"sha256:HEX" or HEX) is DIFFID to standard output, as the uncompressed tar
+archive it was, byte for byte; its SHA-256 is checked at the end.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			out := cmd.OutOrStdout()
+			if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				return errors.New("layer writes a tar archive to standard output, which is a terminal")
+			}
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			return oci.WriteLayer(r, args[0], out)
+		},
+	}
+}
+
+func newOCIRmCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm NAME",
+		Short: "Remove an OCI image's names (gc then removes what nothing else needs)",
+		Long: `Remove the OCI image NAME: its record's name (streams/refs/oci/NAME) and, if it
+names the same image, images/refs/NAME. Nothing else is removed until "gocfs
+--repo PATH gc", which keeps what other images need.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			return oci.Remove(r, refName(args[0]))
+		},
+	}
+}

@@ -1,0 +1,33 @@
+// Package oci pulls OCI container images into a composefs repository (see
+// package repo) and mounts them.
+//
+// [Pull] reads an image from a registry (credentials from the docker
+// configuration, through authn.DefaultKeychain), an OCI image layout
+// directory ("oci:DIR[:TAG]") or a docker save archive
+// ("docker-archive:FILE[:REF]"). Each layer (gzip, zstd or uncompressed)
+// is streamed straight into the repository: every regular file's fs-verity
+// digest is computed as the archive is read, files of more than 64 bytes
+// become objects (hashed in memory, or while being written to an unnamed
+// file for those over 1 MiB, then linked under their digest), smaller ones
+// stay inline; nothing is unpacked to disk. The layer itself is kept as a split stream (package
+// splitstream): the tar headers and padding inline, file contents as
+// references to objects, so that [WriteLayer] gives back the layer's
+// archive byte for byte.
+//
+// The layers are merged in order into one rootfs, as a container runtime
+// applies them (whiteouts, opaque directories, hard links kept as hard
+// links), and the rootfs becomes a composefs image in the repository,
+// tagged with the image's name. The image is canonical: the same rootfs
+// extracted to a directory and scanned with hard links preserved gives the
+// same image, digest for digest. docs/oci.md states the rules (implicit
+// parent directories, directory times, xattrs, hard links, inline files)
+// and the split stream format.
+//
+// What the repository keeps of an OCI image: under streams/,
+// gocfs-oci-layer-sha256:DIFFID for each layer's split stream and
+// gocfs-oci-image-sha256:MANIFEST for the image's record ([ImageRecord]:
+// manifest, configuration and layers), named streams/refs/oci/NAME; the
+// composefs image under images/, named images/refs/NAME. The package
+// registers a repo.StreamKeeper, so that garbage collection keeps what
+// named OCI images need and removes the rest ([Remove] drops the names).
+package oci
