@@ -21,6 +21,7 @@ func init() {
 	repo.RegisterStreamKeeper(repo.StreamKeeper{
 		Owns: func(name string) bool { return strings.HasPrefix(name, streamNamePrefix) },
 		Live: liveObjects,
+		Refs: streamRefs,
 	})
 }
 
@@ -83,6 +84,29 @@ func liveObjects(r *repo.Repo) ([][]byte, error) {
 	return live, nil
 }
 
+// streamRefs returns what the split stream streams/NAME (whose object is
+// digest) refers to, for fsck to check: the objects it uses or keeps (file
+// contents; an image record's manifest and configuration) and the split
+// streams it refers to (an image record's layers).
+func streamRefs(r *repo.Repo, name string, digest []byte) ([][]byte, error) {
+	var want splitstream.ContentType
+	switch {
+	case strings.HasPrefix(name, layerStreamPrefix):
+		want = splitstream.TarLayer
+	case strings.HasPrefix(name, imageStreamPrefix):
+		want = splitstream.OCIImage
+	default:
+		return nil, fmt.Errorf("oci: %s is not a stream name this gocfs writes", name)
+	}
+	h, err := streamHeader(r, digest, want)
+	if err != nil {
+		return nil, fmt.Errorf("oci: %w", err)
+	}
+	refs := make([][]byte, 0, len(h.Objects)+len(h.Streams))
+	refs = append(refs, h.Objects...)
+	return append(refs, h.Streams...), nil
+}
+
 // streamHeader reads the header of the split stream object digest.
 func streamHeader(r *repo.Repo, digest []byte, want splitstream.ContentType) (*splitstream.Header, error) {
 	f, err := os.Open(r.ObjectPath(digest))
@@ -126,7 +150,7 @@ func Remove(r *repo.Repo, name string) error {
 		return fmt.Errorf("oci: %w", err)
 	}
 	removeEmptyParents(filepath.Dir(ref), filepath.Join(r.Dir(), streamRefsDir))
-	return syncfs(r.Dir())
+	return r.Sync()
 }
 
 // removeEmptyParents removes dir and its parents up to top (excluded)

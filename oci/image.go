@@ -176,8 +176,6 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 		return "", err
 	}
 	defer unlock()
-	objs := newRepoObjects(r)
-	defer objs.Abort()
 	fs := newRootfs()
 	for i, l := range rec.Layers {
 		sd, err := r.ParseDigest(l.Stream)
@@ -200,12 +198,13 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	got, err := commitImage(r, objs, root, "")
+	// The lock is held: CommitTree must not take it again.
+	got, err := r.CommitTree(ctx, root, "", "", repo.CreateOptions{Locked: true})
 	if err != nil {
 		return "", err
 	}
-	if !bytes.Equal(got, d) {
-		return "", fmt.Errorf("oci: the layers of %s make the image %s now, not %s as when pulled (pull it again)", name, fsverity.Hex(got), rec.Image)
+	if !bytes.Equal(got.Digest, d) {
+		return "", fmt.Errorf("oci: the layers of %s make the image %s now, not %s as when pulled (pull it again)", name, got.Image, rec.Image)
 	}
 	return rec.Image, nil
 }

@@ -121,7 +121,7 @@ func toEntry(hdr *tar.Header) (e entry, ok bool, err error) {
 	e.mtimeSec = hdr.ModTime.Unix()
 	e.mtimeNsec = uint32(hdr.ModTime.Nanosecond())
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse: // (the tar reader gives TypeRegA as TypeReg)
 		e.mode |= tree.ModeRegular
 		if hdr.Size < 0 {
 			return e, false, layerError(hdr.Name, fmt.Errorf("size %d", hdr.Size))
@@ -273,6 +273,7 @@ type chunkOp struct {
 // together in archive order as their digests come.
 type importer struct {
 	objs objectStore
+	alg  fsverity.Algorithm
 	ss   *splitstream.Writer
 	buf  []byte
 
@@ -288,10 +289,11 @@ type importer struct {
 	files int
 }
 
-func newImporter(objs objectStore) *importer {
+func newImporter(alg fsverity.Algorithm, objs objectStore) *importer {
 	return &importer{
 		objs: objs,
-		ss:   splitstream.NewWriter(objs.Algorithm(), splitstream.TarLayer),
+		alg:  alg,
+		ss:   splitstream.NewWriter(alg, splitstream.TarLayer),
 		buf:  make([]byte, 256<<10),
 	}
 }
@@ -451,7 +453,7 @@ func tarReader(rc *recorder) *tar.Reader {
 // object.
 func (im *importer) content(tr *tar.Reader, rc *recorder, hdr *tar.Header, entries []entry, idx int) error {
 	e := &entries[idx]
-	alg := im.objs.Algorithm()
+	alg := im.alg
 	im.files++
 	if e.size <= tree.RecommendedInlineMax {
 		data, err := io.ReadAll(tr)

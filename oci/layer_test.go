@@ -3,6 +3,7 @@ package oci
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
 )
@@ -23,8 +26,8 @@ import (
 // returns its entries and split stream digest.
 func importBytes(t *testing.T, r *repo.Repo, data []byte) ([]entry, []byte) {
 	t.Helper()
-	objs := newRepoObjects(r)
-	im := newImporter(objs)
+	objs := r.NewObjectWriter()
+	im := newImporter(r.Algorithm(), objs)
 	entries, err := im.importTar(bytes.NewReader(data))
 	if err != nil {
 		t.Fatalf("import: %v", err)
@@ -180,19 +183,19 @@ func TestLayerErrors(t *testing.T) {
 		"dotdot":        {fileM("a/../../etc/passwd", 0o644, nil)},
 		"empty symlink": {symlinkM("a", "")},
 	} {
-		objs := newRepoObjects(r)
-		_, err := newImporter(objs).importTar(bytes.NewReader(makeTar(t, members)))
+		objs := r.NewObjectWriter()
+		_, err := newImporter(r.Algorithm(), objs).importTar(bytes.NewReader(makeTar(t, members)))
 		if err == nil {
 			t.Errorf("%s: imported", name)
 		}
 		objs.Abort()
 	}
-	if _, err := newImporter(newRepoObjects(r)).importTar(strings.NewReader("not a tar archive at all, but long enough to fill a few blocks " + strings.Repeat("x", 1024))); err == nil {
+	if _, err := newImporter(r.Algorithm(), r.NewObjectWriter()).importTar(strings.NewReader("not a tar archive at all, but long enough to fill a few blocks " + strings.Repeat("x", 1024))); err == nil {
 		t.Errorf("garbage imported")
 	}
 	// A stream of another content type is refused.
 	w := splitstream.NewWriter(r.Algorithm(), splitstream.OCIImage)
-	objs := newRepoObjects(r)
+	objs := r.NewObjectWriter()
 	d, err := storeStream(r, objs, w, sha256.Sum256(nil), LayerStreamName("sha256:"+strings.Repeat("0", 64)))
 	if err != nil {
 		t.Fatal(err)
@@ -224,11 +227,42 @@ func TestImportObjectFailure(t *testing.T) {
 	}
 	data := makeTar(t, members)
 	for _, after := range []int32{1, 50, 300} {
-		objs := &failingObjects{objectStore: newRepoObjects(r), after: after}
-		_, err := newImporter(objs).importTar(bytes.NewReader(data))
+		w := r.NewObjectWriter()
+		objs := &failingObjects{objectStore: w, after: after}
+		_, err := newImporter(r.Algorithm(), objs).importTar(bytes.NewReader(data))
 		if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 			t.Errorf("failure at object %d: %v", after, err)
 		}
-		objs.Abort()
+		w.Abort()
+	}
+}
+
+func TestFsckLayerStreamObjects(t *testing.T) {
+	r := newTestRepo(t)
+	only := randBytes(30, 5000)
+	data := makeTar(t, []member{dirM("d", 0o755), fileM("d/only", 0o644, only), fileM("d/small", 0o644, []byte("inline"))})
+	importBytes(t, r, data)
+	checkFsck(t, r)
+
+	obj := fsverity.Sum(only, r.Algorithm())
+	if err := os.Remove(r.ObjectPath(obj)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Fsck(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := "streams/" + LayerStreamName(fmt.Sprintf("sha256:%x", sha256.Sum256(data)))
+	var missing, damaged bool
+	for _, p := range res.Problems {
+		switch p.Kind {
+		case repo.KindObjectMissing:
+			missing = p.Object == fsverity.Hex(obj) && slices.Equal(p.Streams, []string{stream}) && len(p.UsedBy) == 0
+		case repo.KindStreamDamaged:
+			damaged = p.Path == stream && slices.Equal(p.Objects, []string{fsverity.Hex(obj)})
+		}
+	}
+	if !missing || !damaged || len(res.Problems) != 2 {
+		t.Errorf("fsck after removing an object only a layer stream refers to: %+v", res.Problems)
 	}
 }

@@ -125,7 +125,7 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 		return nil, err
 	}
 	defer unlock()
-	objs := newRepoObjects(r)
+	objs := r.NewObjectWriter()
 	defer objs.Abort()
 
 	rawManifest, err := s.img.RawManifest()
@@ -207,11 +207,12 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 		return nil, err
 	}
 	rec.Manifest, rec.Config = fsverity.Hex(mobj), fsverity.Hex(cobj)
-	digest, err := commitImage(r, objs, root, nm)
+	// The caller's lock is held: CommitTree must not take it again.
+	img, err := r.CommitTree(ctx, root, "", nm, repo.CreateOptions{Locked: true})
 	if err != nil {
 		return nil, err
 	}
-	rec.Image = fsverity.Hex(digest)
+	rec.Image = img.Image
 	if err := writeRecord(r, objs, rec, streams, nm); err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 
 // pullLayer returns a layer's entries and the digest of its split stream,
 // from the repository if it has the layer, else from the source.
-func pullLayer(ctx context.Context, r *repo.Repo, objs *repoObjects, s *source, l v1.Layer, desc v1.Descriptor,
+func pullLayer(ctx context.Context, r *repo.Repo, objs *repo.ObjectWriter, s *source, l v1.Layer, desc v1.Descriptor,
 	diffID v1.Hash, i, n int, progress func(Progress), lr *LayerResult) ([]entry, []byte, error) {
 	report := func(p Progress) {
 		if progress != nil {
@@ -280,8 +281,8 @@ func pullLayer(ctx context.Context, r *repo.Repo, objs *repoObjects, s *source, 
 		pw.CloseWithError(err)
 		done <- result{sum, err}
 	}()
-	before := objs.newObjects
-	im := newImporter(objs)
+	before, _ := objs.Stats()
+	im := newImporter(r.Algorithm(), objs)
 	entries, err := im.importTar(pr)
 	if err != nil {
 		pr.CloseWithError(err)
@@ -304,7 +305,8 @@ func pullLayer(ctx context.Context, r *repo.Repo, objs *repoObjects, s *source, 
 		return nil, nil, err
 	}
 	lr.Files = im.files
-	lr.NewObjects = objs.newObjects - before
+	after, _ := objs.Stats()
+	lr.NewObjects = after - before
 	d, err := storeStream(r, objs, im.ss, res.sum, name)
 	if err != nil {
 		return nil, nil, err

@@ -3,9 +3,7 @@ package oci
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +15,8 @@ import (
 	"strings"
 
 	"github.com/gocfs/gocfs/fsverity"
-	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
-	"github.com/gocfs/gocfs/tree"
 )
 
 // Names of split streams under the repository's streams/ directory. They
@@ -46,32 +42,6 @@ func ImageStreamName(manifestDigest string) string { return imageStreamPrefix + 
 // streamLinkTarget is what streams/NAME points at: the stream's object.
 func streamLinkTarget(digest []byte) string {
 	return "../objects/" + repo.ObjectRel(digest)
-}
-
-// replaceSymlink makes path a symlink to target, atomically: a symlink made
-// under the repository's tmp/, renamed over path.
-func replaceSymlink(r *repo.Repo, target, path string) error {
-	if cur, err := os.Readlink(path); err == nil && cur == target {
-		return nil
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmpDir := filepath.Join(r.Dir(), "tmp")
-	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
-		return err
-	}
-	var b [8]byte
-	rand.Read(b[:])
-	tmp := filepath.Join(tmpDir, "link-"+hex.EncodeToString(b[:]))
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 // streamPath returns the path of streams/NAME.
@@ -124,7 +94,7 @@ func openStream(r *repo.Repo, digest []byte, want splitstream.ContentType) (*spl
 // storeStream stores a finished split stream as an object and names it
 // streams/NAME. Everything the stream refers to must be published already:
 // the stream's content is made durable with them before its name appears.
-func storeStream(r *repo.Repo, objs objectStore, w *splitstream.Writer, sum [32]byte, name string) ([]byte, error) {
+func storeStream(r *repo.Repo, objs *repo.ObjectWriter, w *splitstream.Writer, sum [32]byte, name string) ([]byte, error) {
 	var buf bytes.Buffer
 	if _, err := w.Finish(&buf, sum); err != nil {
 		return nil, fmt.Errorf("oci: %w", err)
@@ -136,7 +106,7 @@ func storeStream(r *repo.Repo, objs objectStore, w *splitstream.Writer, sum [32]
 	if err := objs.Flush(); err != nil {
 		return nil, err
 	}
-	if err := replaceSymlink(r, streamLinkTarget(digest), streamPath(r, name)); err != nil {
+	if err := r.ReplaceSymlink(streamLinkTarget(digest), streamPath(r, name)); err != nil {
 		return nil, fmt.Errorf("oci: naming stream %s: %w", name, err)
 	}
 	return digest, nil
@@ -180,7 +150,7 @@ type LayerRecord struct {
 
 // writeRecord stores an image record and names it for the manifest and as
 // streams/refs/oci/NAME.
-func writeRecord(r *repo.Repo, objs objectStore, rec *ImageRecord, streams [][]byte, name string) error {
+func writeRecord(r *repo.Repo, objs *repo.ObjectWriter, rec *ImageRecord, streams [][]byte, name string) error {
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
@@ -202,8 +172,7 @@ func writeRecord(r *repo.Repo, objs objectStore, rec *ImageRecord, streams [][]b
 		}
 	}
 	w.Write(data)
-	digest, err := storeStream(r, objs, w, sha256.Sum256(data), ImageStreamName(rec.ManifestDigest))
-	if err != nil {
+	if _, err := storeStream(r, objs, w, sha256.Sum256(data), ImageStreamName(rec.ManifestDigest)); err != nil {
 		return err
 	}
 	if name != "" {
@@ -212,11 +181,10 @@ func writeRecord(r *repo.Repo, objs objectStore, rec *ImageRecord, streams [][]b
 		}
 		ref := filepath.Join(r.Dir(), streamRefsDir, filepath.FromSlash(refPrefix+name))
 		target := strings.Repeat("../", strings.Count(refPrefix+name, "/")+1) + ImageStreamName(rec.ManifestDigest)
-		if err := replaceSymlink(r, target, ref); err != nil {
+		if err := r.ReplaceSymlink(target, ref); err != nil {
 			return fmt.Errorf("oci: naming image %s: %w", name, err)
 		}
 	}
-	_ = digest
 	return objs.Sync()
 }
 
@@ -290,63 +258,3 @@ func recordNames(r *repo.Repo) ([]string, error) {
 }
 
 func bufioReader(f *os.File) io.Reader { return bufio.NewReaderSize(f, 64<<10) }
-
-// commitImage stores the composefs image of root, whose files' objects
-// must all be in the repository, links it as images/DIGEST and, with name,
-// as images/refs/NAME (repo.Repo.CommitTree does the same, but takes the
-// repository lock, which the caller holds already: taking it again could
-// deadlock with a garbage collection waiting for it).
-func commitImage(r *repo.Repo, objs objectStore, root *tree.Node, name string) ([]byte, error) {
-	if name != "" {
-		if err := repo.CheckRefName(name); err != nil {
-			return nil, err
-		}
-	}
-	err := root.Walk(func(p string, n *tree.Node) error {
-		if n.LinkTo != nil || !n.IsRegular() || n.Content != nil || n.Size == 0 {
-			return nil
-		}
-		d, err := r.ParseObjectRel(n.Payload)
-		if err != nil {
-			return fmt.Errorf("oci: %s: %w", p, err)
-		}
-		if !objs.Has(d) {
-			return fmt.Errorf("%w: %s: object %s", repo.ErrMissingObjects, p, fsverity.Hex(d))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	f, err := objs.Create()
-	if err != nil {
-		return nil, err
-	}
-	if err := image.Write(f, root, image.DefaultOptions); err != nil {
-		f.Abort()
-		return nil, fmt.Errorf("oci: writing the image: %w", err)
-	}
-	digest, err := f.Commit()
-	if err != nil {
-		return nil, err
-	}
-	// The image and every object durable before the image's name.
-	if err := objs.Sync(); err != nil {
-		return nil, err
-	}
-	link := r.ImagePath(digest)
-	if err := replaceSymlink(r, "../objects/"+repo.ObjectRel(digest), link); err != nil {
-		return nil, fmt.Errorf("oci: linking image %s: %w", fsverity.Hex(digest), err)
-	}
-	if name != "" {
-		target := strings.Repeat("../", strings.Count(name, "/")+1) + fsverity.Hex(digest)
-		ref := filepath.Join(r.Dir(), "images", "refs", filepath.FromSlash(name))
-		if err := syncfs(r.Dir()); err != nil {
-			return nil, err
-		}
-		if err := replaceSymlink(r, target, ref); err != nil {
-			return nil, fmt.Errorf("oci: setting reference %s: %w", name, err)
-		}
-	}
-	return digest, syncfs(r.Dir())
-}

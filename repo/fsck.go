@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -39,6 +40,12 @@ const (
 	// KindImageInvalid: an image does not read as a composefs image, or
 	// refers to its content in a way the repository can't serve.
 	KindImageInvalid = "image-invalid"
+	// KindStreamDamaged: a split stream refers to objects that are
+	// missing or corrupt (listed in Objects), or its own object is
+	// corrupt.
+	KindStreamDamaged = "stream-damaged"
+	// KindStreamInvalid: a split stream's references can't be read.
+	KindStreamInvalid = "stream-invalid"
 	// KindBadLink: an entry of images/ or streams/ that is not a proper
 	// link to an object.
 	KindBadLink = "bad-link"
@@ -68,7 +75,11 @@ type Problem struct {
 	// UsedBy lists, for a corrupt or missing object, every image that
 	// refers to it.
 	UsedBy []ImageUse `json:"used_by,omitempty"`
-	// Objects lists, for a damaged image, the bad objects it refers to.
+	// Streams lists, for a corrupt or missing object, every split stream
+	// (streams/NAME) that refers to it.
+	Streams []string `json:"streams,omitempty"`
+	// Objects lists, for a damaged image or stream, the bad objects it
+	// refers to.
 	Objects []string `json:"objects,omitempty"`
 }
 
@@ -112,10 +123,12 @@ type objectState struct {
 // (measured by the kernel where fs-verity is enabled, else computed), that
 // every image link points at its object, that every image reads as a
 // composefs image and every object it refers to is there and intact, and
-// that every reference points at an image. Each corrupt or missing object
-// is reported with every image that uses it (and their references), and
-// each such image is reported damaged. The repository lock is held
-// shared.
+// that every reference points at an image. The split streams a registered
+// StreamKeeper owns (with a Refs hook) are checked like images: every
+// object they refer to must be there and intact. Each corrupt or missing
+// object is reported with every image that uses it (and their references)
+// and every stream, and each such image or stream is reported damaged. The
+// repository lock is held shared.
 func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 	unlock, err := r.lock(false)
 	if err != nil {
@@ -249,6 +262,11 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 	}
 	p.finish()
 
+	streamUse, err := r.checkKeptStreams(ctx, lookup, res)
+	if err != nil {
+		return nil, err
+	}
+
 	for _, o := range objects {
 		if o.bad == "" {
 			continue
@@ -261,13 +279,25 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 		case strings.HasPrefix(o.bad, "no fs-verity"):
 			kind = KindObjectNoVerity
 		}
-		res.Problems = append(res.Problems, Problem{Kind: kind, Path: objectsDir + "/" + o.rel, Object: fsverity.Hex(d), Detail: o.bad, UsedBy: usedBy[o.rel]})
+		res.Problems = append(res.Problems, Problem{Kind: kind, Path: objectsDir + "/" + o.rel, Object: fsverity.Hex(d), Detail: o.bad,
+			UsedBy: usedBy[o.rel], Streams: streamUse[o.rel]})
 		delete(usedBy, o.rel)
+		delete(streamUse, o.rel)
+	}
+	for rel := range streamUse {
+		if _, ok := usedBy[rel]; !ok {
+			usedBy[rel] = nil
+		}
 	}
 	for rel, uses := range usedBy { // left: the missing ones
 		d, _ := r.ParseObjectRel(rel)
+		streams := streamUse[rel]
+		detail := fmt.Sprintf("referred to by %d image(s), not in the repository", len(uses))
+		if len(streams) > 0 {
+			detail = fmt.Sprintf("referred to by %d image(s) and %d split stream(s), not in the repository", len(uses), len(streams))
+		}
 		res.Problems = append(res.Problems, Problem{Kind: KindObjectMissing, Path: objectsDir + "/" + rel, Object: fsverity.Hex(d),
-			Detail: fmt.Sprintf("referred to by %d image(s), not in the repository", len(uses)), UsedBy: uses})
+			Detail: detail, UsedBy: uses, Streams: streams})
 	}
 	r.checkStreams(res)
 	r.findLeftovers(res)
@@ -414,8 +444,86 @@ func (pw progressWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// checkStreams checks that composefs-rs's stream links resolve (gocfs does
-// not read split streams).
+// checkKeptStreams checks the split streams that a registered keeper with
+// a Refs hook owns: their own objects and those they refer to (looked up,
+// and checked if not yet, through lookup). It returns, for each bad
+// (corrupt or missing) object, the streams that refer to it.
+func (r *Repo) checkKeptStreams(ctx context.Context, lookup func(rel string) *objectState, res *FsckResult) (map[string][]string, error) {
+	names, err := r.streamLinks()
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	streamUse := make(map[string][]string) // object rel -> streams/NAME
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		k, ok := keeperOf(name)
+		if !ok || k.Refs == nil {
+			continue
+		}
+		path := streamsDir + "/" + name
+		target, err := os.Readlink(filepath.Join(r.dir, streamsDir, name))
+		if err != nil {
+			continue // checkStreams reports it
+		}
+		rel, ok := strings.CutPrefix(target, "../"+objectsDir+"/")
+		d, err := r.ParseObjectRel(rel)
+		if !ok || err != nil {
+			res.Problems = append(res.Problems, Problem{Kind: KindBadLink, Path: path, Detail: fmt.Sprintf("points at %q, not at an object", target)})
+			continue
+		}
+		rel = ObjectRel(d)
+		o := lookup(rel)
+		if o == nil {
+			continue // checkStreams reports it
+		}
+		if o.bad != "" {
+			streamUse[rel] = append(streamUse[rel], path)
+			res.Problems = append(res.Problems, Problem{Kind: KindStreamDamaged, Path: path, Object: fsverity.Hex(d),
+				Detail: "its object " + objectsDir + "/" + rel + " is bad: " + o.bad})
+			continue
+		}
+		refs, err := k.Refs(r, name, d)
+		if err != nil {
+			res.Problems = append(res.Problems, Problem{Kind: KindStreamInvalid, Path: path, Object: fsverity.Hex(d), Detail: err.Error()})
+			continue
+		}
+		if i := slices.IndexFunc(refs, func(ref []byte) bool { return len(ref) != r.alg.Size() }); i >= 0 {
+			res.Problems = append(res.Problems, Problem{Kind: KindStreamInvalid, Path: path, Object: fsverity.Hex(d),
+				Detail: fmt.Sprintf("refers to a %d-byte digest in a %s repository", len(refs[i]), r.alg)})
+			continue
+		}
+		var bad []string
+		nMissing := 0
+		seen := make(map[string]bool, len(refs))
+		for _, ref := range refs {
+			orel := ObjectRel(ref)
+			if seen[orel] {
+				continue
+			}
+			seen[orel] = true
+			o := lookup(orel)
+			if o != nil && o.bad == "" {
+				continue
+			}
+			if o == nil {
+				nMissing++
+			}
+			bad = append(bad, fsverity.Hex(ref))
+			streamUse[orel] = append(streamUse[orel], path)
+		}
+		if len(bad) > 0 {
+			res.Problems = append(res.Problems, Problem{Kind: KindStreamDamaged, Path: path, Object: fsverity.Hex(d), Objects: bad,
+				Detail: fmt.Sprintf("refers to %d missing and %d corrupt object(s)", nMissing, len(bad)-nMissing)})
+		}
+	}
+	return streamUse, nil
+}
+
+// checkStreams checks that stream links resolve (the streams of
+// registered keepers are checked further by checkKeptStreams).
 func (r *Repo) checkStreams(res *FsckResult) {
 	top := filepath.Join(r.dir, streamsDir)
 	filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {

@@ -211,6 +211,13 @@ type StreamKeeper struct {
 	// exclusively, so it must not call Repo methods that lock it.
 	// Stream links (streams/NAME) whose object is not kept are removed.
 	Live func(r *Repo) ([][]byte, error)
+	// Refs, when not nil, returns the digests of the objects that the
+	// stream streams/NAME, whose own object has the given digest, refers
+	// to (other streams' objects included). Fsck checks that each is
+	// there and intact, and reports the stream damaged otherwise; an
+	// error reports it invalid. It is called with the repository locked
+	// shared, so it must not call Repo methods that lock it.
+	Refs func(r *Repo, name string, digest []byte) ([][]byte, error)
 }
 
 var (
@@ -249,6 +256,18 @@ func keepersFor(streams []string) ([]StreamKeeper, error) {
 		}
 	}
 	return out, nil
+}
+
+// keeperOf returns the keeper owning streams/NAME, if any.
+func keeperOf(name string) (StreamKeeper, bool) {
+	keepersMu.Lock()
+	defer keepersMu.Unlock()
+	for _, k := range keepers {
+		if k.Owns(name) {
+			return k, true
+		}
+	}
+	return StreamKeeper{}, false
 }
 
 // streamLinks lists the names of the stream links (streams/NAME, not

@@ -43,6 +43,11 @@ type CreateOptions struct {
 	// Image selects the image format; nil means image.DefaultOptions (as
 	// mkcomposefs).
 	Image *image.Options
+	// Locked says that the caller holds the repository lock (Repo.Lock,
+	// shared) already, as a package that adds objects by itself does
+	// until its image is linked: the lock is not taken again (which
+	// could deadlock with a garbage collection waiting for it).
+	Locked bool
 }
 
 // CreateImage stores the directory tree at src in the repository: every
@@ -95,17 +100,19 @@ func (r *Repo) CreateImageFromDump(ctx context.Context, rd io.Reader, name strin
 // to the image.
 //
 // Objects are durable before the image is linked, and the image before the
-// reference. The repository lock is held shared throughout, so garbage
-// collection waits.
+// reference. The repository lock is held shared throughout (taken here
+// unless opts.Locked), so garbage collection waits.
 func (r *Repo) CommitTree(ctx context.Context, root *tree.Node, srcDir, name string, opts CreateOptions) (_ *ImportResult, retErr error) {
 	if err := r.checkWrite(name); err != nil {
 		return nil, err
 	}
-	unlock, err := r.lock(false)
-	if err != nil {
-		return nil, err
+	if !opts.Locked {
+		unlock, err := r.lock(false)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 	}
-	defer unlock()
 
 	files, err := r.collectFiles(root, srcDir != "")
 	if err != nil {
@@ -119,7 +126,7 @@ func (r *Repo) CommitTree(ctx context.Context, root *tree.Node, srcDir, name str
 	w := r.newObjWriter(p)
 	defer func() {
 		if retErr != nil {
-			w.abort()
+			w.Abort()
 		}
 	}()
 	res := &ImportResult{Ref: name}
@@ -144,19 +151,19 @@ func (r *Repo) CommitTree(ctx context.Context, root *tree.Node, srcDir, name str
 	if opts.Image != nil {
 		iopts = *opts.Image
 	}
-	s, err := w.create()
+	s, err := w.Create()
 	if err != nil {
 		return nil, err
 	}
 	if err := image.Write(s, root, iopts); err != nil {
-		s.abort()
+		s.Abort()
 		return nil, err
 	}
 	digest, _, err := s.commit(nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.finish(); err != nil {
+	if err := w.Sync(); err != nil {
 		return nil, err
 	}
 	res.BytesWritten = w.written
@@ -242,7 +249,7 @@ func (r *Repo) collectFiles(root *tree.Node, content bool) ([]*fileObject, error
 
 // storeFiles copies the files' content from srcDir into objects, in
 // parallel, and points the nodes at them.
-func (r *Repo) storeFiles(ctx context.Context, w *objWriter, files []*fileObject, srcDir string) error {
+func (r *Repo) storeFiles(ctx context.Context, w *ObjectWriter, files []*fileObject, srcDir string) error {
 	threads := r.opts.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
@@ -364,10 +371,10 @@ func (r *Repo) ImportImage(ctx context.Context, rd io.Reader, name string) (_ *I
 	w := r.newObjWriter(p)
 	defer func() {
 		if retErr != nil {
-			w.abort()
+			w.Abort()
 		}
 	}()
-	s, err := w.create()
+	s, err := w.Create()
 	if err != nil {
 		p.finish()
 		return nil, err
@@ -375,12 +382,12 @@ func (r *Repo) ImportImage(ctx context.Context, rd io.Reader, name string) (_ *I
 	_, err = io.Copy(s, onlyReader{ctxReader{ctx, rd}})
 	p.finish()
 	if err != nil {
-		s.abort()
+		s.Abort()
 		return nil, fmt.Errorf("repo: reading the image: %w", err)
 	}
 	root, err := image.Read(s.t.f, s.n, image.ReadOptions{})
 	if err != nil {
-		s.abort()
+		s.Abort()
 		return nil, fmt.Errorf("repo: %w", err)
 	}
 	files, err := r.collectFiles(root, false)
@@ -388,14 +395,14 @@ func (r *Repo) ImportImage(ctx context.Context, rd io.Reader, name string) (_ *I
 		err = r.checkPresent(files)
 	}
 	if err != nil {
-		s.abort()
+		s.Abort()
 		return nil, err
 	}
 	digest, _, err := s.commit(nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.finish(); err != nil {
+	if err := w.Sync(); err != nil {
 		return nil, err
 	}
 	if err := r.publish(digest, name); err != nil {
@@ -421,15 +428,21 @@ func (c ctxReader) Read(p []byte) (int, error) {
 }
 
 // publish links a stored image under images/ and, with name, the
-// reference, then makes it durable.
+// reference, then makes it durable. The image link is made durable before
+// the reference is set, so that after a crash a reference never names a
+// missing image.
 func (r *Repo) publish(digest []byte, name string) error {
 	if err := r.linkImage(digest); err != nil {
 		return err
 	}
-	if name != "" {
-		if err := r.setRef(name, digest); err != nil {
-			return err
-		}
+	if name == "" {
+		return r.sync()
+	}
+	if err := r.sync(); err != nil {
+		return err
+	}
+	if err := r.setRef(name, digest); err != nil {
+		return err
 	}
 	return r.sync()
 }

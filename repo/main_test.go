@@ -227,24 +227,6 @@ func checkImage(t testing.TB, r *Repo, name, src string) {
 	}
 }
 
-// firstDiff shows the first differing line of two texts.
-func firstDiff(a, b string) string {
-	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
-	for i := 0; i < len(al) || i < len(bl); i++ {
-		var x, y string
-		if i < len(al) {
-			x = al[i]
-		}
-		if i < len(bl) {
-			y = bl[i]
-		}
-		if x != y {
-			return fmt.Sprintf("line %d:\n  want %q\n  got  %q", i+1, x, y)
-		}
-	}
-	return "(same)"
-}
-
 // fsckClean runs Fsck and fails the test on any problem.
 func fsckClean(t testing.TB, r *Repo) *FsckResult {
 	t.Helper()

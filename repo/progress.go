@@ -60,13 +60,6 @@ func (p *progressor) add(n int64) {
 	p.report(false)
 }
 
-// grow raises the total by n (for work found as it goes).
-func (p *progressor) grow(n int64) {
-	if p != nil {
-		p.total.Add(n)
-	}
-}
-
 func (p *progressor) report(finished bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -70,7 +70,7 @@ func (r *Repo) linkImage(digest []byte) error {
 		if cur, lerr := os.Readlink(path); lerr == nil && cur == target {
 			return nil
 		}
-		err = r.replaceSymlink(target, path)
+		err = r.ReplaceSymlink(target, path)
 	}
 	if err != nil {
 		return fmt.Errorf("repo: linking image %s: %w", fsverity.Hex(digest), err)
@@ -78,9 +78,16 @@ func (r *Repo) linkImage(digest []byte) error {
 	return nil
 }
 
-// replaceSymlink atomically makes path a symlink to target: a new symlink
-// made under tmp/, renamed over path.
-func (r *Repo) replaceSymlink(target, path string) error {
+// ReplaceSymlink atomically makes path, a path inside the repository, a
+// symlink to target: a new symlink made under tmp/, renamed over path
+// (whose parent directories are created if needed). A symlink to target
+// there already is left as it is. It is how references are set, for a
+// package that names things in the repository by itself (with the
+// repository lock held).
+func (r *Repo) ReplaceSymlink(target, path string) error {
+	if cur, err := os.Readlink(path); err == nil && cur == target {
+		return nil
+	}
 	tmp := filepath.Join(r.dir, tmpDir, "link-"+randomName())
 	err := os.Symlink(target, tmp)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -119,7 +126,7 @@ func (r *Repo) setRef(name string, digest []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("repo: setting reference %s: %w", name, err)
 	}
-	if err := r.replaceSymlink(refLinkTarget(name, digest), path); err != nil {
+	if err := r.ReplaceSymlink(refLinkTarget(name, digest), path); err != nil {
 		return fmt.Errorf("repo: setting reference %s: %w", name, err)
 	}
 	return nil

@@ -386,6 +386,10 @@ func (r *Repo) notice(format string, a ...any) {
 	}
 }
 
+// Sync makes everything written to the repository's file system durable
+// (syncfs).
+func (r *Repo) Sync() error { return r.sync() }
+
 // sync makes everything written to the repository's file system durable.
 func (r *Repo) sync() error {
 	fd, err := unix.Open(r.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/scan"
+	"github.com/gocfs/gocfs/tree"
 )
 
 var ctx = context.Background()
@@ -307,17 +308,17 @@ func TestGC(t *testing.T) {
 
 	// Streams a registered keeper owns are collected as it says.
 	put := func(data string) []byte {
-		w := r.newObjWriter(nil)
-		s, err := w.create()
+		w := r.NewObjectWriter()
+		s, err := w.Create()
 		if err != nil {
 			t.Fatal(err)
 		}
 		s.Write([]byte(data))
-		d, _, err := s.commit(nil)
+		d, err := s.Commit()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.finish(); err != nil {
+		if err := w.Sync(); err != nil {
 			t.Fatal(err)
 		}
 		return d
@@ -513,5 +514,64 @@ func TestFsckCorruption(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestObjectWriterAndLockedCommit(t *testing.T) {
+	r := newRepo(t, fsverity.SHA256)
+	unlock, err := r.Lock(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	w := r.NewObjectWriter()
+	data := bytes.Repeat([]byte("object writer "), 100)
+	d, err := w.Put(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d, fsverity.Sum(data, fsverity.SHA256)) {
+		t.Fatalf("Put gave digest %x", d)
+	}
+	if _, err := os.Stat(r.ObjectPath(d)); err == nil {
+		t.Errorf("object named before Flush")
+	}
+	f, err := w.Create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(data)
+	if d2, err := f.Commit(); err != nil || !bytes.Equal(d2, d) {
+		t.Fatalf("Commit of the same content: %x, %v", d2, err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if n, size := w.Stats(); n != 1 || size != int64(len(data)) {
+		t.Errorf("Stats: %d objects, %d bytes", n, size)
+	}
+	if got, err := os.ReadFile(r.ObjectPath(d)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("object: %v", err)
+	}
+	if _, err := w.Put(data); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := w.Stats(); n != 1 {
+		t.Errorf("an object present counted as new")
+	}
+
+	// CommitTree under the caller's lock.
+	root := tree.New(tree.ModeDir | 0o755)
+	file := tree.New(tree.ModeRegular | 0o644)
+	file.Size, file.Payload = uint64(len(data)), ObjectRel(d)
+	if err := root.AddChild("f", file); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.CommitTree(context.Background(), root, "", "locked", CreateOptions{Locked: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.ResolveRef("locked"); err != nil || !bytes.Equal(got, res.Digest) {
+		t.Errorf("reference: %x, %v", got, err)
 	}
 }

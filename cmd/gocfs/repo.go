@@ -515,6 +515,9 @@ func printFsck(w io.Writer, res *repo.FsckResult) {
 			}
 			fmt.Fprintf(w, "  used by image %s%s as %s%s\n", u.Image, refs(u.Refs), strings.Join(files, ", "), more)
 		}
+		for _, s := range p.Streams {
+			fmt.Fprintf(w, "  used by split stream %s\n", s)
+		}
 		for _, o := range p.Objects {
 			fmt.Fprintf(w, "  bad object %s\n", o)
 		}
