@@ -4,7 +4,6 @@ package fuse
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,13 +11,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	"github.com/gocfs/gocfs/erofs"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/mount"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -364,65 +363,9 @@ func imageSource(f *os.File, name string, want []byte) (io.ReaderAt, int64, erro
 		}
 		return f, st.Size(), nil
 	}
-	alg, got, err := fsverity.Measure(f)
-	switch {
-	case err == nil:
-		if alg != fsverity.SHA256 {
-			return nil, 0, fmt.Errorf("%s: %w: the image has fs-verity with %v, expected SHA-256 digest %s", name, ErrDigestMismatch, alg, fsverity.Hex(want))
-		}
-		if !bytes.Equal(got, want) {
-			return nil, 0, mismatch(name, want, got)
-		}
-		st, err := f.Stat()
-		if err != nil {
-			return nil, 0, err
-		}
-		return f, st.Size(), nil
-	case errors.Is(err, fsverity.ErrNotSupported), errors.Is(err, fsverity.ErrNotEnabled):
-	default:
-		return nil, 0, fmt.Errorf("measuring the fs-verity digest of %s: %w", name, err)
-	}
-	mf, size, err := sealedCopy(f, name)
+	src, size, err := mount.VerifiedImage(f, name, want)
 	if err != nil {
 		return nil, 0, err
 	}
-	got, err = fsverity.DigestReaderAt(context.Background(), mf, size, fsverity.SHA256, min(runtime.GOMAXPROCS(0), 4))
-	if err != nil {
-		mf.Close()
-		return nil, 0, fmt.Errorf("computing the fs-verity digest of %s: %w", name, err)
-	}
-	if !bytes.Equal(got, want) {
-		mf.Close()
-		return nil, 0, mismatch(name, want, got)
-	}
-	return mf, size, nil
-}
-
-func mismatch(name string, want, got []byte) error {
-	return fmt.Errorf("%s: %w: expected %s, image has %s", name, ErrDigestMismatch, fsverity.Hex(want), fsverity.Hex(got))
-}
-
-// sealedCopy copies f into a new memfd sealed against every change, so that
-// what is checked is what is served, whatever happens to f. It returns the
-// memfd and its size.
-func sealedCopy(f *os.File, name string) (_ *os.File, _ int64, retErr error) {
-	fd, err := unix.MemfdCreate("gocfs:"+filepath.Base(name), unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, 0, fmt.Errorf("private copy of %s for the digest check (memfd_create): %w", name, err)
-	}
-	mf := os.NewFile(uintptr(fd), "memfd:"+name)
-	defer func() {
-		if retErr != nil {
-			mf.Close()
-		}
-	}()
-	n, err := io.CopyBuffer(mf, io.NewSectionReader(f, 0, 1<<62), make([]byte, 1<<20))
-	if err != nil {
-		return nil, 0, fmt.Errorf("private copy of %s for the digest check: %w", name, err)
-	}
-	seals := unix.F_SEAL_WRITE | unix.F_SEAL_GROW | unix.F_SEAL_SHRINK | unix.F_SEAL_SEAL
-	if _, err := unix.FcntlInt(mf.Fd(), unix.F_ADD_SEALS, seals); err != nil {
-		return nil, 0, fmt.Errorf("sealing the private copy of %s: %w", name, err)
-	}
-	return mf, n, nil
+	return src, size, nil
 }

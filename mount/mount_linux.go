@@ -128,7 +128,7 @@ func mountFile(f *os.File, name, target string, o *Options, digest []byte) error
 	}
 	src := f
 	if digest != nil {
-		s, err := verifiedSource(f, name, digest)
+		s, _, err := VerifiedImage(f, name, digest)
 		if err != nil {
 			return err
 		}

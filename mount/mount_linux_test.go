@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/internal/testutil"
@@ -241,7 +242,7 @@ func TestMountMatchesSource(t *testing.T) {
 // auto-clearing; the kernel releases them shortly after the unmount).
 func waitLoopsGone(t *testing.T, devs []string) {
 	t.Helper()
-	for range 100 {
+	for range 500 { // up to 10s on a loaded machine
 		left := 0
 		loops := loopBackings(t)
 		for _, d := range devs {
@@ -945,13 +946,20 @@ func TestMountNamespace(t *testing.T) {
 	}()
 	pid := strconv.Itoa(cmd.Process.Pid)
 	ns := "/proc/" + pid + "/ns/mnt"
-	for range 100 {
+	// unshare(1) needs a moment (longer on a loaded machine) to enter its
+	// namespace.
+	entered := false
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 		a, _ := os.Readlink(ns)
 		b, _ := os.Readlink("/proc/self/ns/mnt")
-		if a != b {
+		if a != "" && a != b {
+			entered = true
 			break
 		}
 		unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
+	}
+	if !entered {
+		t.Fatalf("unshare(1) did not enter a new mount namespace within 20s")
 	}
 	dir := target(t)
 	mustMount(t, f.img, dir, Options{Basedirs: []string{f.store}, MountNamespace: ns})

@@ -4,55 +4,63 @@ package mount
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/gocfs/gocfs/fsverity"
 	"golang.org/x/sys/unix"
 )
 
-// verifiedSource checks that the image f has the fs-verity digest want and
-// returns the file to mount: f itself when it has fs-verity enabled (the
-// kernel then guarantees its content), otherwise a sealed private copy of
-// it whose digest was computed here. The caller closes a returned file that
-// is not f.
-func verifiedSource(f *os.File, name string, want []byte) (_ *os.File, retErr error) {
+// VerifiedImage checks that the image f (called name in errors) has the
+// fs-verity digest want, and returns what to read or mount: f itself when it
+// has fs-verity enabled (the kernel then guarantees its content), otherwise
+// a sealed private copy of it (a memfd) whose digest was computed here, so
+// that what was checked is what is used, whatever happens to f afterwards.
+// It also returns the size. The caller closes a returned file that is not f.
+// A wrong digest gives an error wrapping ErrDigestMismatch that shows both.
+func VerifiedImage(f *os.File, name string, want []byte) (_ *os.File, _ int64, retErr error) {
 	alg, got, err := fsverity.Measure(f)
 	switch {
 	case err == nil:
 		if alg != fsverity.SHA256 {
-			return nil, fmt.Errorf("%s: %w: the image has fs-verity with %s, expected SHA-256 digest %s", name, ErrDigestMismatch, alg, fsverity.Hex(want))
+			return nil, 0, fmt.Errorf("%s: %w: the image has fs-verity with %s, expected SHA-256 digest %s", name, ErrDigestMismatch, alg, fsverity.Hex(want))
 		}
 		if !bytes.Equal(got, want) {
-			return nil, mismatch(name, want, got)
+			return nil, 0, mismatch(name, want, got)
 		}
-		return f, nil
+		st, err := f.Stat()
+		if err != nil {
+			return nil, 0, err
+		}
+		return f, st.Size(), nil
 	case errors.Is(err, fsverity.ErrNotSupported), errors.Is(err, fsverity.ErrNotEnabled):
 		// Compute it below.
 	default:
-		return nil, fmt.Errorf("measuring the fs-verity digest of %s: %w", name, err)
+		return nil, 0, fmt.Errorf("measuring the fs-verity digest of %s: %w", name, err)
 	}
 
 	mf, size, err := sealedCopy(f, name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer func() {
 		if retErr != nil {
 			mf.Close()
 		}
 	}()
-	got, err = fsverity.Digest(io.NewSectionReader(mf, 0, size), fsverity.SHA256)
+	got, err = fsverity.DigestReaderAt(context.Background(), mf, size, fsverity.SHA256, min(runtime.GOMAXPROCS(0), 4))
 	if err != nil {
-		return nil, fmt.Errorf("computing the fs-verity digest of %s: %w", name, err)
+		return nil, 0, fmt.Errorf("computing the fs-verity digest of %s: %w", name, err)
 	}
 	if !bytes.Equal(got, want) {
-		return nil, mismatch(name, want, got)
+		return nil, 0, mismatch(name, want, got)
 	}
-	return mf, nil
+	return mf, size, nil
 }
 
 func mismatch(name string, want, got []byte) error {
