@@ -19,10 +19,9 @@ if [ -n "${GOCFS_UPSTREAM_BIN:-}" ] && [ -x "$GOCFS_UPSTREAM_BIN/mkcomposefs" ];
 	upstream=("$GOCFS_UPSTREAM_BIN/mkcomposefs")
 fi
 
-read -r nfiles bytes < <(find "$src" -xdev -printf '%s\n' 2>/dev/null | awk '{n++; s+=$1} END {print n, s}')
+read -r nfiles bytes < <(find "$src" -xdev -printf '%s\n' 2>/dev/null | awk '{n++; s+=$1} END {printf "%d %d\n", n, s}')
 echo "source: $src, $nfiles entries, $((bytes / 1000000)) MB"
-cat "$(command -v "${gocfs[0]}")" >/dev/null
-find "$src" -xdev -type f -size -2M -exec cat {} + >/dev/null 2>&1 || true # warm the cache
+"${gocfs[@]}" --print-digest-only "$src" >/dev/null # warm the page cache
 
 # run NAME CMD... : best wall time of $runs runs and its peak RSS
 best_t=0 best_rss=0
