@@ -47,6 +47,9 @@ func WriteFile(path string, root *tree.Node, opts Options) (digest []byte, retEr
 	}()
 	h := fsverity.New(fsverity.SHA256)
 	if err := Write(io.MultiWriter(f, h), root, opts); err != nil {
+		if errors.Is(err, ErrTree) || errors.Is(err, ErrVersion) {
+			return nil, err // about the tree, not the file
+		}
 		return nil, fmt.Errorf("image: writing %s: %w", path, err)
 	}
 	if err := f.Chmod(0o644); err != nil {
