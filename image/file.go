@@ -64,5 +64,13 @@ func WriteFile(path string, root *tree.Node, opts Options) (digest []byte, retEr
 	if err := os.Rename(f.Name(), path); err != nil {
 		return nil, fmt.Errorf("image: writing %s: %w", path, err)
 	}
+	// Make the new name durable too.
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return nil, fmt.Errorf("image: syncing %s: %w", dir, err)
+		}
+	}
 	return h.Sum(nil), nil
 }
