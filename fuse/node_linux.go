@@ -112,7 +112,35 @@ func fillAttr(in *erofs.Inode, a *gofuse.Attr) {
 
 func (n *node) Getattr(ctx context.Context, f fusefs.FileHandle, out *gofuse.AttrOut) syscall.Errno {
 	fillAttr(n.in, &out.Attr)
+	n.objectBlocks(&out.Attr)
 	return 0
+}
+
+// objectBlocks reports, for a file whose content is in the object store,
+// the object's block count, as the kernel mount does (it can differ from
+// the size's: ext4 counts an fs-verity Merkle tree among a file's blocks).
+// Where the object can't be found, the count from the size stays.
+func (n *node) objectBlocks(a *gofuse.Attr) {
+	if !n.in.IsRegular() || n.in.Size == 0 {
+		return
+	}
+	m, errno := n.loadMeta()
+	if errno != 0 || !m.hasRedirect || !validObjectPath(m.redirect) {
+		return
+	}
+	for _, s := range n.fsys.stores {
+		fd, err := openBeneath(s.fd, m.redirect)
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+			a.Blocks = uint64(st.Blocks)
+		}
+		return
+	}
 }
 
 func (n *node) Statfs(ctx context.Context, out *gofuse.StatfsOut) syscall.Errno {
@@ -492,6 +520,7 @@ func (n *node) child(ctx context.Context, e dirEnt, out *gofuse.EntryOut) (*fuse
 	}
 	fillAttr(in, &out.Attr)
 	c := &node{fsys: n.fsys, in: in, parentIno: ino(n.in.Nid)}
+	c.objectBlocks(&out.Attr)
 	return n.NewInode(ctx, c, fusefs.StableAttr{Mode: in.Type(), Ino: ino(e.nid)}), 0
 }
 

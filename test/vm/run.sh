@@ -11,6 +11,8 @@
 #   GOCFS_VM_TIMEOUT      seconds before the VM is killed (default 150)
 #   GOCFS_VM_TEST_RUN     passed to the guest as -test.run (default: all tests)
 #   GOCFS_VM_NO_APT=1     never call apt-get (tools and a cached kernel must exist)
+#   GOCFS_VM_PKGS         packages whose fs-verity tests the guest runs after
+#                         guest.test (default "mount fuse repo"; "" for none)
 # See test/vm/README.md.
 set -euo pipefail
 
@@ -26,6 +28,21 @@ TIMEOUT=${GOCFS_VM_TIMEOUT:-150}
 # to fetch the "crc32c" crypto driver ext4 asks for); crc32c_intel is not
 # usable under TCG.
 MODULES=(crc32c_generic virtio_pci virtio_blk ext4 erofs overlay loop)
+# Package tests that need a kernel and a file system with fs-verity (they skip
+# on a host without it), run by the guest after guest.test: package, then the
+# -test.run pattern. Every test the pattern selects must PASS in the guest: a
+# FAIL or a SKIP (of a test or subtest) fails the run.
+PKGS=${GOCFS_VM_PKGS-mount fuse repo}
+declare -A PKG_RUN=(
+	[mount]='^TestMountWithFsverity$'
+	[fuse]='^(TestDigest|TestMountMatchesKernel)$'
+	[repo]='^(TestInitLayout|TestCreateImage|TestObjectWriterAndLockedCommit)$'
+)
+# Left out on purpose: fuse's TestTamperedObject and repo's TestFsckCorruption
+# corrupt objects by writing them, which fs-verity forbids (EPERM).
+for p in $PKGS; do
+	[ -n "${PKG_RUN[$p]:-}" ] || die "GOCFS_VM_PKGS: no test selection for package $p (known: ${!PKG_RUN[*]})"
+done
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 secs() { local d=$(($(now_ms) - $1)); printf '%d.%d' $((d / 1000)) $((d % 1000 / 100)); }
@@ -40,8 +57,11 @@ mkdir -p "$WORK/apt" "$BUILD"
 # ------------------------------------------------------------- go binaries
 # Built in the background while apt and the kernel download run.
 BPID=
-say "building gocfs and the guest test binary (static; log in $WORK/build.log)"
+say "building gocfs and the test binaries (static; log in $WORK/build.log)"
 rm -f "$BUILD/gocfs" "$BUILD/guest.test"
+for p in "${!PKG_RUN[@]}"; do rm -f "$BUILD/$p.test"; done
+PKGARGS=
+for p in $PKGS; do PKGARGS+=" ./$p"; done
 # setsid: its own process group, so that an early exit can stop all of it.
 # GOTMPDIR: the go command's scratch space stays out of a shared /tmp, where
 # a cleaner could pull freshly compiled packages from under it.
@@ -50,9 +70,10 @@ mkdir -p "$GOTMPDIR"
 GOBUILD='
 	cd "$1" && export CGO_ENABLED=0 &&
 	"$2" build -o "$3/gocfs" ./cmd/gocfs &&
-	"$2" test -c -tags vmguest -o "$3/guest.test" ./test/vm/guest
+	"$2" test -c -tags vmguest -o "$3/guest.test" ./test/vm/guest &&
+	if [ -n "$4" ]; then "$2" test -c -o "$3/" $4; fi
 '
-setsid bash -c "$GOBUILD" build "$ROOT" "$GO" "$BUILD" >"$WORK/build.log" 2>&1 &
+setsid bash -c "$GOBUILD" build "$ROOT" "$GO" "$BUILD" "$PKGARGS" >"$WORK/build.log" 2>&1 &
 BPID=$!
 stop_build() {
 	if [ -n "$BPID" ]; then kill -TERM -- "-$BPID" 2>/dev/null || true; fi
@@ -67,7 +88,7 @@ wait_build() {
 	if [ "$rc" != 0 ] && grep -q '(open : no such file or directory)' "$WORK/build.log"; then
 		say "go build lost a compiled package; building once more"
 		rc=0
-		bash -c "$GOBUILD" build "$ROOT" "$GO" "$BUILD" >"$WORK/build.log" 2>&1 || rc=$?
+		bash -c "$GOBUILD" build "$ROOT" "$GO" "$BUILD" "$PKGARGS" >"$WORK/build.log" 2>&1 || rc=$?
 	fi
 	if [ "$rc" != 0 ]; then
 		cat "$WORK/build.log" >&2
@@ -142,7 +163,7 @@ KMOD=$(ls -d "$KROOT"/lib/modules/"$KVER" "$KROOT"/usr/lib/modules/"$KVER" 2>/de
 say "kernel $KVER"
 
 wait_build
-say "built gocfs and guest.test"
+say "built gocfs, guest.test${PKGS:+ and the tests of $PKGS}"
 
 # ---------------------------------------------------------------- initramfs
 IR=$BUILD/initramfs
@@ -150,6 +171,14 @@ rm -rf "$IR"
 mkdir -p "$IR"/{bin,dev,proc,sys,tmp,mnt,lib/modules}
 cp "$BUSYBOX" "$IR/bin/busybox"
 cp "$BUILD/gocfs" "$BUILD/guest.test" "$IR/bin/"
+# The package tests build their images with GOCFS_TEST_MKCOMPOSEFS=/bin/mkcomposefs
+# (gocfs in its mkcomposefs personality): there is no go toolchain in the guest.
+ln -s gocfs "$IR/bin/mkcomposefs"
+: > "$IR/pkg-tests"
+for p in $PKGS; do
+	cp "$BUILD/$p.test" "$IR/bin/"
+	printf '%s %s\n' "$p" "${PKG_RUN[$p]}" >> "$IR/pkg-tests"
+done
 cp "$HERE/init.sh" "$IR/init"
 chmod 0755 "$IR/init"
 # The guest test refuses to run (and touch /dev/vda) without this marker.
@@ -215,8 +244,19 @@ awk '/^=== GOCFS-VM-TEST-END/{on=0} on{print} /^=== GOCFS-VM-TEST-BEGIN/{on=1}' 
 npass=$(grep -cE '^GOCFS-VM-RESULT: PASS n=[1-9][0-9]* fail=0$' "$CLEAN" || true)
 nfailsum=$(grep -c '^GOCFS-VM-RESULT: FAIL' "$CLEAN" || true)
 nfailtest=$(grep -cE '^[[:space:]]*--- FAIL' "$CLEAN" || true)
+# Every suite (guest.test, then each package's tests) reports PASS, and no
+# package test or subtest was skipped: those that run in the VM must run.
+suites_ok=1
+for s in guest $PKGS; do
+	if [ "$(grep -cE "^GOCFS-VM-SUITE: $s PASS n=[1-9][0-9]*\$" "$CLEAN" || true)" != 1 ]; then
+		suites_ok=
+		echo "test-vm: suite $s did not report PASS exactly once"
+	fi
+done
+npkgskip=$(awk '/^=== GOCFS-VM-PKG /{on=1} /^=== GOCFS-VM-TEST-END/{on=0} on && /^[[:space:]]*--- SKIP/' "$CLEAN" | wc -l)
 verdict=FAIL
-if [ "$QRC" = 0 ] && [ "$npass" = 1 ] && [ "$nfailsum" = 0 ] && [ "$nfailtest" = 0 ]; then
+if [ "$QRC" = 0 ] && [ "$npass" = 1 ] && [ "$nfailsum" = 0 ] && [ "$nfailtest" = 0 ] &&
+	[ -n "$suites_ok" ] && [ "$npkgskip" = 0 ]; then
 	verdict=PASS
 fi
 if [ "$verdict" != PASS ]; then
@@ -229,10 +269,13 @@ if [ "$verdict" != PASS ]; then
 	if [ "$QRC" = 124 ] || [ "$QRC" = 137 ]; then
 		echo "test-vm: the VM did not power off within ${TIMEOUT}s (killed by timeout)"
 	fi
+	if [ "$npkgskip" != 0 ]; then
+		echo "test-vm: $npkgskip package test(s) skipped in the VM, where they must run"
+	fi
 	if [ "$npass" = 0 ] && [ "$nfailsum" = 0 ]; then
 		echo "test-vm: no GOCFS-VM-RESULT line: the guest never finished (see the log above)"
 	fi
 fi
-grep -E '^GOCFS-VM-(RESULT|READS|VERDICT):' "$CLEAN" || true
+grep -E '^GOCFS-VM-(SUITE|RESULT|READS|VERDICT):' "$CLEAN" || true
 say "test-vm: $verdict (kernel $KVER, boot round trip ${BOOT}s)"
 [ "$verdict" = PASS ]
