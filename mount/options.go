@@ -40,6 +40,16 @@ func (m VerityMode) String() string {
 	return fmt.Sprintf("VerityMode(%d)", int(m))
 }
 
+// ParseVerityMode parses "off", "try" or "require", as String prints them.
+func ParseVerityMode(s string) (VerityMode, error) {
+	for _, m := range []VerityMode{VerityOff, VerityTry, VerityRequire} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: verity mode %q: want off, try or require", ErrInvalidOptions, s)
+}
+
 // Options says how to mount a composefs image. The zero value is not
 // usable: at least one basedir is needed.
 type Options struct {

@@ -251,16 +251,9 @@ stored layers if garbage collection removed it). --verity says whether
 overlayfs checks the objects' fs-verity digests. Unmount with "gocfs umount".`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var mode mount.VerityMode
-			switch verity {
-			case "off":
-				mode = mount.VerityOff
-			case "try":
-				mode = mount.VerityTry
-			case "require":
-				mode = mount.VerityRequire
-			default:
-				return fmt.Errorf("--verity %q: want off, try or require", verity)
+			mode, err := mount.ParseVerityMode(verity)
+			if err != nil {
+				return fmt.Errorf("--verity: %w", err)
 			}
 			r, err := rf.open(cmd)
 			if err != nil {
