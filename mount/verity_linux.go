@@ -107,14 +107,19 @@ func decideVerity(o *Options) bool {
 			o.notice("tryverity: mounting without fs-verity checks: %s", why)
 			return false
 		}
+		// The decision rests on what the file system supports, never on
+		// what objects happen to have: whoever can strip fs-verity from
+		// one object must not be able to turn the checks off for all.
+		if obj := objectWithoutVerity(o.Basedirs); obj != "" {
+			o.notice("tryverity: fs-verity required; some objects lack it (e.g. %s) and will fail to read (EIO)", obj)
+		}
 		return true
 	}
 	return false
 }
 
-// storesHaveVerity tells whether every object store's file system supports
-// fs-verity and, as far as a sample shows, its objects have it enabled.
-// When not, why says what is missing.
+// storesHaveVerity tells whether every object store's file system (and
+// this kernel) supports fs-verity. When not, why says what is missing.
 func storesHaveVerity(dirs []string) (ok bool, why string) {
 	for _, dir := range dirs {
 		d, err := os.Open(dir)
@@ -133,19 +138,29 @@ func storesHaveVerity(dirs []string) (ok bool, why string) {
 		default:
 			return false, fmt.Sprintf("cannot probe %s for fs-verity: %v", dir, err)
 		}
-		if obj := sampleObject(dir); obj != "" {
-			f, err := os.Open(obj)
-			if err != nil {
-				continue
-			}
-			_, _, err = fsverity.Measure(f)
-			f.Close()
-			if errors.Is(err, fsverity.ErrNotEnabled) {
-				return false, fmt.Sprintf("objects in %s do not have fs-verity enabled (e.g. %s)", dir, obj)
-			}
-		}
 	}
 	return true, ""
+}
+
+// objectWithoutVerity returns a sample object of the stores that lacks
+// fs-verity, or "" when the sample finds none.
+func objectWithoutVerity(dirs []string) string {
+	for _, dir := range dirs {
+		obj := sampleObject(dir)
+		if obj == "" {
+			continue
+		}
+		f, err := os.Open(obj)
+		if err != nil {
+			continue
+		}
+		_, _, err = fsverity.Measure(f)
+		f.Close()
+		if errors.Is(err, fsverity.ErrNotEnabled) {
+			return obj
+		}
+	}
+	return ""
 }
 
 // sampleObject returns the path of some regular file in the object store
