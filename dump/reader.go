@@ -351,12 +351,12 @@ func (r *Reader) parseLine(line []byte) (*Entry, error) {
 }
 
 func parseDigest(s []byte) ([]byte, error) {
-	// A sha256 fs-verity digest; upstream's metacopy xattr has room for
-	// nothing else.
-	if len(s) != 64 {
-		return nil, fmt.Errorf("invalid digest %q: want 64 hex digits", s)
+	// A sha256 fs-verity digest, as upstream writes, or a sha512 one (an
+	// extension of gocfs's, for SHA-512 object stores).
+	if len(s) != 64 && len(s) != 128 {
+		return nil, fmt.Errorf("invalid digest %q: want 64 (sha256) or 128 (sha512) hex digits", s)
 	}
-	d := make([]byte, 32)
+	d := make([]byte, len(s)/2)
 	for i := range d {
 		h, l := unhex(s[2*i]), unhex(s[2*i+1])
 		if h < 0 || l < 0 {

@@ -245,3 +245,35 @@ func TestVersions(t *testing.T) {
 		t.Errorf("version %d for a tree without whiteouts, want 0", v)
 	}
 }
+
+// TestSHA512Metacopy checks the 68-byte metacopy written for a SHA-512
+// digest, and that reading the image gives the digest back.
+func TestSHA512Metacopy(t *testing.T) {
+	root := tree.New(tree.ModeDir | 0o755)
+	f := tree.New(tree.ModeRegular | 0o644)
+	f.Size = 5000
+	f.Digest = bytes.Repeat([]byte{0xab}, 64)
+	f.Payload = "ab/" + strings.Repeat("ab", 63)
+	if err := root.AddChild("f", f); err != nil {
+		t.Fatal(err)
+	}
+	img := build(t, root, image.DefaultOptions)
+	want := append([]byte{0, 68, 0, 2}, f.Digest...)
+	if !bytes.Contains(img, want) {
+		t.Fatal("no 68-byte SHA-512 metacopy value in the image")
+	}
+	back, err := image.Read(bytes.NewReader(img), int64(len(img)), image.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := back.Lookup("f"); g == nil || !bytes.Equal(g.Digest, f.Digest) || g.Payload != f.Payload {
+		t.Fatalf("read back as %+v", g)
+	}
+	if again := build(t, back, image.DefaultOptions); !bytes.Equal(again, img) {
+		t.Fatal("image -> tree -> image differs")
+	}
+	f.Digest = f.Digest[:40]
+	if err := image.Write(io.Discard, root, image.DefaultOptions); err == nil {
+		t.Fatal("a 40-byte digest was accepted")
+	}
+}

@@ -377,6 +377,7 @@ const (
 	rdXattrUserWhiteout      = "user.overlay.whiteout"
 	rdXattrUserWhiteouts     = "user.overlay.whiteouts"
 	rdMetacopyDigestedLength = 4 + 32
+	rdMetacopySHA512Length   = 4 + 64
 )
 
 // xattrs applies the inode's xattrs to n, in on-disk order.
@@ -434,7 +435,13 @@ func applyXattr(n *tree.Node, name string, value []byte) error {
 		}
 		return nil
 	case rdXattrMetacopy:
-		if isReg && len(value) == rdMetacopyDigestedLength {
+		// Upstream takes the digest of any 36-byte value; a 68-byte
+		// SHA-512 one (header 00 44 00 02) is what gocfs and composefs-rs
+		// write for SHA-512 object stores.
+		switch {
+		case isReg && len(value) == rdMetacopyDigestedLength:
+			n.Digest = append([]byte(nil), value[4:]...)
+		case isReg && len(value) == rdMetacopySHA512Length && value[0] == 0 && value[1] == rdMetacopySHA512Length && value[3] == 2:
 			n.Digest = append([]byte(nil), value[4:]...)
 		}
 		return nil

@@ -279,15 +279,25 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 	}
 
 	if typ == tree.ModeRegular && ino.size > 0 && ino.src.Content == nil {
+		// struct ovl_metacopy: version 0, its length, flags 0, the
+		// fs-verity hash algorithm, the digest. Upstream writes SHA-256
+		// digests only; a SHA-512 one (a composefs-rs style repository)
+		// gets the 68-byte form overlayfs also checks.
 		var meta []byte
-		if n.Digest != nil {
-			if len(n.Digest) != 32 {
-				return nil, fmt.Errorf("%w: %s: digest is %d bytes, want a 32-byte sha256 fs-verity digest", ErrTree, n.Path(), len(n.Digest))
-			}
+		switch len(n.Digest) {
+		case 0:
+		case 32:
 			meta = ino.meta[:]
 			meta[1] = 36 // length
 			meta[3] = 1  // FS_VERITY_HASH_ALG_SHA256
 			copy(meta[4:], n.Digest)
+		case 64:
+			meta = make([]byte, 68)
+			meta[1] = 68 // length
+			meta[3] = 2  // FS_VERITY_HASH_ALG_SHA512
+			copy(meta[4:], n.Digest)
+		default:
+			return nil, fmt.Errorf("%w: %s: digest is %d bytes, want a sha256 (32) or sha512 (64) fs-verity digest", ErrTree, n.Path(), len(n.Digest))
 		}
 		if err := ino.setXattr(xattrMetacopy, meta); err != nil {
 			return nil, err

@@ -272,6 +272,15 @@ func inNamespace(ns *os.File, fn func() error) error {
 	go func() {
 		// Never unlocked: the runtime ends the thread with the goroutine.
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread, which Go never ends: it would stay in the
+			// other namespace, and /proc/self (which follows it) with it.
+			// Hold it, so that another goroutine can't run on it, and
+			// enter the namespace from another thread.
+			errc <- inNamespace(ns, fn)
+			runtime.UnlockOSThread()
+			return
+		}
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("entering mount namespace: unshare: %w", err)
 			return

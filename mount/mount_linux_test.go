@@ -942,7 +942,10 @@ func TestMountNamespace(t *testing.T) {
 	}
 	// A process in a mount namespace of its own, with private
 	// propagation so that nothing mounted there shows here.
-	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sleep", "60")
+	// The child signals once unshare(1) has made its namespace private: a
+	// mount made earlier would still propagate back here.
+	ready := filepath.Join(t.TempDir(), "ready")
+	cmd := exec.Command(unshare, "--mount", "--propagation", "private", "sh", "-c", `touch "$0" && exec sleep 60`, ready)
 	must(t, cmd.Start())
 	defer func() {
 		cmd.Process.Kill()
@@ -950,20 +953,16 @@ func TestMountNamespace(t *testing.T) {
 	}()
 	pid := strconv.Itoa(cmd.Process.Pid)
 	ns := "/proc/" + pid + "/ns/mnt"
-	// unshare(1) needs a moment (longer on a loaded machine) to enter its
-	// namespace.
 	entered := false
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		a, _ := os.Readlink(ns)
-		b, _ := os.Readlink("/proc/self/ns/mnt")
-		if a != "" && a != b {
+		if _, err := os.Stat(ready); err == nil {
 			entered = true
 			break
 		}
 		unix.Nanosleep(&unix.Timespec{Nsec: 10e6}, nil)
 	}
 	if !entered {
-		t.Fatalf("unshare(1) did not enter a new mount namespace within 20s")
+		t.Fatalf("unshare(1) did not set up a private mount namespace within 20s")
 	}
 	dir := target(t)
 	mustMount(t, f.img, dir, Options{Basedirs: []string{f.store}, MountNamespace: ns})

@@ -46,10 +46,9 @@
 // A repository uses one fs-verity digest algorithm, recorded in meta.json:
 // SHA-256 (the default, the one upstream composefs images carry and
 // mount.composefs checks) or SHA-512. In a SHA-512 repository, objects and
-// images are named by their SHA-512 fs-verity digests, but the images carry
-// no per-file digests (the image format gocfs writes, upstream's, only has
-// room for SHA-256 ones), so overlayfs can't check objects at mount time
-// there; the image's own digest is always checked, and [Repo.Fsck] checks
-// every object. See docs/repository.md for all the differences from
+// images are named by their SHA-512 fs-verity digests and the images carry
+// SHA-512 per-file digests (the 68-byte overlayfs metacopy form, which
+// upstream's tools don't write but overlayfs checks); the image's own digest
+// is always checked, and [Repo.Fsck] checks every object. See docs/repository.md for all the differences from
 // composefs-rs.
 package repo

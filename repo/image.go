@@ -116,10 +116,9 @@ func (r *Repo) ImageObjects(name string) ([]string, error) {
 // the rest of opts is used as given (opts.Verity: mount.VerityTry is what
 // the command line uses by default).
 //
-// In a SHA-512 repository the images carry no per-file digests, so
-// overlayfs can't check the objects: Mount then mounts with VerityOff,
-// refuses VerityRequire, and says so through the Notice option for
-// VerityTry.
+// In a SHA-512 repository the image's SHA-512 digest is checked here, and
+// the mount checks the SHA-256 digest of the same bytes; per-file digests
+// are SHA-512 ones, which overlayfs checks as it does SHA-256 ones.
 func (r *Repo) Mount(name, target string, opts mount.Options) error {
 	unlock, err := r.lock(false)
 	if err != nil {
@@ -139,15 +138,6 @@ func (r *Repo) Mount(name, target string, opts mount.Options) error {
 	case fsverity.SHA256:
 		opts.ExpectedDigest = fsverity.Hex(d)
 	default:
-		switch opts.Verity {
-		case mount.VerityRequire:
-			return fmt.Errorf("repo: images in a %s repository carry no per-file digests: overlayfs can't require fs-verity", r.alg)
-		case mount.VerityTry:
-			if opts.Notice != nil {
-				opts.Notice(fmt.Sprintf("not checking objects with fs-verity: images in a %s repository carry no per-file digests", r.alg))
-			}
-		}
-		opts.Verity = mount.VerityOff
 		// Check the image's own digest here, and have mount check the
 		// SHA-256 digest of the same content, which it knows how to.
 		sha256, err := r.verifyImageFile(path, d)

@@ -217,11 +217,14 @@ func (r *Repo) collectFiles(root *tree.Node, content bool) ([]*fileObject, error
 			if err != nil {
 				return fmt.Errorf("repo: %s: %w", p, err)
 			}
-			if r.alg == fsverity.SHA256 && n.Digest != nil && !bytes.Equal(n.Digest, d) {
+			if len(n.Digest) == r.alg.Size() && !bytes.Equal(n.Digest, d) {
 				return fmt.Errorf("repo: %s: digest %s does not match its object %s", p, fsverity.Hex(n.Digest), n.Payload)
 			}
 			if r.alg != fsverity.SHA256 {
-				n.Digest = nil // a SHA-256 digest: no use with SHA-512 objects
+				// The object's name is its digest: the image carries it,
+				// so that overlayfs can check the object (a SHA-256 image
+				// keeps what its input said, as mkcomposefs does).
+				n.Digest = d
 			}
 			want = d
 		case r.alg == fsverity.SHA256 && len(n.Digest) == fsverity.SHA256.Size():
@@ -289,11 +292,7 @@ func (r *Repo) storeFiles(ctx context.Context, w *ObjectWriter, files []*fileObj
 				}
 				for _, n := range f.nodes {
 					n.Payload = ObjectRel(digest)
-					if r.alg == fsverity.SHA256 {
-						n.Digest = digest
-					} else {
-						n.Digest = nil
-					}
+					n.Digest = digest
 				}
 			}
 		}()

@@ -162,7 +162,7 @@ func dumpString(t testing.TB, root *tree.Node) string {
 
 // checkImage checks that the repository's image name is the image of the
 // directory src: in a SHA-256 repository the very image mkcomposefs makes;
-// in a SHA-512 one the same with the repository's object paths and no
+// in a SHA-512 one the same with the repository's object paths and SHA-512
 // per-file digests. It also checks that the image reads back (image.Read)
 // to the same image, and that each file's content, inline or from its
 // object, is the source file's.
@@ -179,7 +179,7 @@ func checkImage(t testing.TB, r *Repo, name, src string) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				n.Payload, n.Digest = ObjectRel(sum), nil
+				n.Payload, n.Digest = ObjectRel(sum), sum
 			}
 			return nil
 		})

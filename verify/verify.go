@@ -801,10 +801,12 @@ func (v *verifier) checkOverlayFile(path string, in *erofs.Inode, isReg, hasRedi
 	if hasMetacopy {
 		switch {
 		case len(metacopy) == 0:
-		case len(metacopy) != 4+32:
-			v.problem(path, pnid, nil, "metacopy", "metacopy value of %d bytes (want 0 or 36)", len(metacopy))
-		case metacopy[0] != 0 || metacopy[1] != 36 || metacopy[2] != 0 || metacopy[3] != byte(fsverity.SHA256):
+		case len(metacopy) != 4+32 && len(metacopy) != 4+64:
+			v.problem(path, pnid, nil, "metacopy", "metacopy value of %d bytes (want 0, 36 or 68)", len(metacopy))
+		case len(metacopy) == 4+32 && (metacopy[0] != 0 || metacopy[1] != 36 || metacopy[2] != 0 || metacopy[3] != byte(fsverity.SHA256)):
 			v.problem(path, pnid, nil, "metacopy", "metacopy header % x (want version 0, length 36, flags 0, sha256)", metacopy[:4])
+		case len(metacopy) == 4+64 && (metacopy[0] != 0 || metacopy[1] != 68 || metacopy[2] != 0 || metacopy[3] != byte(fsverity.SHA512)):
+			v.problem(path, pnid, nil, "metacopy", "metacopy header % x (want version 0, length 68, flags 0, sha512)", metacopy[:4])
 		default:
 			digest = metacopy[4:]
 		}
@@ -823,7 +825,7 @@ func (v *verifier) checkOverlayFile(path string, in *erofs.Inode, isReg, hasRedi
 		v.problem(path, pnid, nil, "redirect", "redirect %s is not an object path /XX/<62 or 126 hex digits>", esc(string(redirect)))
 		return
 	}
-	if digest != nil && len(obj) == 2+1+62 && strings.ReplaceAll(obj, "/", "") != fsverity.Hex(digest) {
+	if digest != nil && strings.ReplaceAll(obj, "/", "") != fsverity.Hex(digest) {
 		v.problem(path, pnid, nil, "redirect", "redirect %s does not match the metacopy digest %s", obj, fsverity.Hex(digest))
 	}
 	if o := v.objects[obj]; o != nil {
@@ -950,7 +952,7 @@ func (v *verifier) checkObjects() error {
 			v.report.Stats.Unverified++
 			continue
 		}
-		d, err := objectDigest(p)
+		d, err := objectDigest(p, len(o.digest))
 		if err != nil {
 			v.problem(o.path, nil, nil, "object", "object %s: %v", k, err)
 			continue
@@ -962,19 +964,24 @@ func (v *verifier) checkObjects() error {
 	return nil
 }
 
-// objectDigest returns the SHA-256 fs-verity digest of the file at p,
-// measured by the kernel if it has fs-verity, computed otherwise.
-func objectDigest(p string) ([]byte, error) {
+// objectDigest returns the fs-verity digest of the file at p with the
+// algorithm whose digests have size bytes (SHA-256 or SHA-512), measured by
+// the kernel if the file has fs-verity with it, computed otherwise.
+func objectDigest(p string, size int) ([]byte, error) {
+	want := fsverity.SHA256
+	if size == fsverity.SHA512.Size() {
+		want = fsverity.SHA512
+	}
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	alg, d, err := fsverity.Measure(f)
-	if err == nil && alg == fsverity.SHA256 {
+	if err == nil && alg == want {
 		return d, nil
 	}
-	return fsverity.Digest(f, fsverity.SHA256)
+	return fsverity.Digest(f, want)
 }
 
 // checkImageDigest compares the image's fs-verity digest with

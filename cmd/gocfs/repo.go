@@ -172,7 +172,8 @@ func newRepoInitCmd(rf *repoFlags) *cobra.Command {
 		Long: `Create a repository, or check that the one there uses the same digest
 algorithm. SHA-256 (the default) is what upstream composefs images carry and
 mount.composefs checks; SHA-512 names objects and images by SHA-512 fs-verity
-digests, but its images carry no per-file digests (see docs/repository.md).
+digests, and its images carry SHA-512 per-file digests (see
+docs/repository.md).
 fs-verity is enabled on meta.json where the file system supports it, which
 makes composefs-rs and gocfs require it on every object; --insecure does not.
 PATH, as with cfsctl, is the repository (instead of --repo).`,

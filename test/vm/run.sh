@@ -36,7 +36,7 @@ PKGS=${GOCFS_VM_PKGS-mount fuse repo}
 declare -A PKG_RUN=(
 	[mount]='^TestMountWithFsverity$'
 	[fuse]='^(TestDigest|TestMountMatchesKernel)$'
-	[repo]='^(TestInitLayout|TestCreateImage|TestObjectWriterAndLockedCommit)$'
+	[repo]='^(TestInitLayout|TestCreateImage|TestObjectWriterAndLockedCommit|TestMountVerity)$'
 )
 # Left out on purpose: fuse's TestTamperedObject and repo's TestFsckCorruption
 # corrupt objects by writing them, which fs-verity forbids (EPERM).
