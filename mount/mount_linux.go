@@ -619,21 +619,32 @@ func overlayLegacy(c *ovlConfig) error {
 	return fmt.Errorf("mounting overlayfs: %w", err)
 }
 
+// mountOptionFlags pairs each mount option with its MOUNT_ATTR_* flag (new
+// mount API) and its MS_* flag (mount(2)).
+func (o *Options) mountOptionFlags() []struct {
+	on   bool
+	attr int
+	flag uintptr
+} {
+	return []struct {
+		on   bool
+		attr int
+		flag uintptr
+	}{
+		{o.ReadOnly || o.UpperDir == "", unix.MOUNT_ATTR_RDONLY, unix.MS_RDONLY},
+		{o.NoSuid, unix.MOUNT_ATTR_NOSUID, unix.MS_NOSUID},
+		{o.NoDev, unix.MOUNT_ATTR_NODEV, unix.MS_NODEV},
+		{o.NoExec, unix.MOUNT_ATTR_NOEXEC, unix.MS_NOEXEC},
+		{o.NoAtime, unix.MOUNT_ATTR_NOATIME, unix.MS_NOATIME},
+		{o.StrictAtime, unix.MOUNT_ATTR_STRICTATIME, unix.MS_STRICTATIME},
+		{o.NoDiratime, unix.MOUNT_ATTR_NODIRATIME, unix.MS_NODIRATIME},
+	}
+}
+
 // mountAttrs returns the MOUNT_ATTR_* flags of the overlay mount.
 func (o *Options) mountAttrs() int {
 	var attr int
-	for _, f := range []struct {
-		on   bool
-		attr int
-	}{
-		{o.ReadOnly || o.UpperDir == "", unix.MOUNT_ATTR_RDONLY},
-		{o.NoSuid, unix.MOUNT_ATTR_NOSUID},
-		{o.NoDev, unix.MOUNT_ATTR_NODEV},
-		{o.NoExec, unix.MOUNT_ATTR_NOEXEC},
-		{o.NoAtime, unix.MOUNT_ATTR_NOATIME},
-		{o.StrictAtime, unix.MOUNT_ATTR_STRICTATIME},
-		{o.NoDiratime, unix.MOUNT_ATTR_NODIRATIME},
-	} {
+	for _, f := range o.mountOptionFlags() {
 		if f.on {
 			attr |= f.attr
 		}
@@ -644,18 +655,7 @@ func (o *Options) mountAttrs() int {
 // mountFlags returns the MS_* flags of the overlay mount, for mount(2).
 func (o *Options) mountFlags() uintptr {
 	var flags uintptr
-	for _, f := range []struct {
-		on   bool
-		flag uintptr
-	}{
-		{o.ReadOnly || o.UpperDir == "", unix.MS_RDONLY},
-		{o.NoSuid, unix.MS_NOSUID},
-		{o.NoDev, unix.MS_NODEV},
-		{o.NoExec, unix.MS_NOEXEC},
-		{o.NoAtime, unix.MS_NOATIME},
-		{o.StrictAtime, unix.MS_STRICTATIME},
-		{o.NoDiratime, unix.MS_NODIRATIME},
-	} {
+	for _, f := range o.mountOptionFlags() {
 		if f.on {
 			flags |= f.flag
 		}

@@ -18,18 +18,21 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/gocfs/gocfs/erofs"
 )
 
-// File type bits of Mode, as in stat(2).
+// File type bits of Mode, as in stat(2) (the values EROFS stores; defined
+// once, in package erofs).
 const (
-	ModeType    = 0o170000
-	ModeSocket  = 0o140000
-	ModeSymlink = 0o120000
-	ModeRegular = 0o100000
-	ModeBlock   = 0o060000
-	ModeDir     = 0o040000
-	ModeChar    = 0o020000
-	ModeFIFO    = 0o010000
+	ModeType    = erofs.ModeType
+	ModeSocket  = erofs.ModeSocket
+	ModeSymlink = erofs.ModeSymlink
+	ModeRegular = erofs.ModeRegular
+	ModeBlock   = erofs.ModeBlock
+	ModeDir     = erofs.ModeDir
+	ModeChar    = erofs.ModeChar
+	ModeFIFO    = erofs.ModeFIFO
 	ModePerm    = 0o7777
 )
 

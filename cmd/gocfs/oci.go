@@ -109,8 +109,8 @@ on where it stopped. Prints the composefs image's digest.`,
 // layerBars returns a progress reporter drawing a bar per layer on w when
 // w is a terminal, else nil.
 func layerBars(w io.Writer) func(oci.Progress) {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	f := terminal(w)
+	if f == nil {
 		return nil
 	}
 	var bar *progressbar.ProgressBar

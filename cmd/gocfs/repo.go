@@ -119,11 +119,20 @@ func (rf *repoFlags) output(cmd *cobra.Command, v any, human func(w io.Writer)) 
 	return nil
 }
 
+// terminal returns w as a file when it is a terminal (where progress bars
+// are drawn), else nil.
+func terminal(w io.Writer) *os.File {
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return f
+	}
+	return nil
+}
+
 // progressBars returns a progress reporter drawing bars on w when w is a
 // terminal, else nil.
 func progressBars(w io.Writer) func(repo.Progress) {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	f := terminal(w)
+	if f == nil {
 		return nil
 	}
 	var bar *progressbar.ProgressBar
