@@ -581,3 +581,31 @@ func TestDigestFiles(t *testing.T) {
 		t.Errorf("canceled after one file: %v, %d calls", err, calls)
 	}
 }
+
+func TestMeasureOrCompute(t *testing.T) {
+	data := bytes.Repeat([]byte("gocfs measure "), 1000)
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(100, io.SeekStart); err != nil { // the file offset must not matter
+		t.Fatal(err)
+	}
+	for _, alg := range []Algorithm{SHA256, SHA512} {
+		d, measured, err := MeasureOrCompute(f, alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := Sum(data, alg); !bytes.Equal(d, want) || measured {
+			t.Errorf("%v: got %x (measured %v), want %x computed", alg, d, measured, want)
+		}
+	}
+	if _, _, err := MeasureOrCompute(f, 7); !errors.Is(err, ErrUnknownAlgorithm) {
+		t.Errorf("unknown algorithm: %v", err)
+	}
+}
