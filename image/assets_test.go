@@ -14,24 +14,13 @@ import (
 
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/internal/assets"
 	"github.com/gocfs/gocfs/tree"
 )
 
-// assetsDir finds upstream's reference assets: $GOCFS_ASSETS, or
-// shared/composefs-assets beside the repository.
-func assetsDir(t testing.TB) string {
-	if d := os.Getenv("GOCFS_ASSETS"); d != "" {
-		return d
-	}
-	d, err := filepath.Abs("../../shared/composefs-assets")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(d); err != nil {
-		t.Fatalf("reference assets not found at %s (set GOCFS_ASSETS): %v", d, err)
-	}
-	return d
-}
+// assetsDir returns upstream's reference assets: the repository's own
+// checked copy, or $GOCFS_ASSETS.
+func assetsDir(t testing.TB) string { return assets.Dir(t) }
 
 // nonStrict lists the assets upstream parses without CFS_PARSE_STRICT.
 var nonStrict = map[string]bool{

@@ -17,26 +17,16 @@ import (
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/erofs"
 	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/internal/assets"
 	"github.com/gocfs/gocfs/tree"
 )
 
 // Upstream tools, used when present (they are not in CI).
 const rdUpstreamBin = "/opt/upstream-cfs/bin"
 
-// rdAssets returns upstream's reference assets directory: $GOCFS_ASSETS,
-// or shared/composefs-assets beside the repository; the test skips when
-// there is none.
-func rdAssets(t testing.TB) string {
-	t.Helper()
-	d := os.Getenv("GOCFS_ASSETS")
-	if d == "" {
-		d, _ = filepath.Abs("../../shared/composefs-assets")
-	}
-	if _, err := os.Stat(d); err != nil {
-		t.Skipf("no composefs assets (set GOCFS_ASSETS): %v", err)
-	}
-	return d
-}
+// rdAssets returns upstream's reference assets directory (the
+// repository's own checked copy, or $GOCFS_ASSETS).
+func rdAssets(t testing.TB) string { return assets.Dir(t) }
 
 func rdUpstream(t testing.TB, tool string) string {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"github.com/gocfs/gocfs/erofs"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/internal/assets"
 	"github.com/gocfs/gocfs/verify"
 )
 
@@ -73,17 +74,14 @@ func TestVerifyGolden(t *testing.T) {
 // TestVerifyOurWriter checks that images our writer makes from the
 // reference dumps pass.
 func TestVerifyOurWriter(t *testing.T) {
-	assets := os.Getenv("GOCFS_ASSETS")
-	if assets == "" {
-		assets = "../../shared/composefs-assets"
-	}
-	dumps, _ := filepath.Glob(assets + "/*.dump")
-	gz, _ := filepath.Glob(assets + "/*.dump.gz")
+	dir := assets.Dir(t)
+	dumps, _ := filepath.Glob(dir + "/*.dump")
+	gz, _ := filepath.Glob(dir + "/*.dump.gz")
 	if !testing.Short() {
 		dumps = append(dumps, gz...)
 	}
-	if len(dumps) == 0 {
-		t.Logf("no composefs assets in %s (set GOCFS_ASSETS): checking the test data only", assets)
+	if len(dumps) < 20 {
+		t.Fatalf("only %d reference dumps in %s", len(dumps), dir)
 	}
 	dumps = append(dumps, goldenDir+"/mixed.dump", goldenDir+"/hardlinks.dump")
 	for _, p := range dumps {
