@@ -180,12 +180,51 @@ func (r *Reader) parseLine(line []byte) (*Entry, error) {
 	if i := bytes.IndexByte(line, 0); i >= 0 {
 		return nil, r.errorf("NUL character at column %d", i+1)
 	}
-	var f [11][]byte
+	var f fields
 	rest := line
 	for i := range f {
 		f[i], rest = splitField(rest)
 	}
-	path, err := unescape(f[0])
+	e, err := r.parseHead(&f)
+	if err != nil || e.Hardlink {
+		return e, err
+	}
+	size, err := r.parseStat(e, &f)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.parseData(e, &f, size); err != nil {
+		return nil, err
+	}
+	if err := r.parseXattrs(e, rest); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// fields are a line's eleven fixed fields: PATH SIZE MODE NLINK UID GID
+// RDEV MTIME PAYLOAD CONTENT DIGEST (xattrs follow).
+type fields [11][]byte
+
+// The fields' indexes.
+const (
+	fPath = iota
+	fSize
+	fMode
+	fNlink
+	fUID
+	fGID
+	fRdev
+	fMtime
+	fPayload
+	fContent
+	fDigest
+)
+
+// parseHead parses the path and the mode, and for a hard link its target:
+// all a hard link line has.
+func (r *Reader) parseHead(f *fields) (*Entry, error) {
+	path, err := unescape(f[fPath])
 	if err != nil {
 		return nil, r.errorf("path: %v", err)
 	}
@@ -196,8 +235,7 @@ func (r *Reader) parseLine(line []byte) (*Entry, error) {
 		return nil, r.errorf("NUL in path %q", path)
 	}
 	e := &Entry{Line: r.line, Path: string(path)}
-
-	modeField := f[2]
+	modeField := f[fMode]
 	if len(modeField) > 0 && modeField[0] == '@' {
 		e.Hardlink = true
 		modeField = modeField[1:]
@@ -209,145 +247,180 @@ func (r *Reader) parseLine(line []byte) (*Entry, error) {
 	if mode > 0xffffffff || !tree.ValidMode(uint32(mode)) {
 		return nil, r.errorf("%s: invalid mode %o", e.Path, mode)
 	}
-	n := tree.New(uint32(mode))
-	e.Node = n
+	e.Node = tree.New(uint32(mode))
 	if e.Hardlink {
-		if n.IsDir() {
+		if e.Node.IsDir() {
 			return nil, r.errorf("%s: directories can't be hard linked", e.Path)
 		}
-		target, ok, err := optional(f[8])
+		target, ok, err := optional(f[fPayload])
 		if err != nil {
 			return nil, r.errorf("%s: hard link target: %v", e.Path, err)
 		}
 		e.LinkTarget, e.HasTarget = string(target), ok
-		return e, nil
 	}
+	return e, nil
+}
 
+// parseStat parses the numeric fields into e.Node and returns SIZE.
+func (r *Reader) parseStat(e *Entry, f *fields) (size uint64, err error) {
 	var nums [5]uint64
 	for i, what := range [5]string{"size", "nlink", "uid", "gid", "rdev"} {
-		idx := [5]int{1, 3, 4, 5, 6}[i]
+		idx := [5]int{fSize, fNlink, fUID, fGID, fRdev}[i]
 		if nums[i], err = parseUint(f[idx], 10, what); err != nil {
-			return nil, r.errorf("%s: %v", e.Path, err)
+			return 0, r.errorf("%s: %v", e.Path, err)
 		}
 	}
 	size, nlink, uid, gid, rdev := nums[0], nums[1], nums[2], nums[3], nums[4]
 	if nlink > 0xffffffff || uid > 0xffffffff || gid > 0xffffffff {
-		return nil, r.errorf("%s: nlink, uid or gid out of range", e.Path)
+		return 0, r.errorf("%s: nlink, uid or gid out of range", e.Path)
 	}
-	sec, nsec, ok := bytes.Cut(f[7], []byte{'.'})
-	if !ok {
-		return nil, r.errorf("%s: invalid mtime %q (want SEC.NSEC)", e.Path, f[7])
-	}
-	msec, err := parseUint(sec, 10, "mtime")
+	msec, mnsec, err := r.parseMtime(e, f[fMtime])
 	if err != nil {
-		return nil, r.errorf("%s: %v", e.Path, err)
+		return 0, err
 	}
-	mnsec, err := parseUint(nsec, 10, "mtime nanoseconds")
-	if err != nil {
-		return nil, r.errorf("%s: %v", e.Path, err)
-	}
-	if mnsec > 0xffffffff {
-		return nil, r.errorf("%s: mtime nanoseconds out of range", e.Path)
-	}
-	payload, hasPayload, err := optional(f[8])
-	if err != nil {
-		return nil, r.errorf("%s: payload: %v", e.Path, err)
-	}
-	content, hasContent, err := optional(f[9])
-	if err != nil {
-		return nil, r.errorf("%s: content: %v", e.Path, err)
-	}
-	if hasContent && uint64(len(content)) != size {
-		return nil, r.errorf("%s: content is %d bytes but size is %d", e.Path, len(content), size)
-	}
-	digest, hasDigest, err := optional(f[10])
-	if err != nil {
-		return nil, r.errorf("%s: digest: %v", e.Path, err)
-	}
-
-	typ := n.Type()
-	if typ != tree.ModeSymlink {
+	n := e.Node
+	if n.Type() != tree.ModeSymlink {
 		n.Size = size
 	}
 	n.Nlink = uint32(nlink)
 	n.UID, n.GID = uint32(uid), uint32(gid)
-	if typ == tree.ModeChar || typ == tree.ModeBlock {
+	if typ := n.Type(); typ == tree.ModeChar || typ == tree.ModeBlock {
 		n.Rdev = rdev
 	} else if r.opts.Strict && rdev != 0 {
-		return nil, r.errorf("%s: non-zero device number on a non-device", e.Path)
+		return 0, r.errorf("%s: non-zero device number on a non-device", e.Path)
 	}
-	n.MtimeSec, n.MtimeNsec = int64(msec), uint32(mnsec)
+	n.MtimeSec, n.MtimeNsec = msec, mnsec
+	return size, nil
+}
 
-	if typ == tree.ModeSymlink {
-		if !hasPayload || len(payload) == 0 {
-			return nil, r.errorf("%s: symlink without a target", e.Path)
-		}
-		if bytes.IndexByte(payload, 0) >= 0 {
-			return nil, r.errorf("%s: NUL in symlink target", e.Path)
-		}
-		if err := n.SetSymlink(string(payload)); err != nil {
-			return nil, r.errorf("%s: symlink target: %v", e.Path, err)
-		}
-		if r.opts.Strict {
-			if size != uint64(len(payload)) {
-				return nil, r.errorf("%s: symlink size %d does not match its target's length %d", e.Path, size, len(payload))
-			}
-			if len(content) > 0 {
-				return nil, r.errorf("%s: symlink cannot have content", e.Path)
-			}
-		}
+// parseMtime parses SEC.NSEC.
+func (r *Reader) parseMtime(e *Entry, field []byte) (int64, uint32, error) {
+	sec, nsec, ok := bytes.Cut(field, []byte{'.'})
+	if !ok {
+		return 0, 0, r.errorf("%s: invalid mtime %q (want SEC.NSEC)", e.Path, field)
+	}
+	msec, err := parseUint(sec, 10, "mtime")
+	if err != nil {
+		return 0, 0, r.errorf("%s: %v", e.Path, err)
+	}
+	mnsec, err := parseUint(nsec, 10, "mtime nanoseconds")
+	if err != nil {
+		return 0, 0, r.errorf("%s: %v", e.Path, err)
+	}
+	if mnsec > 0xffffffff {
+		return 0, 0, r.errorf("%s: mtime nanoseconds out of range", e.Path)
+	}
+	return int64(msec), uint32(mnsec), nil
+}
+
+// parseData parses PAYLOAD, CONTENT and DIGEST into e.Node.
+func (r *Reader) parseData(e *Entry, f *fields, size uint64) error {
+	payload, hasPayload, err := optional(f[fPayload])
+	if err != nil {
+		return r.errorf("%s: payload: %v", e.Path, err)
+	}
+	content, hasContent, err := optional(f[fContent])
+	if err != nil {
+		return r.errorf("%s: content: %v", e.Path, err)
+	}
+	if hasContent && uint64(len(content)) != size {
+		return r.errorf("%s: content is %d bytes but size is %d", e.Path, len(content), size)
+	}
+	digest, hasDigest, err := optional(f[fDigest])
+	if err != nil {
+		return r.errorf("%s: digest: %v", e.Path, err)
+	}
+	if e.Node.Type() == tree.ModeSymlink {
+		err = r.setSymlink(e, payload, hasPayload, content, size)
 	} else {
-		if hasPayload {
-			if len(payload) > tree.MaxPathLen {
-				return nil, r.errorf("%s: payload longer than %d bytes", e.Path, tree.MaxPathLen)
-			}
-			if bytes.IndexByte(payload, 0) >= 0 {
-				return nil, r.errorf("%s: NUL in payload", e.Path)
-			}
-			n.Payload = string(payload)
-		}
-		if hasContent && len(content) > 0 {
-			if len(content) > tree.MaxInlineContent {
-				return nil, r.errorf("%s: inline content of %d bytes exceeds the maximum of %d", e.Path, len(content), tree.MaxInlineContent)
-			}
-			n.Content = append([]byte(nil), content...)
-		}
+		err = r.setFileData(e, payload, hasPayload, content, hasContent)
+	}
+	if err != nil {
+		return err
 	}
 	// An empty DIGEST field (a line cut short) gives upstream an undefined
 	// digest; take it as none.
 	if hasDigest && len(digest) > 0 {
 		d, err := parseDigest(digest)
 		if err != nil {
-			return nil, r.errorf("%s: %v", e.Path, err)
+			return r.errorf("%s: %v", e.Path, err)
 		}
-		n.Digest = d
+		e.Node.Digest = d
 	}
+	return nil
+}
+
+// setSymlink sets a symlink's target from PAYLOAD.
+func (r *Reader) setSymlink(e *Entry, payload []byte, hasPayload bool, content []byte, size uint64) error {
+	if !hasPayload || len(payload) == 0 {
+		return r.errorf("%s: symlink without a target", e.Path)
+	}
+	if bytes.IndexByte(payload, 0) >= 0 {
+		return r.errorf("%s: NUL in symlink target", e.Path)
+	}
+	if err := e.Node.SetSymlink(string(payload)); err != nil {
+		return r.errorf("%s: symlink target: %v", e.Path, err)
+	}
+	if r.opts.Strict {
+		if size != uint64(len(payload)) {
+			return r.errorf("%s: symlink size %d does not match its target's length %d", e.Path, size, len(payload))
+		}
+		if len(content) > 0 {
+			return r.errorf("%s: symlink cannot have content", e.Path)
+		}
+	}
+	return nil
+}
+
+// setFileData sets any other inode's payload and inline content.
+func (r *Reader) setFileData(e *Entry, payload []byte, hasPayload bool, content []byte, hasContent bool) error {
+	n := e.Node
+	if hasPayload {
+		if len(payload) > tree.MaxPathLen {
+			return r.errorf("%s: payload longer than %d bytes", e.Path, tree.MaxPathLen)
+		}
+		if bytes.IndexByte(payload, 0) >= 0 {
+			return r.errorf("%s: NUL in payload", e.Path)
+		}
+		n.Payload = string(payload)
+	}
+	if hasContent && len(content) > 0 {
+		if len(content) > tree.MaxInlineContent {
+			return r.errorf("%s: inline content of %d bytes exceeds the maximum of %d", e.Path, len(content), tree.MaxInlineContent)
+		}
+		n.Content = append([]byte(nil), content...)
+	}
+	return nil
+}
+
+// parseXattrs parses the KEY=VALUE fields after DIGEST.
+func (r *Reader) parseXattrs(e *Entry, rest []byte) error {
 	if len(rest) > 0xffff {
-		return nil, r.errorf("%s: too many xattrs", e.Path)
+		return r.errorf("%s: too many xattrs", e.Path)
 	}
 	for len(rest) > 0 {
 		var x []byte
 		x, rest = splitField(rest)
 		name, value, ok := bytes.Cut(x, []byte{'='})
 		if !ok {
-			return nil, r.errorf("%s: missing = in xattr %q", e.Path, x)
+			return r.errorf("%s: missing = in xattr %q", e.Path, x)
 		}
 		k, err := unescape(name)
 		if err != nil {
-			return nil, r.errorf("%s: xattr name: %v", e.Path, err)
+			return r.errorf("%s: xattr name: %v", e.Path, err)
 		}
 		if len(k) == 0 || bytes.IndexByte(k, 0) >= 0 {
-			return nil, r.errorf("%s: invalid xattr name %q", e.Path, k)
+			return r.errorf("%s: invalid xattr name %q", e.Path, k)
 		}
 		v, err := unescape(value)
 		if err != nil {
-			return nil, r.errorf("%s: xattr %s: %v", e.Path, k, err)
+			return r.errorf("%s: xattr %s: %v", e.Path, k, err)
 		}
-		if err := n.SetXattr(string(k), v); err != nil {
-			return nil, r.errorf("%s: can't set xattr %q: %v", e.Path, k, err)
+		if err := e.Node.SetXattr(string(k), v); err != nil {
+			return r.errorf("%s: can't set xattr %q: %v", e.Path, k, err)
 		}
 	}
-	return e, nil
+	return nil
 }
 
 func parseDigest(s []byte) ([]byte, error) {
