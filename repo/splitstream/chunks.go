@@ -51,7 +51,7 @@ func (r *Reader) chunkErr(sentinel error, format string, args ...any) error {
 // decodeErr reports an error of the decoder of the chunk stream.
 func (r *Reader) decodeErr(err error) error {
 	if r.src != nil && r.src.err != nil {
-		return r.fail(fmt.Errorf("splitstream: reading the stream section: %w", r.src.err))
+		return r.fail(ioErr("stream", r.src.err))
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return r.chunkErr(ErrCorrupt, "chunk stream truncated")
@@ -71,7 +71,7 @@ func (r *Reader) Next() (Chunk, error) {
 	}
 	if !r.cs.started {
 		r.cs.started = true
-		if err := r.openSection(r.info.Stream); err != nil {
+		if err := r.openSection("stream", r.info.Stream); err != nil {
 			return Chunk{}, r.decodeErr(err)
 		}
 	}

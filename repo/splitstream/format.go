@@ -37,7 +37,7 @@ const (
 	// MaxNamedRefsSize bounds the decompressed named references section.
 	// A container image's configuration names one stream per layer, in
 	// about 80 bytes each.
-	MaxNamedRefsSize = 16 << 20
+	MaxNamedRefsSize = 4 << 20
 )
 
 // Byte offsets of the header fields in the current layout (SplitstreamHeader,

@@ -206,15 +206,24 @@ func (r *Reader) readRefs(field string, rg Range) ([]digest.Digest, error) {
 	return refs, nil
 }
 
-// ioTracker remembers the first error of the file underneath a decoder, so
-// that an I/O error is not mistaken for corrupt data.
+// ioTracker reads a compressed section for a decoder. It remembers the
+// first error of the file underneath, so that an I/O error is not mistaken
+// for corrupt data, and turns a file that ends inside the section into an
+// error rather than an early end of the data.
 type ioTracker struct {
-	r   io.Reader
-	err error
+	r     io.Reader
+	left  int64 // bytes of the section not read yet
+	field string
+	off   int64 // where the section ends
+	err   error
 }
 
 func (t *ioTracker) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
+	t.left -= int64(n)
+	if err == io.EOF && t.left > 0 {
+		err = errAt(ErrCorrupt, t.field, t.off-t.left, "file ends before its stated size")
+	}
 	if err != nil && err != io.EOF && t.err == nil {
 		t.err = err
 	}
@@ -223,8 +232,13 @@ func (t *ioTracker) Read(p []byte) (int, error) {
 
 // openSection points the decoder at the compressed section rg. An error
 // is the decoder's, for the caller to classify.
-func (r *Reader) openSection(rg Range) error {
-	r.src = &ioTracker{r: io.NewSectionReader(r.ra, int64(rg.Start), int64(rg.Len()))}
+func (r *Reader) openSection(field string, rg Range) error {
+	r.src = &ioTracker{
+		r:     io.NewSectionReader(r.ra, int64(rg.Start), int64(rg.Len())),
+		left:  int64(rg.Len()),
+		field: field,
+		off:   int64(rg.End),
+	}
 	if r.dec == nil {
 		d, err := newDecoder(nil)
 		if err != nil {
@@ -239,7 +253,7 @@ func (r *Reader) openSection(rg Range) error {
 // error if it had one, else corrupt or over-limit zstd data.
 func (r *Reader) sectionErr(err error, field string, off int64) error {
 	if r.src != nil && r.src.err != nil {
-		return fmt.Errorf("splitstream: reading %s: %w", field, r.src.err)
+		return ioErr(field, r.src.err)
 	}
 	return zstdErr(err, field, off)
 }
@@ -252,7 +266,7 @@ func (r *Reader) readNamedRefs() error {
 		return nil
 	}
 	off := int64(r.info.NamedRefs.Start)
-	if err := r.openSection(r.info.NamedRefs); err != nil {
+	if err := r.openSection("named_refs", r.info.NamedRefs); err != nil {
 		return r.sectionErr(err, "named_refs", off)
 	}
 	lr := &io.LimitedReader{R: r.dec, N: MaxNamedRefsSize + 1}
@@ -306,6 +320,16 @@ func (r *Reader) parseNamedRef(rec []byte) (NamedRef, error) {
 		return NamedRef{}, fmt.Errorf("index %d out of range of %d stream references", i, len(r.streams))
 	}
 	return NamedRef{Name: string(name), Index: int(i), Digest: r.streams[i]}, nil
+}
+
+// ioErr returns err, an error of the file while reading field, as it is if
+// it is the Reader's own, else wrapped with the field.
+func ioErr(field string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	return fmt.Errorf("splitstream: reading %s: %w", field, err)
 }
 
 // trim shortens a record for an error message.

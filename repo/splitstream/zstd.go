@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -36,12 +37,21 @@ type compressor struct {
 	n   int64 // uncompressed bytes written
 }
 
+// encoders holds idle encoders: making one allocates its match tables,
+// which costs more than compressing a small section.
+var encoders sync.Pool
+
 // newCompressor returns a compressor configured as close to composefs-rs's
 // libzstd as klauspost/compress allows: the default level (its SpeedDefault
 // is its counterpart of level 3), no checksum, a 2 MiB window, no
 // single-segment frames, one goroutine.
 func newCompressor() (*compressor, error) {
 	c := &compressor{}
+	if enc, ok := encoders.Get().(*zstd.Encoder); ok {
+		enc.Reset(&c.buf)
+		c.enc = enc
+		return c, nil
+	}
 	enc, err := zstd.NewWriter(&c.buf,
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderCRC(false),
@@ -68,7 +78,11 @@ func (c *compressor) Write(p []byte) (int, error) {
 // under the larger window since they never reach further back than the
 // window they were made with.
 func (c *compressor) finish() (head, body []byte, err error) {
-	if err := c.enc.Close(); err != nil {
+	err = c.enc.Close()
+	c.enc.Reset(nil)
+	encoders.Put(c.enc)
+	c.enc = nil
+	if err != nil {
 		return nil, nil, fmt.Errorf("splitstream: zstd encoder: %w", err)
 	}
 	if c.n == 0 {
