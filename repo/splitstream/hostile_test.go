@@ -84,6 +84,7 @@ var hostile = []struct {
 		return b
 	}(), 0, "open", ErrCorrupt},
 	{"stream overlaps header", mutate(func(b []byte) []byte { put64(b, cStream, 0); return b }), 0, "open", ErrCorrupt},
+	{"stream overlaps object refs", mutate(func(b []byte) []byte { put64(b, cStream, 112); return b }), 0, "open", ErrCorrupt},
 	{"named refs overlap info", mutate(func(b []byte) []byte { put64(b, cNamedRefs, 40); put64(b, cNamedRefs+8, 60); return b }), 0, "open", ErrCorrupt},
 	{"file shorter than its size", mutate(func(b []byte) []byte {
 		put64(b, cNamedRefs, uint64(len(b)))
@@ -157,9 +158,22 @@ func TestHostile(t *testing.T) {
 	}
 }
 
-// TestNextRefusesOverflow: Next alone, without Reassemble's own count,
-// refuses inline chunks longer than stream_size.
-func TestNextRefusesOverflow(t *testing.T) {
+// TestNextChecksSizes: Next alone, without Reassemble's own count, refuses
+// inline chunks longer than stream_size, and, in a stream without objects,
+// inline chunks short of it.
+func TestNextChecksSizes(t *testing.T) {
+	short := withStream(zst(inlineChunk("hi")), 5)
+	r, err := NewReader(bytes.NewReader(short), int64(len(short)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); !errors.Is(err, ErrSize) {
+		t.Errorf("Next at the end of a short stream = %v", err)
+	}
+	r.Close()
 	for _, v := range []int64{-(1 << 62), math.MinInt64, -4} {
 		b := withStream(zst(cat(extChunk(v), []byte("abc"))), 3)
 		r, err := NewReader(bytes.NewReader(b), int64(len(b)))
