@@ -27,7 +27,7 @@ type Chunk struct {
 // chunkState is where the Reader is in the chunks.
 type chunkState struct {
 	started  bool
-	n        int    // chunks returned by Next
+	n        int    // chunks returned by Next; the number of the next
 	inline   uint64 // unread bytes of the current inline chunk
 	inlines  uint64 // bytes of all inline chunks so far
 	external bool   // an external chunk was seen
@@ -41,10 +41,15 @@ func (r *Reader) fail(err error) error {
 	return err
 }
 
-// chunkErr reports a malformed chunk stream.
+// chunkErr reports a malformed chunk stream at the chunk Next reads.
 func (r *Reader) chunkErr(sentinel error, format string, args ...any) error {
+	return r.chunkErrN(r.cs.n, sentinel, format, args...)
+}
+
+// chunkErrN reports a malformed chunk stream at chunk n.
+func (r *Reader) chunkErrN(n int, sentinel error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
-	return r.fail(errAt(sentinel, fmt.Sprintf("stream chunk %d", r.cs.n), int64(r.info.Stream.Start),
+	return r.fail(errAt(sentinel, fmt.Sprintf("stream chunk %d", n), int64(r.info.Stream.Start),
 		"%s, at offset %d of the decompressed stream", msg, r.cs.pos))
 }
 
@@ -89,12 +94,19 @@ func (r *Reader) Next() (Chunk, error) {
 		return Chunk{}, r.decodeErr(err)
 	}
 	r.cs.pos += 8
-	v := int64(binary.LittleEndian.Uint64(b[:]))
+	c, err := r.chunk(int64(binary.LittleEndian.Uint64(b[:])))
+	if err != nil {
+		return Chunk{}, err
+	}
 	r.cs.n++
+	return c, nil
+}
+
+// chunk decodes the chunk that starts with v.
+func (r *Reader) chunk(v int64) (Chunk, error) {
 	if v < 0 {
 		size := uint64(-v) // -MinInt64 wraps to itself, 1<<63 once unsigned
 		if size > r.info.StreamSize-r.cs.inlines {
-			r.cs.n--
 			return Chunk{}, r.chunkErr(ErrSize, "inline chunk of %d bytes after %d inline bytes exceeds stream_size %d",
 				size, r.cs.inlines, r.info.StreamSize)
 		}
@@ -103,7 +115,6 @@ func (r *Reader) Next() (Chunk, error) {
 		return Chunk{Inline: true, Size: size}, nil
 	}
 	if v >= int64(len(r.objects)) {
-		r.cs.n--
 		return Chunk{}, r.chunkErr(ErrCorrupt, "external chunk refers to object %d of %d", v, len(r.objects))
 	}
 	r.cs.external = true
@@ -137,7 +148,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	case err == nil || (err == io.EOF && r.cs.inline == 0):
 		return n, nil
 	case err == io.EOF:
-		return n, r.chunkErr(ErrCorrupt, "inline chunk truncated, %d bytes missing", r.cs.inline)
+		return n, r.chunkErrN(r.cs.n-1, ErrCorrupt, "inline chunk truncated, %d bytes missing", r.cs.inline)
 	}
 	return n, r.decodeErr(err)
 }
@@ -189,7 +200,7 @@ func (r *Reader) Reassemble(w io.Writer, open func(digest.Digest) (io.ReadCloser
 // copyInline copies inline chunk c, which follows total bytes of content.
 func (r *Reader) copyInline(w io.Writer, c Chunk, total uint64, buf []byte) (uint64, error) {
 	if c.Size > r.info.StreamSize-total {
-		return 0, r.chunkErr(ErrSize, "inline chunk of %d bytes after %d bytes of content exceeds stream_size %d",
+		return 0, r.chunkErrN(r.cs.n-1, ErrSize, "inline chunk of %d bytes after %d bytes of content exceeds stream_size %d",
 			c.Size, total, r.info.StreamSize)
 	}
 	n, err := io.CopyBuffer(w, readerOnly{r}, buf)
@@ -217,7 +228,7 @@ func (r *Reader) copyObject(w io.Writer, c Chunk, total uint64, open func(digest
 		var one [1]byte
 		k, err := io.ReadFull(f, one[:])
 		if k > 0 {
-			return uint64(n), r.chunkErr(ErrSize, "object %s makes the content longer than stream_size %d", c.Object, r.info.StreamSize)
+			return uint64(n), r.chunkErrN(r.cs.n-1, ErrSize, "object %s makes the content longer than stream_size %d", c.Object, r.info.StreamSize)
 		}
 		if err != io.EOF {
 			return uint64(n), fmt.Errorf("splitstream: reading object %s: %w", c.Object, err)

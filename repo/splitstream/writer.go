@@ -80,8 +80,8 @@ func NewWriter(alg fsverity.Algorithm, ct ContentType) (*Writer, error) {
 	return &Writer{alg: alg, ct: ct, named: make(map[string]int), z: z}, nil
 }
 
-// Write adds p to the stream as inline data (write_inline). It never fails
-// before Finish.
+// Write adds p to the stream as inline data (write_inline). It fails only
+// after Finish, or if stream_size would overflow 64 bits.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
