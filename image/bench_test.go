@@ -49,3 +49,36 @@ func BenchmarkParse(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRead reads back the image of the largest reference dump.
+func BenchmarkRead(b *testing.B) {
+	img := largestImage(b)
+	b.SetBytes(int64(len(img)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := image.Read(bytes.NewReader(img), int64(len(img)), image.ReadOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// largestImage returns the image of the largest reference dump with a
+// known digest.
+func largestImage(b *testing.B) []byte {
+	var best asset
+	for _, a := range loadAssets(b) {
+		if len(a.dump) > len(best.dump) && a.hasHash {
+			best = a
+		}
+	}
+	root, err := dump.Parse(bytes.NewReader(best.dump), dump.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := image.Write(&buf, root, best.opts); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
