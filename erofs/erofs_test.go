@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gocfs/gocfs/erofs"
+	"github.com/gocfs/gocfs/schema"
 )
 
 func openImage(t testing.TB, p string) (*erofs.Image, []byte) {
@@ -387,7 +388,7 @@ func TestComposefsFS(t *testing.T) {
 	}
 	var obj string
 	for _, x := range xs {
-		if x.FullName() == erofs.RedirectXattr {
+		if x.FullName() == schema.Redirect {
 			obj = strings.TrimPrefix(string(x.Value), "/")
 		}
 	}

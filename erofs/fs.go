@@ -8,14 +8,11 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
-)
 
-// RedirectXattr is the composefs/overlayfs xattr naming a regular file's
-// content in the object store (full name trusted.overlay.redirect).
-const RedirectXattr = "trusted.overlay.redirect"
+	"github.com/gocfs/gocfs/schema"
+)
 
 // maxSymlinkFollow bounds symlink resolution, as the kernel's MAXSYMLINKS.
 const maxSymlinkFollow = 40
@@ -27,50 +24,21 @@ const maxSymlinkFollow = 40
 // ReadLink, Xattrs and Inode.
 //
 // With an object store, a regular file that carries a composefs redirect
-// (trusted.overlay.redirect) reads its content from the store, at the
-// redirect's path without its leading "/"; its size and other metadata
+// ([schema.Redirect]) reads its content from the store, at the path the
+// redirect names ([schema.RedirectPayload]); its size and other metadata
 // still come from the image. Without one, every file reads the data the
 // image itself holds, as a bare EROFS mount shows it: composefs files read
 // as zeros.
 type FS struct {
 	img     *Image
 	objects fs.FS
-
-	mu      sync.Mutex
-	parents map[uint64]dirLink // directory nid -> where it was reached from
-}
-
-// dirLink is the directory entry through which a directory was reached.
-type dirLink struct {
-	parent uint64
-	name   string
+	dirs    *DirGuard
 }
 
 // NewFS returns a file system view of img, reading redirected files'
 // content from objects when it is not nil.
 func NewFS(img *Image, objects fs.FS) *FS {
-	return &FS{img: img, objects: objects, parents: map[uint64]dirLink{img.RootNid(): {parent: img.RootNid()}}}
-}
-
-// enterDir records that directory child was reached through the entry
-// name of directory parent, and fails when it was reached through another
-// entry before: a directory with two entries (a hard link or a cycle)
-// would make walks of the file system endless or exponential.
-func (f *FS) enterDir(parent uint64, name string, child uint64) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	l, ok := f.parents[child]
-	if !ok {
-		if len(f.parents) > int(f.img.size/SlotSize) {
-			return errNid(ErrLimit, child, -1, "too many directories")
-		}
-		f.parents[child] = dirLink{parent, name}
-		return nil
-	}
-	if l.parent != parent || l.name != name {
-		return errNid(ErrCorrupt, child, -1, "directory reached through two entries (%q in nid %d and %q in nid %d): hard link or cycle", l.name, l.parent, name, parent)
-	}
-	return nil
+	return &FS{img: img, objects: objects, dirs: NewDirGuard(img)}
 }
 
 // FS returns a file system view of img with basedir, when not empty, as
@@ -149,7 +117,7 @@ func (f *FS) resolve(op, name string, follow bool) (*Inode, error) {
 			continue
 		}
 		if child.IsDir() {
-			if err := f.enterDir(cur.Nid, comp, child.Nid); err != nil {
+			if err := f.dirs.Enter(cur.Nid, comp, child.Nid); err != nil {
 				return nil, &fs.PathError{Op: op, Path: name, Err: err}
 			}
 		}
@@ -319,12 +287,12 @@ func (f *FS) openObject(name string, in *Inode) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 	}
 	for _, x := range xs {
-		if x.Index != XattrIndexTrusted || x.Name != "overlay.redirect" {
+		if x.FullName() != schema.Redirect {
 			continue
 		}
-		p := strings.TrimLeft(string(x.Value), "/")
-		if !fs.ValidPath(p) || p == "." {
-			return nil, &fs.PathError{Op: "open", Path: name, Err: errNid(ErrCorrupt, in.Nid, x.Offset, "redirect %q leaves the object store", x.Value)}
+		p, ok := schema.RedirectPayload(x.Value)
+		if !ok || !fs.ValidPath(p) || p == "." {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: errNid(ErrCorrupt, in.Nid, x.Offset, "redirect %q names no object in the store", schema.Shorten(string(x.Value)))}
 		}
 		obj, err := f.objects.Open(p)
 		if err != nil {

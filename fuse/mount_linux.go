@@ -89,7 +89,6 @@ func MountFile(imageFile *os.File, target string, opts Options) (_ *Server, retE
 		verity:  opts.Verity,
 		log:     opts.Log,
 		measure: measureVerity,
-		dirs:    map[uint64]dirLink{},
 		digests: map[digestKey]*digestOp{},
 		logged:  map[string]bool{},
 		ready:   make(chan struct{}),
@@ -138,7 +137,7 @@ func MountFile(imageFile *os.File, target string, opts Options) (_ *Server, retE
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	fsys.dirs[rootIn.Nid] = dirLink{parent: rootParent}
+	fsys.dirs = erofs.NewDirGuard(img)
 	root := &node{fsys: fsys, in: rootIn, parentIno: ino(rootIn.Nid)}
 
 	timeout := cacheTimeout

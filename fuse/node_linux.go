@@ -3,7 +3,6 @@
 package fuse
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gocfs/gocfs/erofs"
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/schema"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -66,15 +66,6 @@ type xattr struct {
 	value   []byte
 	trusted bool
 }
-
-// Overlay xattrs, as stored in the image (index trusted, without the
-// "trusted." prefix).
-const (
-	ovlPrefix       = "overlay."
-	ovlEscapePrefix = "overlay.overlay."
-	ovlRedirect     = "overlay.redirect"
-	ovlMetacopy     = "overlay.metacopy"
-)
 
 // ino is the inode number the mount shows for nid: the nid itself, as
 // EROFS (and so the kernel composefs mount) does. Nid 0, which go-fuse
@@ -173,7 +164,10 @@ func (n *node) loadMeta() (*nodeMeta, syscall.Errno) {
 	return n.meta, 0
 }
 
-// decodeMeta reads in's xattrs and sorts out what they mean.
+// decodeMeta reads in's xattrs and sorts out what they mean: the names
+// the mount shows (as EROFS and overlayfs show them), and a regular file's
+// redirect and metacopy (decoded by package schema; the first of each
+// counts, as for overlayfs).
 func (fsys *fileSystem) decodeMeta(in *erofs.Inode) (*nodeMeta, error) {
 	m := &nodeMeta{}
 	if in.XattrCount == 0 {
@@ -186,89 +180,45 @@ func (fsys *fileSystem) decodeMeta(in *erofs.Inode) (*nodeMeta, error) {
 	regular := in.IsRegular()
 	seenRedirect, seenMetacopy := false, false
 	for _, x := range xs {
-		var name string
-		switch x.Index {
-		case erofs.XattrIndexUser:
-			name = "user." + x.Name
-		case erofs.XattrIndexSecurity:
-			name = "security." + x.Name
-		case erofs.XattrIndexPosixACLAccess, erofs.XattrIndexPosixACLDefault:
-			// As EROFS: the name is the prefix alone, and without
-			// the ACL flag the image is mounted noacl.
-			if x.Name != "" || !fsys.acl {
-				continue
-			}
-			name = erofs.XattrPrefixes[x.Index]
-		case erofs.XattrIndexTrusted:
-			if strings.HasPrefix(x.Name, ovlPrefix) {
-				// overlayfs's own: hidden, but for escaped ones,
-				// which it shows unescaped.
-				if regular && x.Name == ovlRedirect && !seenRedirect {
-					seenRedirect = true
-					m.redirect, m.hasRedirect = parseRedirect(x.Value)
-				}
-				if regular && x.Name == ovlMetacopy && !seenMetacopy {
-					seenMetacopy = true
-					m.digestAlg, m.digest, m.badMetacopy = parseMetacopy(x.Value)
-				}
-				if !strings.HasPrefix(x.Name, ovlEscapePrefix) {
-					continue
-				}
-				name = "trusted." + ovlPrefix + x.Name[len(ovlEscapePrefix):]
-			} else {
-				name = "trusted." + x.Name
-			}
-		default:
-			// No other name index has a handler in EROFS.
+		name, ok := fsys.shownName(&x)
+		if !ok {
 			continue
 		}
-		m.xattrs = append(m.xattrs, xattr{name: name, value: x.Value, trusted: x.Index == erofs.XattrIndexTrusted})
+		if regular && name == schema.Redirect && !seenRedirect {
+			seenRedirect = true
+			m.redirect, _ = schema.RedirectPayload(x.Value)
+			m.hasRedirect = true
+		}
+		if regular && name == schema.Metacopy && !seenMetacopy {
+			seenMetacopy = true
+			d, err := schema.ParseMetacopy(x.Value)
+			m.badMetacopy = err != nil
+			if !d.IsZero() {
+				m.digestAlg, m.digest = d.Algorithm(), d.Bytes()
+			}
+		}
+		shown, ok := schema.Unescape(name)
+		if !ok {
+			// overlayfs's own: hidden.
+			continue
+		}
+		m.xattrs = append(m.xattrs, xattr{name: shown, value: x.Value, trusted: x.Index == erofs.XattrIndexTrusted})
 	}
 	return m, nil
 }
 
-// parseRedirect returns the object path a redirect xattr names, as
-// upstream reads it: one leading "/" removed, cut at the first NUL. A
-// redirect naming nothing counts as present but unusable ("", true).
-func parseRedirect(v []byte) (string, bool) {
-	if i := bytes.IndexByte(v, 0); i >= 0 {
-		v = v[:i]
+// shownName returns the full name of x as EROFS reads it, and false for
+// an xattr EROFS does not show: one of a name index without a handler,
+// and POSIX ACLs with a name suffix or on an image without the ACL flag
+// (mounted noacl).
+func (fsys *fileSystem) shownName(x *erofs.Xattr) (string, bool) {
+	switch x.Index {
+	case erofs.XattrIndexUser, erofs.XattrIndexSecurity, erofs.XattrIndexTrusted:
+		return x.FullName(), true
+	case erofs.XattrIndexPosixACLAccess, erofs.XattrIndexPosixACLDefault:
+		return x.FullName(), x.Name == "" && fsys.acl
 	}
-	if len(v) > 0 && v[0] == '/' {
-		v = v[1:]
-	}
-	return string(v), true
-}
-
-// parseMetacopy decodes an overlayfs metacopy xattr: empty, or struct
-// ovl_metacopy (version 0, its own length, flags, the fs-verity hash
-// algorithm, the digest). bad is set for a value overlayfs would refuse.
-func parseMetacopy(v []byte) (alg fsverity.Algorithm, digest []byte, bad bool) {
-	if len(v) == 0 {
-		return 0, nil, false
-	}
-	if len(v) < 4 || v[0] != 0 || int(v[1]) != len(v) {
-		return 0, nil, true
-	}
-	alg = fsverity.Algorithm(v[3])
-	d := v[4:]
-	if alg == 0 {
-		return 0, nil, len(d) != 0
-	}
-	if s, ok := digestSize(alg); !ok || len(d) != s {
-		return 0, nil, true
-	}
-	return alg, d, false
-}
-
-func digestSize(alg fsverity.Algorithm) (int, bool) {
-	switch alg {
-	case fsverity.SHA256:
-		return 32, true
-	case fsverity.SHA512:
-		return 64, true
-	}
-	return 0, false
+	return "", false
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
@@ -513,7 +463,7 @@ func (n *node) child(ctx context.Context, e dirEnt, out *gofuse.EntryOut) (*fuse
 		return nil, syscall.ENOENT
 	}
 	if in.IsDir() {
-		if err := n.fsys.enterDir(n.in.Nid, e.name, e.nid); err != nil {
+		if err := n.fsys.dirs.Enter(n.in.Nid, e.name, e.nid); err != nil {
 			n.fsys.corrupt(e.nid, err)
 			return nil, syscall.EIO
 		}

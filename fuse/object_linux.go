@@ -37,7 +37,7 @@ type fileSystem struct {
 	ready       chan struct{} // closed once passthrough is decided
 
 	mu      sync.Mutex
-	dirs    map[uint64]dirLink      // directory nid -> the entry it was reached through
+	dirs    *erofs.DirGuard         // the entry each directory was reached through
 	digests map[digestKey]*digestOp // object digests, by object identity
 	logged  map[string]bool         // messages logged once
 
@@ -51,15 +51,6 @@ type store struct {
 	path string
 	fd   int // O_PATH
 }
-
-// dirLink is the directory entry through which a directory was reached.
-type dirLink struct {
-	parent uint64
-	name   string
-}
-
-// rootParent is the parent the root directory is recorded with.
-const rootParent = ^uint64(0)
 
 // maxDigests bounds the digest cache; it is emptied when full.
 const maxDigests = 1 << 20
@@ -90,27 +81,6 @@ func (fsys *fileSystem) logOnce(key, format string, args ...any) {
 // it (the request fails with EIO).
 func (fsys *fileSystem) corrupt(nid uint64, err error) {
 	fsys.logOnce(fmt.Sprintf("corrupt %d", nid), "gocfs: image: inode %d: %v", nid, err)
-}
-
-// enterDir records that directory child was reached through the entry
-// name of directory parent, and fails when it was reached through another
-// entry before: a directory hard link or a cycle, which only a hostile
-// image has (and the kernel mount refuses too).
-func (fsys *fileSystem) enterDir(parent uint64, name string, child uint64) error {
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	l, ok := fsys.dirs[child]
-	if !ok {
-		fsys.dirs[child] = dirLink{parent, name}
-		return nil
-	}
-	if l.parent == rootParent {
-		return fmt.Errorf("%w: the root directory reached through %q in inode %d (a cycle)", erofs.ErrCorrupt, name, parent)
-	}
-	if l.parent != parent || l.name != name {
-		return fmt.Errorf("%w: directory reached through two entries (%q in inode %d and %q in inode %d)", erofs.ErrCorrupt, l.name, l.parent, name, parent)
-	}
-	return nil
 }
 
 // objectHandle is an open object, checked.

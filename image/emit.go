@@ -103,106 +103,17 @@ func (e *emitter) emitXattr(x *xattr) {
 	e.align(4)
 }
 
+// emitInode writes an inode: its header, xattrs and inline tail.
 func (b *builder) emitInode(e *emitter, ino *inode) {
 	e.pad(ino.ipad)
-	typ := ino.typ()
-
 	nShared, inlineSize := ino.xattrCounts()
 	xsize := xattrBodySize(nShared, inlineSize)
-	icount := uint16(0)
+	l := ino.dataLayout()
+	u := b.blockAddr(ino, l)
+
+	buf := ino.appendHeader(e.buf[:0], l, u, xsize)
 	if xsize > 0 {
-		icount = uint16((xsize-erofs.XattrHeaderSize)/4 + 1)
-	}
-
-	layout := uint16(erofs.LayoutFlatPlain)
-	if ino.tailsize > 0 {
-		layout = erofs.LayoutFlatInline
-	}
-	var size uint64
-	var chunkFormat uint16
-	var chunkCount uint64
-	switch typ {
-	case tree.ModeDir:
-		size = ino.nblocks*erofs.BlockSize + ino.tailsize
-	case tree.ModeRegular:
-		size = ino.size
-		if size > 0 && ino.src.Content == nil {
-			var bits uint32
-			bits, chunkCount = chunking(size)
-			layout = erofs.LayoutChunkBased
-			chunkFormat = uint16(bits - erofs.BlockSizeBits)
-		}
-	case tree.ModeSymlink:
-		if ino.nblocks == 0 {
-			size = ino.tailsize
-		} else {
-			size = ino.size
-		}
-	}
-
-	// i_u: the first data block, a device number, or chunk info (which
-	// shares its low 16 bits with the block address, as in upstream).
-	var u uint32
-	switch typ {
-	case tree.ModeChar, tree.ModeBlock:
-		u = uint32(ino.src.Rdev)
-	case tree.ModeDir, tree.ModeRegular, tree.ModeSymlink:
-		if ino.nblocks > 0 {
-			u = uint32(b.curEnd / erofs.BlockSize)
-			b.curEnd += erofs.BlockSize * ino.nblocks
-		}
-		if layout == erofs.LayoutChunkBased {
-			u = u&0xffff0000 | uint32(chunkFormat)
-		}
-	}
-
-	buf := e.buf[:0]
-	if ino.compact {
-		format := layout << erofs.InodeFormatLayoutShift
-		buf = le.AppendUint16(buf, format)
-		buf = le.AppendUint16(buf, icount)
-		buf = le.AppendUint16(buf, uint16(ino.mode))
-		buf = le.AppendUint16(buf, uint16(ino.nlink))
-		buf = le.AppendUint32(buf, uint32(size))
-		buf = le.AppendUint32(buf, 0)
-		buf = le.AppendUint32(buf, u)
-		buf = le.AppendUint32(buf, ino.ino)
-		buf = le.AppendUint16(buf, uint16(ino.src.UID))
-		buf = le.AppendUint16(buf, uint16(ino.src.GID))
-		buf = le.AppendUint32(buf, 0)
-	} else {
-		format := layout<<erofs.InodeFormatLayoutShift | erofs.InodeLayoutExtended
-		buf = le.AppendUint16(buf, format)
-		buf = le.AppendUint16(buf, icount)
-		buf = le.AppendUint16(buf, uint16(ino.mode))
-		buf = le.AppendUint16(buf, 0)
-		buf = le.AppendUint64(buf, size)
-		buf = le.AppendUint32(buf, u)
-		buf = le.AppendUint32(buf, ino.ino)
-		buf = le.AppendUint32(buf, ino.src.UID)
-		buf = le.AppendUint32(buf, ino.src.GID)
-		buf = le.AppendUint64(buf, uint64(ino.src.MtimeSec))
-		buf = le.AppendUint32(buf, ino.src.MtimeNsec)
-		buf = le.AppendUint32(buf, ino.nlink)
-		buf = append(buf, zeros[:16]...)
-	}
-
-	if xsize > 0 {
-		// The name filter has a bit set for each hash no name here has.
-		var filter uint32
-		for i := range ino.xattrs {
-			idx, suffix := xattrIndex(ino.xattrs[i].name)
-			h := erofs.XattrFilterHash([]byte(suffix), erofs.XattrFilterSeed+uint32(idx))
-			filter |= 1 << (h & (erofs.XattrFilterBits - 1))
-		}
-		buf = le.AppendUint32(buf, erofs.XattrFilterDefault&^filter)
-		buf = append(buf, uint8(nShared), 0, 0, 0, 0, 0, 0, 0)
-		for i := range ino.xattrs {
-			if x := &ino.xattrs[i]; x.shared >= 0 {
-				off := b.inodesEnd%erofs.BlockSize + uint64(x.shared)
-				buf = le.AppendUint32(buf, uint32(off/4))
-			}
-		}
+		buf = b.appendXattrHeader(buf, ino, nShared)
 	}
 	e.buf = buf
 	e.write(buf)
@@ -211,8 +122,124 @@ func (b *builder) emitInode(e *emitter, ino *inode) {
 			e.emitXattr(x)
 		}
 	}
+	e.emitTail(ino, l)
+}
 
-	switch {
+// inodeLayout is how an inode's data is described: the on-disk layout, the
+// size field, and for chunk-based files the chunk format and count.
+type inodeLayout struct {
+	layout      uint16
+	size        uint64
+	chunkFormat uint16
+	chunkCount  uint64
+}
+
+// dataLayout returns the inode's data layout.
+func (ino *inode) dataLayout() inodeLayout {
+	l := inodeLayout{layout: erofs.LayoutFlatPlain}
+	if ino.tailsize > 0 {
+		l.layout = erofs.LayoutFlatInline
+	}
+	switch ino.typ() {
+	case tree.ModeDir:
+		l.size = ino.nblocks*erofs.BlockSize + ino.tailsize
+	case tree.ModeRegular:
+		l.size = ino.size
+		if ino.inStore() {
+			bits, count := chunking(l.size)
+			l.layout = erofs.LayoutChunkBased
+			l.chunkFormat = uint16(bits - erofs.BlockSizeBits)
+			l.chunkCount = count
+		}
+	case tree.ModeSymlink:
+		if ino.nblocks == 0 {
+			l.size = ino.tailsize
+		} else {
+			l.size = ino.size
+		}
+	}
+	return l
+}
+
+// blockAddr returns i_u: the first data block (allocating the inode's
+// blocks), a device number, or chunk info (which shares its low 16 bits
+// with the block address, as in upstream).
+func (b *builder) blockAddr(ino *inode, l inodeLayout) uint32 {
+	var u uint32
+	switch ino.typ() {
+	case tree.ModeChar, tree.ModeBlock:
+		u = uint32(ino.src.Rdev)
+	case tree.ModeDir, tree.ModeRegular, tree.ModeSymlink:
+		if ino.nblocks > 0 {
+			u = uint32(b.curEnd / erofs.BlockSize)
+			b.curEnd += erofs.BlockSize * ino.nblocks
+		}
+		if l.layout == erofs.LayoutChunkBased {
+			u = u&0xffff0000 | uint32(l.chunkFormat)
+		}
+	}
+	return u
+}
+
+// appendHeader appends the compact or extended inode header.
+func (ino *inode) appendHeader(buf []byte, l inodeLayout, u uint32, xsize uint64) []byte {
+	icount := uint16(0)
+	if xsize > 0 {
+		icount = uint16((xsize-erofs.XattrHeaderSize)/4 + 1)
+	}
+	if ino.compact {
+		buf = le.AppendUint16(buf, l.layout<<erofs.InodeFormatLayoutShift)
+		buf = le.AppendUint16(buf, icount)
+		buf = le.AppendUint16(buf, uint16(ino.mode))
+		buf = le.AppendUint16(buf, uint16(ino.nlink))
+		buf = le.AppendUint32(buf, uint32(l.size))
+		buf = le.AppendUint32(buf, 0)
+		buf = le.AppendUint32(buf, u)
+		buf = le.AppendUint32(buf, ino.ino)
+		buf = le.AppendUint16(buf, uint16(ino.src.UID))
+		buf = le.AppendUint16(buf, uint16(ino.src.GID))
+		return le.AppendUint32(buf, 0)
+	}
+	buf = le.AppendUint16(buf, l.layout<<erofs.InodeFormatLayoutShift|erofs.InodeLayoutExtended)
+	buf = le.AppendUint16(buf, icount)
+	buf = le.AppendUint16(buf, uint16(ino.mode))
+	buf = le.AppendUint16(buf, 0)
+	buf = le.AppendUint64(buf, l.size)
+	buf = le.AppendUint32(buf, u)
+	buf = le.AppendUint32(buf, ino.ino)
+	buf = le.AppendUint32(buf, ino.src.UID)
+	buf = le.AppendUint32(buf, ino.src.GID)
+	buf = le.AppendUint64(buf, uint64(ino.src.MtimeSec))
+	buf = le.AppendUint32(buf, ino.src.MtimeNsec)
+	buf = le.AppendUint32(buf, ino.nlink)
+	return append(buf, zeros[:16]...)
+}
+
+// appendXattrHeader appends the xattr header (with the name filter) and
+// the ids of the shared xattrs.
+func (b *builder) appendXattrHeader(buf []byte, ino *inode, nShared int) []byte {
+	// The name filter has a bit set for each hash no name here has.
+	var filter uint32
+	for i := range ino.xattrs {
+		idx, suffix := xattrIndex(ino.xattrs[i].name)
+		h := erofs.XattrFilterHash([]byte(suffix), erofs.XattrFilterSeed+uint32(idx))
+		filter |= 1 << (h & (erofs.XattrFilterBits - 1))
+	}
+	buf = le.AppendUint32(buf, erofs.XattrFilterDefault&^filter)
+	buf = append(buf, uint8(nShared), 0, 0, 0, 0, 0, 0, 0)
+	for i := range ino.xattrs {
+		if x := &ino.xattrs[i]; x.shared >= 0 {
+			off := b.inodesEnd%erofs.BlockSize + uint64(x.shared)
+			buf = le.AppendUint32(buf, uint32(off/4))
+		}
+	}
+	return buf
+}
+
+// emitTail writes the inode's inline data: directory entries, a symlink
+// target, a file's content tail or its chunk index.
+func (e *emitter) emitTail(ino *inode, l inodeLayout) {
+	switch typ := ino.typ(); {
 	case typ == tree.ModeDir:
 		e.emitDirents(ino, false, true)
 	case typ == tree.ModeSymlink:
@@ -223,7 +250,7 @@ func (b *builder) emitInode(e *emitter, ino *inode) {
 		if ino.src.Content != nil {
 			e.write(ino.src.Content[uint64(len(ino.src.Content))-ino.tailsize:])
 		} else {
-			e.nullChunks(chunkCount)
+			e.nullChunks(l.chunkCount)
 		}
 	}
 }

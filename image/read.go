@@ -1,7 +1,6 @@
 package image
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gocfs/gocfs/erofs"
+	"github.com/gocfs/gocfs/schema"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -108,9 +108,10 @@ func ReadFile(path string, opts ReadOptions) (*tree.Node, error) {
 //   - Stat fields come from the inodes; compact inodes get the
 //     superblock's build time as mtime.
 //   - trusted.overlay.redirect on a regular file becomes its Payload
-//     (one leading "/" removed), and a 36-byte trusted.overlay.metacopy
-//     its Digest. A regular file marked trusted.overlay.overlay.whiteout
-//     becomes a whiteout (character device 0/0).
+//     (schema.RedirectPayload), and trusted.overlay.metacopy its Digest
+//     (schema.ParseMetacopy: SHA-256 or SHA-512). A regular file marked
+//     trusted.overlay.overlay.whiteout becomes a whiteout (character
+//     device 0/0).
 //   - trusted.overlay.overlay.X is unescaped to trusted.overlay.X; other
 //     trusted.overlay.* xattrs, trusted.overlay.overlay.whiteouts and
 //     user.overlay.whiteout(s) are dropped. The rest are kept in on-disk
@@ -128,7 +129,11 @@ func ReadFile(path string, opts ReadOptions) (*tree.Node, error) {
 // two bytes past a redirect's value into the payload when no NUL follows
 // it, and ignores an inline xattr entry of exactly 4 bytes (empty name
 // suffix and value) at the end of the xattr area. Read keeps the value and
-// the entry as the kernel reads them.
+// the entry as the kernel reads them. Where upstream is looser than the
+// kernel, Read follows the kernel: a metacopy value overlayfs would refuse
+// (upstream takes the digest of any 36-byte value) is an error wrapping
+// erofs.ErrCorrupt, and the redirect "/", which overlayfs refuses and
+// upstream reads as the payload "/", reads as no payload, like "/\x00".
 //
 // Read refuses images that are not composefs images, and bounds its work
 // and allocations by the image size (erofs.ErrLimit).
@@ -170,13 +175,6 @@ type readState struct {
 	xattrBudget int64
 }
 
-// readFrame is a directory whose entries are being read.
-type readFrame struct {
-	node *tree.Node
-	ents []erofs.DirEntry
-	next int
-}
-
 func (s *readState) spend(budget *int64, n int64, what string) error {
 	*budget -= n
 	if *budget < 0 {
@@ -185,72 +183,72 @@ func (s *readState) spend(budget *int64, n int64, what string) error {
 	return nil
 }
 
-// read builds the tree depth first, children in directory order, without
-// recursion (a hostile image may nest directories very deeply).
+// read builds the tree depth first, children in directory order
+// (erofs's Walk, which enters each directory once and never recurses).
 func (s *readState) read() (*tree.Node, error) {
-	root, in, skip, err := s.node(s.img.RootNid(), "/")
-	if err != nil {
-		return nil, err
-	}
-	if skip {
-		return nil, fmt.Errorf("%w: root is a whiteout", erofs.ErrCorrupt)
-	}
-	f, err := s.dir(root, in, "/")
-	if err != nil {
-		return nil, err
-	}
-	stack := []*readFrame{f}
-	for len(stack) > 0 {
-		top := stack[len(stack)-1]
-		if top.next == len(top.ents) {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		e := top.ents[top.next]
-		top.next++
-		if e.Name == "." || e.Name == ".." {
-			continue
-		}
-		name := cString(e.Name)
-		if len(stack) == 1 && s.filter != nil && !s.filter[name] {
-			continue
-		}
-		path := top.node.Path()
-		if path != "/" {
-			path += "/"
-		}
-		path += name
-		child, in, skip, err := s.node(e.Nid, path)
-		if err != nil {
-			return nil, err
-		}
-		if skip {
-			continue
-		}
-		if err := top.node.AddChild(name, child); err != nil {
-			return nil, fmt.Errorf("image: %q: %w", path, invalid(err))
-		}
-		if child.LinkTo == nil && child.IsDir() {
-			f, err := s.dir(child, in, path)
+	var root *tree.Node
+	err := s.img.Walk(func(e *erofs.WalkEntry) ([]erofs.DirEntry, error) {
+		if e.Depth == 0 {
+			n, in, skip, err := s.node(e.Nid, "/")
 			if err != nil {
 				return nil, err
 			}
-			stack = append(stack, f)
+			if skip {
+				return nil, fmt.Errorf("%w: root is a whiteout", erofs.ErrCorrupt)
+			}
+			root = n
+			return s.dir(in, "/")
 		}
+		return s.entry(e)
+	})
+	if err != nil {
+		return nil, err
 	}
 	return root, nil
 }
 
-// dir reads the entries of directory n.
-func (s *readState) dir(n *tree.Node, in *erofs.Inode, path string) (*readFrame, error) {
+// entry reads the inode entry e names into its directory's node, and
+// returns the entries of a directory to walk.
+func (s *readState) entry(e *erofs.WalkEntry) ([]erofs.DirEntry, error) {
+	name := cString(e.Name)
+	if e.Depth == 1 && s.filter != nil && !s.filter[name] {
+		return nil, nil
+	}
+	parent := s.seen[e.Parent]
+	path := parent.Path()
+	if path != "/" {
+		path += "/"
+	}
+	path += name
+	if e.Again {
+		return nil, fmt.Errorf("%w: %q (nid %d)", ErrDirLink, schema.Shorten(path), e.Nid)
+	}
+	child, in, skip, err := s.node(e.Nid, path)
+	if err != nil || skip {
+		return nil, err
+	}
+	if err := parent.AddChild(name, child); err != nil {
+		return nil, fmt.Errorf("image: %q: %w", schema.Shorten(path), invalid(err))
+	}
+	if child.LinkTo != nil || !child.IsDir() {
+		return nil, nil
+	}
+	return s.dir(in, path)
+}
+
+// dir reads the entries of a directory, never nil.
+func (s *readState) dir(in *erofs.Inode, path string) ([]erofs.DirEntry, error) {
 	if err := s.spend(&s.dataBudget, int64(min(in.Size, 1<<62)), "directories"); err != nil {
 		return nil, err
 	}
 	ents, err := in.ReadDir()
 	if err != nil {
-		return nil, fmt.Errorf("image: %q: %w", path, err)
+		return nil, fmt.Errorf("image: %q: %w", schema.Shorten(path), err)
 	}
-	return &readFrame{node: n, ents: ents}, nil
+	if ents == nil {
+		ents = []erofs.DirEntry{}
+	}
+	return ents, nil
 }
 
 // invalid makes err, a tree error about what the image holds, also wrap
@@ -286,13 +284,12 @@ func cString(s string) string {
 func (s *readState) node(nid uint64, path string) (n *tree.Node, in *erofs.Inode, skip bool, err error) {
 	in, err = s.img.Inode(nid)
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("image: %q: %w", path, err)
+		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(path), err)
 	}
 	if prev := s.seen[nid]; prev != nil {
-		if prev.IsDir() {
-			return nil, nil, false, fmt.Errorf("%w: %q (nid %d)", ErrDirLink, path, nid)
-		}
-		// Upstream leaves the link count as stored: no MakeHardlink.
+		// A directory is never reached twice (Walk's guard): this is a
+		// hard link. Upstream leaves the link count as stored: no
+		// MakeHardlink.
 		return &tree.Node{LinkTo: prev}, in, false, nil
 	}
 	n = &tree.Node{
@@ -310,16 +307,16 @@ func (s *readState) node(nid uint64, path string) (n *tree.Node, in *erofs.Inode
 	}
 	if typ == tree.ModeChar && n.Rdev == 0 {
 		if in.Nlink > 1 {
-			return nil, nil, false, fmt.Errorf("%w: %q (nid %d)", ErrWhiteoutLink, path, nid)
+			return nil, nil, false, fmt.Errorf("%w: %q (nid %d)", ErrWhiteoutLink, schema.Shorten(path), nid)
 		}
 		return nil, nil, true, nil
 	}
 	s.seen[nid] = n
 	if err := s.data(n, in); err != nil {
-		return nil, nil, false, fmt.Errorf("image: %q: %w", path, invalid(err))
+		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(path), invalid(err))
 	}
 	if err := s.xattrs(n, in); err != nil {
-		return nil, nil, false, fmt.Errorf("image: %q: %w", path, invalid(err))
+		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(path), invalid(err))
 	}
 	return n, in, false, nil
 }
@@ -366,20 +363,6 @@ func (s *readState) data(n *tree.Node, in *erofs.Inode) error {
 	return nil
 }
 
-// Overlay xattr names composefs reads specially.
-const (
-	rdXattrOverlayPrefix     = "trusted.overlay."
-	rdXattrEscapePrefix      = "trusted.overlay.overlay."
-	rdXattrRedirect          = "trusted.overlay.redirect"
-	rdXattrMetacopy          = "trusted.overlay.metacopy"
-	rdXattrEscapedWhiteout   = "trusted.overlay.overlay.whiteout"
-	rdXattrEscapedWhiteouts  = "trusted.overlay.overlay.whiteouts"
-	rdXattrUserWhiteout      = "user.overlay.whiteout"
-	rdXattrUserWhiteouts     = "user.overlay.whiteouts"
-	rdMetacopyDigestedLength = 4 + 32
-	rdMetacopySHA512Length   = 4 + 64
-)
-
 // xattrs applies the inode's xattrs to n, in on-disk order.
 func (s *readState) xattrs(n *tree.Node, in *erofs.Inode) error {
 	_, areaSize := in.XattrArea()
@@ -418,48 +401,40 @@ func (s *readState) xattrs(n *tree.Node, in *erofs.Inode) error {
 	return nil
 }
 
-// applyXattr is upstream's lcfs_build_node_erofs_xattr.
+// applyXattr is upstream's lcfs_build_node_erofs_xattr, with the redirect
+// and metacopy decoded by package schema.
 func applyXattr(n *tree.Node, name string, value []byte) error {
 	isReg := n.Type() == tree.ModeRegular
 	switch name {
-	case rdXattrRedirect:
+	case schema.Redirect:
 		if isReg {
-			v := value
-			if len(v) > 1 && v[0] == '/' {
-				v = v[1:]
-			}
-			if i := bytes.IndexByte(v, 0); i >= 0 {
-				v = v[:i]
-			}
-			n.Payload = string(v)
+			n.Payload, _ = schema.RedirectPayload(value)
 		}
 		return nil
-	case rdXattrMetacopy:
-		// Upstream takes the digest of any 36-byte value; a 68-byte
-		// SHA-512 one (header 00 44 00 02) is what gocfs and composefs-rs
-		// write for SHA-512 object stores.
-		switch {
-		case isReg && len(value) == rdMetacopyDigestedLength:
-			n.Digest = append([]byte(nil), value[4:]...)
-		case isReg && len(value) == rdMetacopySHA512Length && value[0] == 0 && value[1] == rdMetacopySHA512Length && value[3] == 2:
-			n.Digest = append([]byte(nil), value[4:]...)
+	case schema.Metacopy:
+		if isReg {
+			d, err := schema.ParseMetacopy(value)
+			if err != nil {
+				return fmt.Errorf("%w: %w", erofs.ErrCorrupt, err)
+			}
+			if !d.IsZero() {
+				n.Digest = d.Bytes()
+			}
 		}
 		return nil
-	case rdXattrEscapedWhiteout:
+	case schema.EscapedWhiteout:
 		if isReg {
 			n.Mode = n.Mode&^tree.ModeType | tree.ModeChar
 			n.Rdev = 0
 			n.Size = 0
 			return nil
 		}
-	case rdXattrEscapedWhiteouts, rdXattrUserWhiteout, rdXattrUserWhiteouts:
+	case schema.EscapedWhiteouts, schema.UserWhiteout, schema.UserWhiteouts:
 		return nil
 	}
-	if strings.HasPrefix(name, rdXattrOverlayPrefix) {
-		if !strings.HasPrefix(name, rdXattrEscapePrefix) {
-			return nil
-		}
-		name = "trusted." + name[len(rdXattrOverlayPrefix):]
+	name, shown := schema.Unescape(name)
+	if !shown {
+		return nil
 	}
 	return n.SetXattrLimit(name, value, tree.InternalXattrSpace)
 }

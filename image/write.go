@@ -29,12 +29,14 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/erofs"
+	"github.com/gocfs/gocfs/schema"
 	"github.com/gocfs/gocfs/tree"
 )
 
 // MaxVersion is the newest image format version gocfs writes.
-const MaxVersion = 1
+const MaxVersion = schema.MaxVersion
 
 // Options select the format version. The zero value writes version 0.
 type Options struct {
@@ -55,22 +57,12 @@ var (
 	ErrTree    = errors.New("image: invalid tree")
 )
 
-// Overlay xattr names.
+// Xattr names the writer treats specially besides the overlay ones (in
+// package schema).
 const (
-	xattrTrustedOverlay = "trusted.overlay."
-	xattrEscapePrefix   = "trusted.overlay.overlay."
-	xattrMetacopy       = "trusted.overlay.metacopy"
-	xattrRedirect       = "trusted.overlay.redirect"
-	xattrOpaque         = "trusted.overlay.opaque"
-	xattrEscWhiteout    = "trusted.overlay.overlay.whiteout"
-	xattrEscWhiteouts   = "trusted.overlay.overlay.whiteouts"
-	xattrEscOpaque      = "trusted.overlay.overlay.opaque"
-	xattrUserWhiteout   = "user.overlay.whiteout"
-	xattrUserWhiteouts  = "user.overlay.whiteouts"
-	xattrUserOpaque     = "user.overlay.opaque"
-	xattrACLAccess      = "system.posix_acl_access"
-	xattrACLDefault     = "system.posix_acl_default"
-	xattrSelinux        = "security.selinux"
+	xattrACLAccess  = "system.posix_acl_access"
+	xattrACLDefault = "system.posix_acl_default"
+	xattrSelinux    = "security.selinux"
 )
 
 // maxChunks bounds a non-inline file's chunk index so that it fits one
@@ -97,7 +89,7 @@ type inode struct {
 	space   int // upstream's xattr space accounting
 	dirents []dirent
 	ino     uint32
-	meta    [36]byte // the metacopy value, kept here to save an allocation
+	meta    [36]byte // a SHA-256 metacopy value, kept here to save an allocation
 
 	compact  bool
 	ipad     uint64
@@ -198,8 +190,8 @@ func chooseVersion(root *tree.Node, opts Options) (int, error) {
 	}
 	// Version 1 changed how whiteouts are stored: use it when allowed and
 	// the tree has one.
-	if v < 1 && max >= 1 && hasWhiteout(root) {
-		v = 1
+	if v < schema.WhiteoutOpaqueVersion && max >= schema.WhiteoutOpaqueVersion && hasWhiteout(root) {
+		v = schema.WhiteoutOpaqueVersion
 	}
 	return v, nil
 }
@@ -243,102 +235,23 @@ func layout(root *tree.Node, opts Options) (*builder, error) {
 // convert makes the writer's inodes for n and the tree below it, adding the
 // overlay xattrs upstream adds (rewrite_tree_node_for_erofs).
 func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
-	if !tree.ValidMode(n.Mode) {
-		return nil, fmt.Errorf("%w: %s: invalid file type in mode %o", ErrTree, n.Path(), n.Mode)
-	}
-	typ := n.Type()
-	if typ != tree.ModeDir && len(n.Children) > 0 {
-		return nil, fmt.Errorf("%w: %s: only directories can have children", ErrTree, n.Path())
+	if err := checkNode(n); err != nil {
+		return nil, err
 	}
 	ino := &inode{src: n, parent: parent, mode: n.Mode, nlink: n.Nlink, size: n.Size, space: n.XattrSpace()}
-	if typ == tree.ModeSymlink && n.Payload == "" {
-		return nil, fmt.Errorf("%w: %s: symlink without a target", ErrTree, n.Path())
-	}
-	if typ == tree.ModeRegular && ino.src.Content != nil && uint64(len(ino.src.Content)) != ino.size {
-		return nil, fmt.Errorf("%w: %s: inline content is %d bytes but size is %d", ErrTree, n.Path(), len(ino.src.Content), ino.size)
-	}
-	if typ == tree.ModeRegular && ino.size > 0 && ino.src.Content == nil {
-		if _, count := chunking(ino.size); count > maxChunks {
-			return nil, fmt.Errorf("%w: %s: %d bytes is more than a composefs image can describe", ErrTree, n.Path(), ino.size)
-		}
-	}
 	b.byNode[n] = ino
-
-	// Escape the file's own overlay xattrs so overlayfs doesn't act on them.
-	extra := 0
-	if typ == tree.ModeRegular && ino.size > 0 && ino.src.Content == nil {
-		extra = 2 // metacopy and redirect
-	}
-	ino.xattrs = make([]xattr, len(n.Xattrs), len(n.Xattrs)+extra)
-	for i, x := range n.Xattrs {
-		name := x.Name
-		if strings.HasPrefix(name, xattrTrustedOverlay) {
-			name = xattrEscapePrefix + name[len(xattrTrustedOverlay):]
-		}
-		ino.xattrs[i] = xattr{name: name, value: x.Value, shared: -1}
-	}
-
-	if typ == tree.ModeRegular && ino.size > 0 && ino.src.Content == nil {
-		// struct ovl_metacopy: version 0, its length, flags 0, the
-		// fs-verity hash algorithm, the digest. Upstream writes SHA-256
-		// digests only; a SHA-512 one (a composefs-rs style repository)
-		// gets the 68-byte form overlayfs also checks.
-		var meta []byte
-		switch len(n.Digest) {
-		case 0:
-		case 32:
-			meta = ino.meta[:]
-			meta[1] = 36 // length
-			meta[3] = 1  // FS_VERITY_HASH_ALG_SHA256
-			copy(meta[4:], n.Digest)
-		case 64:
-			meta = make([]byte, 68)
-			meta[1] = 68 // length
-			meta[3] = 2  // FS_VERITY_HASH_ALG_SHA512
-			copy(meta[4:], n.Digest)
-		default:
-			return nil, fmt.Errorf("%w: %s: digest is %d bytes, want a sha256 (32) or sha512 (64) fs-verity digest", ErrTree, n.Path(), len(n.Digest))
-		}
-		if err := ino.setXattr(xattrMetacopy, meta); err != nil {
+	ino.escapeXattrs()
+	if ino.inStore() {
+		if err := ino.addObjectXattrs(); err != nil {
 			return nil, err
 		}
-		if n.Payload != "" {
-			redirect := make([]byte, 1+len(n.Payload))
-			redirect[0] = '/' // upstream's maybe_join_path("/", payload)
-			copy(redirect[1:], n.Payload)
-			if err := ino.setXattr(xattrRedirect, redirect); err != nil {
-				return nil, err
-			}
+	}
+	if n.IsWhiteout() {
+		if err := b.convertWhiteout(ino); err != nil {
+			return nil, err
 		}
 	}
-
-	// A whiteout in the tree becomes a regular file with escaped whiteout
-	// xattrs, and its directory is marked as holding whiteouts.
-	if typ == tree.ModeChar && ino.src.Rdev == 0 {
-		ino.size = 0
-		ino.mode = tree.ModeRegular | ino.mode&^tree.ModeType
-		for _, name := range []string{xattrEscWhiteout, xattrUserWhiteout} {
-			if err := ino.setXattr(name, []byte{}); err != nil {
-				return nil, err
-			}
-		}
-		if parent != nil {
-			for _, name := range []string{xattrEscWhiteouts, xattrUserWhiteouts} {
-				if err := parent.setXattr(name, []byte{}); err != nil {
-					return nil, err
-				}
-			}
-			if b.version >= 1 {
-				for _, name := range []string{xattrEscOpaque, xattrUserOpaque} {
-					if err := parent.setXattr(name, []byte("x")); err != nil {
-						return nil, err
-					}
-				}
-			}
-		}
-	}
-
-	if typ == tree.ModeDir {
+	if n.Type() == tree.ModeDir {
 		ino.dirents = make([]dirent, 0, len(n.Children)+2)
 		for _, c := range n.Children {
 			if c.LinkTo != nil {
@@ -355,17 +268,115 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 	return ino, nil
 }
 
+// checkNode refuses what no image can hold.
+func checkNode(n *tree.Node) error {
+	if !tree.ValidMode(n.Mode) {
+		return fmt.Errorf("%w: %s: invalid file type in mode %o", ErrTree, n.Path(), n.Mode)
+	}
+	typ := n.Type()
+	switch {
+	case typ != tree.ModeDir && len(n.Children) > 0:
+		return fmt.Errorf("%w: %s: only directories can have children", ErrTree, n.Path())
+	case typ == tree.ModeSymlink && n.Payload == "":
+		return fmt.Errorf("%w: %s: symlink without a target", ErrTree, n.Path())
+	case typ != tree.ModeRegular:
+		return nil
+	case n.Content != nil && uint64(len(n.Content)) != n.Size:
+		return fmt.Errorf("%w: %s: inline content is %d bytes but size is %d", ErrTree, n.Path(), len(n.Content), n.Size)
+	}
+	if n.Size > 0 && n.Content == nil {
+		if _, count := chunking(n.Size); count > maxChunks {
+			return fmt.Errorf("%w: %s: %d bytes is more than a composefs image can describe", ErrTree, n.Path(), n.Size)
+		}
+	}
+	return nil
+}
+
+// inStore reports whether the inode is a regular file whose content is in
+// the object store: not empty, and not inline.
+func (ino *inode) inStore() bool {
+	return ino.typ() == tree.ModeRegular && ino.size > 0 && ino.src.Content == nil
+}
+
+// escapeXattrs copies the file's own xattrs, escaping its overlay xattrs
+// so that overlayfs doesn't act on them. Room is left for the metacopy
+// and redirect of a file in the store.
+func (ino *inode) escapeXattrs() {
+	n := ino.src
+	extra := 0
+	if ino.inStore() {
+		extra = 2
+	}
+	ino.xattrs = make([]xattr, len(n.Xattrs), len(n.Xattrs)+extra)
+	for i, x := range n.Xattrs {
+		ino.xattrs[i] = xattr{name: schema.Escape(x.Name), value: x.Value, shared: -1}
+	}
+}
+
+// addObjectXattrs adds the metacopy xattr (with the digest, if any) and
+// the redirect (if the file has a payload) of a file in the store.
+func (ino *inode) addObjectXattrs() error {
+	n := ino.src
+	meta := ino.meta[:0]
+	if len(n.Digest) > 0 {
+		d, err := digest.FromBytes(n.Digest)
+		if err != nil {
+			return fmt.Errorf("%w: %s: digest is %d bytes, want a sha256 (32) or sha512 (64) fs-verity digest", ErrTree, n.Path(), len(n.Digest))
+		}
+		meta = schema.AppendMetacopy(meta, d)
+	}
+	if err := ino.setXattr(schema.Metacopy, meta); err != nil {
+		return err
+	}
+	if n.Payload == "" {
+		return nil
+	}
+	redirect := schema.AppendRedirect(make([]byte, 0, 1+len(n.Payload)), n.Payload)
+	return ino.setXattr(schema.Redirect, redirect)
+}
+
+// convertWhiteout turns a whiteout of the tree into a regular file with
+// escaped whiteout xattrs, and marks its directory as holding whiteouts
+// (and, from version 1, opaque to newer overlayfs).
+func (b *builder) convertWhiteout(ino *inode) error {
+	ino.size = 0
+	ino.mode = tree.ModeRegular | ino.mode&^tree.ModeType
+	for _, name := range []string{schema.EscapedWhiteout, schema.UserWhiteout} {
+		if err := ino.setXattr(name, []byte{}); err != nil {
+			return err
+		}
+	}
+	parent := ino.parent
+	if parent == nil {
+		return nil
+	}
+	for _, name := range []string{schema.EscapedWhiteouts, schema.UserWhiteouts} {
+		if err := parent.setXattr(name, []byte{}); err != nil {
+			return err
+		}
+	}
+	if b.version < schema.WhiteoutOpaqueVersion {
+		return nil
+	}
+	for _, name := range []string{schema.EscapedOpaque, schema.UserOpaque} {
+		if err := parent.setXattr(name, []byte(schema.OpaqueWhiteoutDir)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // finishRoot marks the root opaque and adds a whiteout for each of the 256
 // object-store directories (00…ff) the root doesn't already have, so that
 // the store's directories never show through the image.
 func (b *builder) finishRoot(root *inode) error {
-	if err := root.setXattr(xattrOpaque, []byte("y")); err != nil {
+	if err := root.setXattr(schema.Opaque, []byte(schema.OpaqueRoot)); err != nil {
 		return err
 	}
 	selinux, hasSelinux := root.src.GetXattr(xattrSelinux)
 	var extra []dirent
-	for i := 0; i < 256; i++ {
-		name := fmt.Sprintf("%02x", i)
+	for i := 0; i < schema.RootWhiteouts; i++ {
+		name := schema.RootWhiteoutName(i)
 		if root.src.Lookup(name) != nil {
 			continue
 		}
