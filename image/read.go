@@ -189,7 +189,8 @@ func (s *readState) read() (*tree.Node, error) {
 	var root *tree.Node
 	err := s.img.Walk(func(e *erofs.WalkEntry) ([]erofs.DirEntry, error) {
 		if e.Depth == 0 {
-			n, in, skip, err := s.node(e.Nid, "/")
+			where := func() string { return "/" }
+			n, in, skip, err := s.node(e.Nid, where)
 			if err != nil {
 				return nil, err
 			}
@@ -197,7 +198,7 @@ func (s *readState) read() (*tree.Node, error) {
 				return nil, fmt.Errorf("%w: root is a whiteout", erofs.ErrCorrupt)
 			}
 			root = n
-			return s.dir(in, "/")
+			return s.dir(in, where)
 		}
 		return s.entry(e)
 	})
@@ -215,35 +216,38 @@ func (s *readState) entry(e *erofs.WalkEntry) ([]erofs.DirEntry, error) {
 		return nil, nil
 	}
 	parent := s.seen[e.Parent]
-	path := parent.Path()
-	if path != "/" {
-		path += "/"
+	// The path, for messages only: made when one needs it.
+	where := func() string {
+		p := parent.Path()
+		if p != "/" {
+			p += "/"
+		}
+		return p + name
 	}
-	path += name
 	if e.Again {
-		return nil, fmt.Errorf("%w: %q (nid %d)", ErrDirLink, schema.Shorten(path), e.Nid)
+		return nil, fmt.Errorf("%w: %q (nid %d)", ErrDirLink, schema.Shorten(where()), e.Nid)
 	}
-	child, in, skip, err := s.node(e.Nid, path)
+	child, in, skip, err := s.node(e.Nid, where)
 	if err != nil || skip {
 		return nil, err
 	}
 	if err := parent.AddChild(name, child); err != nil {
-		return nil, fmt.Errorf("image: %q: %w", schema.Shorten(path), invalid(err))
+		return nil, fmt.Errorf("image: %q: %w", schema.Shorten(where()), invalid(err))
 	}
 	if child.LinkTo != nil || !child.IsDir() {
 		return nil, nil
 	}
-	return s.dir(in, path)
+	return s.dir(in, where)
 }
 
-// dir reads the entries of a directory, never nil.
-func (s *readState) dir(in *erofs.Inode, path string) ([]erofs.DirEntry, error) {
+// dir reads the entries of a directory, never nil. where is its path.
+func (s *readState) dir(in *erofs.Inode, where func() string) ([]erofs.DirEntry, error) {
 	if err := s.spend(&s.dataBudget, int64(min(in.Size, 1<<62)), "directories"); err != nil {
 		return nil, err
 	}
 	ents, err := in.ReadDir()
 	if err != nil {
-		return nil, fmt.Errorf("image: %q: %w", schema.Shorten(path), err)
+		return nil, fmt.Errorf("image: %q: %w", schema.Shorten(where()), err)
 	}
 	if ents == nil {
 		ents = []erofs.DirEntry{}
@@ -279,12 +283,13 @@ func cString(s string) string {
 	return s
 }
 
-// node reads inode nid into a new node. skip is set for a whiteout stored
-// as such. For a directory, the caller reads the entries.
-func (s *readState) node(nid uint64, path string) (n *tree.Node, in *erofs.Inode, skip bool, err error) {
+// node reads inode nid, at path where(), into a new node. skip is set for
+// a whiteout stored as such. For a directory, the caller reads the
+// entries.
+func (s *readState) node(nid uint64, where func() string) (n *tree.Node, in *erofs.Inode, skip bool, err error) {
 	in, err = s.img.Inode(nid)
 	if err != nil {
-		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(path), err)
+		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(where()), err)
 	}
 	if prev := s.seen[nid]; prev != nil {
 		// A directory is never reached twice (Walk's guard): this is a
@@ -307,16 +312,16 @@ func (s *readState) node(nid uint64, path string) (n *tree.Node, in *erofs.Inode
 	}
 	if typ == tree.ModeChar && n.Rdev == 0 {
 		if in.Nlink > 1 {
-			return nil, nil, false, fmt.Errorf("%w: %q (nid %d)", ErrWhiteoutLink, schema.Shorten(path), nid)
+			return nil, nil, false, fmt.Errorf("%w: %q (nid %d)", ErrWhiteoutLink, schema.Shorten(where()), nid)
 		}
 		return nil, nil, true, nil
 	}
 	s.seen[nid] = n
 	if err := s.data(n, in); err != nil {
-		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(path), invalid(err))
+		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(where()), invalid(err))
 	}
 	if err := s.xattrs(n, in); err != nil {
-		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(path), invalid(err))
+		return nil, nil, false, fmt.Errorf("image: %q: %w", schema.Shorten(where()), invalid(err))
 	}
 	return n, in, false, nil
 }

@@ -173,7 +173,7 @@ func ParseMetacopy(v []byte) (digest.Digest, error) {
 		return digest.Digest{}, nil
 	}
 	bad := func(format string, a ...any) (digest.Digest, error) {
-		return digest.Digest{}, fmt.Errorf("%w: %s value % x: %s", ErrInvalid, Metacopy, shortBytes(v), fmt.Sprintf(format, a...))
+		return digest.Digest{}, fmt.Errorf("%w: %s: %s", ErrInvalid, Metacopy, fmt.Sprintf(format, a...))
 	}
 	switch {
 	case len(v) < MetacopyHeaderSize:
@@ -278,11 +278,3 @@ func Shorten(s string) string {
 }
 
 func runeStart(b byte) bool { return b&0xc0 != 0x80 }
-
-// shortBytes bounds a byte value quoted in a message.
-func shortBytes(v []byte) []byte {
-	if len(v) > MaxMetacopySize {
-		return v[:MaxMetacopySize]
-	}
-	return v
-}

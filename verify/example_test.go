@@ -19,6 +19,6 @@ func ExampleFile() {
 	}
 	// Output:
 	// ok: false
-	// /f: redirect: redirect /abc is not an object path /XX/<62 or 126 hex digits> (nid 278)
-	// /g: redirect: redirect /abcdefg is not an object path /XX/<62 or 126 hex digits> (nid 297)
+	// /f: redirect: redirect /abc is not an object path /XX/<62 or 126 hex digits> (nid 278, offset 0x22f0)
+	// /g: redirect: redirect /abcdefg is not an object path /XX/<62 or 126 hex digits> (nid 297, offset 0x2550)
 }

@@ -64,13 +64,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/erofs"
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/schema"
 )
 
 // Options controls what is checked besides the image's structure.
@@ -148,7 +149,7 @@ type Report struct {
 
 // File checks the image file at path. With opts.Digest, the file's
 // fs-verity digest is measured by the kernel if the file has fs-verity,
-// computed otherwise. The error reports failures to read the file, not
+// computed otherwise ([fsverity.MeasureOrCompute]). The error reports failures to read the file, not
 // problems with the image.
 func File(path string, opts Options) (*Report, error) {
 	f, err := os.Open(path)
@@ -165,10 +166,7 @@ func File(path string, opts Options) (*Report, error) {
 	}
 	var measured []byte
 	if opts.Digest != nil {
-		alg, d, err := fsverity.Measure(f)
-		if err == nil && alg == fsverity.SHA256 {
-			measured = d
-		} else if err != nil && !errors.Is(err, fsverity.ErrNotEnabled) && !errors.Is(err, fsverity.ErrNotSupported) {
+		if measured, _, err = fsverity.MeasureOrCompute(f, fsverity.SHA256); err != nil {
 			return nil, err
 		}
 	}
@@ -199,8 +197,9 @@ func newVerifier(r io.ReaderAt, size int64, opts Options) *verifier {
 		report:  &Report{Problems: []Problem{}},
 		budget:  workFactor*size + workSlack,
 		types:   make(map[uint64]uint32),
+		links:   make(map[uint64]link),
 		shared:  make(map[uint32]*sharedInfo),
-		objects: make(map[string]*object),
+		objects: make(map[digest.Digest]*object),
 	}
 }
 
@@ -224,8 +223,9 @@ type verifier struct {
 	stopped     bool
 
 	types   map[uint64]uint32 // nid -> type of inodes visited
+	links   map[uint64]link   // nid -> the entry it was first reached through
 	shared  map[uint32]*sharedInfo
-	objects map[string]*object
+	objects map[digest.Digest]*object
 	regions []region
 	hasACL  bool
 	filter  bool // the superblock has the xattr name filter
@@ -237,16 +237,16 @@ type sharedInfo struct {
 }
 
 type object struct {
-	path   string // first file using it
-	size   uint64
-	digest []byte
+	path   at            // first file using it
+	size   uint64        // its size there
+	digest digest.Digest // the first metacopy digest given for it; zero for none
 }
 
 // region is a byte range of the image with its use.
 type region struct {
 	start, end int64
 	kind       int
-	owner      string
+	owner      at
 }
 
 const (
@@ -255,17 +255,78 @@ const (
 	regionData
 )
 
-func (v *verifier) problem(path string, nid *uint64, off *int64, what, format string, a ...any) {
+// at is where a problem is: the escaped path of a file (nil for the image
+// as a whole), made only when a problem is recorded, since a hostile
+// image's paths can be very long and its problems many. It is also a
+// fmt.Stringer, so that a message can name another file lazily.
+type at func() string
+
+// String returns the path ("" for nil).
+func (a at) String() string {
+	if a == nil {
+		return ""
+	}
+	return a()
+}
+
+// label is an at for a fixed name.
+func label(s string) at { return func() string { return s } }
+
+// lazy is an at for any string worth making only when a problem is
+// recorded (an escaped xattr value).
+func lazy(f func() string) at { return f }
+
+// link is the directory entry through which an inode was first reached.
+type link struct {
+	parent uint64
+	name   string
+}
+
+// at returns where inode nid is: the path through which it was first
+// reached, escaped as in composefs-dump(5) and shortened.
+func (v *verifier) at(nid uint64) at {
+	return func() string { return esc(v.rawPath(nid)) }
+}
+
+// entryAt returns where the entry name of directory dir is.
+func (v *verifier) entryAt(dir uint64, name string) at {
+	return func() string { return esc(entryPath(v.rawPath(dir), name)) }
+}
+
+// rawPath makes the path of inode nid from the links recorded on the
+// way (each recorded after its parent's: they lead to the root).
+func (v *verifier) rawPath(nid uint64) string {
+	var names []string
+	for nid != v.img.RootNid() {
+		l, ok := v.links[nid]
+		if !ok {
+			break
+		}
+		names = append(names, l.name)
+		nid = l.parent
+	}
+	if len(names) == 0 {
+		return "/"
+	}
+	var b strings.Builder
+	for i := len(names) - 1; i >= 0; i-- {
+		b.WriteByte('/')
+		b.WriteString(names[i])
+	}
+	return b.String()
+}
+
+func (v *verifier) problem(where at, nid *uint64, off *int64, what, format string, a ...any) {
 	r := v.report
 	if len(r.Problems) >= v.opts.MaxProblems {
 		r.Omitted++
 		return
 	}
-	r.Problems = append(r.Problems, Problem{Path: path, Nid: nid, Offset: off, What: what, Why: fmt.Sprintf(format, a...)})
+	r.Problems = append(r.Problems, Problem{Path: where.String(), Nid: nid, Offset: off, What: what, Why: fmt.Sprintf(format, a...)})
 }
 
 // errProblem reports a reader error, taking the nid and offset from it.
-func (v *verifier) errProblem(path, what string, err error) {
+func (v *verifier) errProblem(path at, what string, err error) {
 	var e *erofs.Error
 	if errors.As(err, &e) {
 		var nid *uint64
@@ -303,7 +364,7 @@ func (v *verifier) spend(n int64) bool {
 	v.budget -= n
 	if v.budget < 0 {
 		v.stopped = true
-		v.problem("", nil, nil, "limit", "the image needs more work to check than its size justifies (overlapping or repeated structures); check stopped")
+		v.problem(nil, nil, nil, "limit", "the image needs more work to check than its size justifies (overlapping or repeated structures); check stopped")
 		return false
 	}
 	return true
@@ -317,7 +378,7 @@ func (v *verifier) run() (*Report, error) {
 		if !errors.As(err, &e) && !errors.Is(err, erofs.ErrCorrupt) {
 			return nil, err
 		}
-		v.errProblem("", "superblock", err)
+		v.errProblem(nil, "superblock", err)
 		return v.finish()
 	}
 	v.img = img
@@ -327,7 +388,7 @@ func (v *verifier) run() (*Report, error) {
 		v.checkRegions()
 		if v.cfs {
 			if hdr, _ := img.Composefs(); v.hasACL && hdr.Flags&erofs.ComposefsFlagHasACL == 0 {
-				v.problem("", nil, ptr(int64(8)), "header", "the image has POSIX ACLs but the header lacks the has-ACL flag, so they would be ignored")
+				v.problem(nil, nil, ptr(int64(8)), "header", "the image has POSIX ACLs but the header lacks the has-ACL flag, so they would be ignored")
 			}
 		}
 	}
@@ -349,33 +410,33 @@ func (v *verifier) finish() (*Report, error) {
 func (v *verifier) checkHeader() {
 	var b [erofs.ComposefsHeaderSize]byte
 	if v.size < erofs.BlockSize {
-		v.problem("", nil, nil, "header", "image of %d bytes is smaller than a block", v.size)
+		v.problem(nil, nil, nil, "header", "image of %d bytes is smaller than a block", v.size)
 	}
 	if n, _ := v.r.ReadAt(b[:], 0); n < len(b) {
-		v.problem("", nil, ptr(int64(0)), "header", "no composefs header: file too short")
+		v.problem(nil, nil, ptr(int64(0)), "header", "no composefs header: file too short")
 		return
 	}
 	var h erofs.ComposefsHeader
 	decodeHeader(b[:], &h)
 	if h.Magic != erofs.ComposefsMagic {
-		v.problem("", nil, ptr(int64(0)), "header", "no composefs header: magic %#08x, want %#08x", h.Magic, uint32(erofs.ComposefsMagic))
+		v.problem(nil, nil, ptr(int64(0)), "header", "no composefs header: magic %#08x, want %#08x", h.Magic, uint32(erofs.ComposefsMagic))
 		return
 	}
 	v.cfs = true
 	v.report.Composefs = true
 	v.report.Version = int(h.ComposefsVersion)
 	if h.Version != erofs.ComposefsHeaderVersion {
-		v.problem("", nil, ptr(int64(4)), "header", "composefs header version %d, want %d", h.Version, erofs.ComposefsHeaderVersion)
+		v.problem(nil, nil, ptr(int64(4)), "header", "composefs header version %d, want %d", h.Version, erofs.ComposefsHeaderVersion)
 	}
 	if h.ComposefsVersion > maxComposefsVersion {
-		v.problem("", nil, ptr(int64(12)), "header", "unknown composefs format version %d", h.ComposefsVersion)
+		v.problem(nil, nil, ptr(int64(12)), "header", "unknown composefs format version %d", h.ComposefsVersion)
 	}
 	if bad := h.Flags &^ erofs.ComposefsFlagHasACL; bad != 0 {
-		v.problem("", nil, ptr(int64(8)), "header", "unknown header flags %#x", bad)
+		v.problem(nil, nil, ptr(int64(8)), "header", "unknown header flags %#x", bad)
 	}
 	for i, u := range h.Unused {
 		if u != 0 {
-			v.problem("", nil, ptr(int64(16+4*i)), "header", "reserved header field is %#x, not zero", u)
+			v.problem(nil, nil, ptr(int64(16+4*i)), "header", "reserved header field is %#x, not zero", u)
 		}
 	}
 }
@@ -392,74 +453,71 @@ func (v *verifier) checkSuper() {
 	sb := v.img.SuperBlock()
 	at := func(field int64) *int64 { return ptr(erofs.SuperOffset + field) }
 	if sb.BlkSzBits != erofs.BlockSizeBits {
-		v.problem("", nil, at(12), "superblock", "block size 2^%d, composefs uses 2^%d", sb.BlkSzBits, erofs.BlockSizeBits)
+		v.problem(nil, nil, at(12), "superblock", "block size 2^%d, composefs uses 2^%d", sb.BlkSzBits, erofs.BlockSizeBits)
 	}
 	const knownCompat = erofs.FeatureCompatSBChksum | erofs.FeatureCompatMtime | erofs.FeatureCompatXattrFilter
 	if bad := sb.FeatureCompat &^ knownCompat; bad != 0 {
-		v.problem("", nil, at(8), "feature", "unknown compatible feature bits %#x", bad)
+		v.problem(nil, nil, at(8), "feature", "unknown compatible feature bits %#x", bad)
 	}
 	v.filter = sb.FeatureCompat&erofs.FeatureCompatXattrFilter != 0
 	blk := v.img.BlockSize()
 	if end := int64(sb.Blocks) * blk; end > v.size {
-		v.problem("", nil, at(36), "superblock", "superblock claims %d blocks (%d bytes) but the image has %d bytes", sb.Blocks, end, v.size)
+		v.problem(nil, nil, at(36), "superblock", "superblock claims %d blocks (%d bytes) but the image has %d bytes", sb.Blocks, end, v.size)
 	} else if end < v.size {
-		v.problem("", nil, at(36), "superblock", "%d bytes after the superblock's %d blocks", v.size-end, sb.Blocks)
+		v.problem(nil, nil, at(36), "superblock", "%d bytes after the superblock's %d blocks", v.size-end, sb.Blocks)
 	}
 	if x := v.img.SharedXattrOffset(); x > v.size {
-		v.problem("", nil, at(44), "superblock", "xattr_blkaddr %d beyond the end of the image", sb.XattrBlkAddr)
+		v.problem(nil, nil, at(44), "superblock", "xattr_blkaddr %d beyond the end of the image", sb.XattrBlkAddr)
 	}
-	v.regions = append(v.regions, region{erofs.SuperOffset, erofs.SuperOffset + erofs.SuperBlockSize, regionSuper, "superblock"})
+	v.regions = append(v.regions, region{erofs.SuperOffset, erofs.SuperOffset + erofs.SuperBlockSize, regionSuper, label("superblock")})
 	if v.cfs {
-		v.regions = append(v.regions, region{0, erofs.ComposefsHeaderSize, regionSuper, "composefs header"})
+		v.regions = append(v.regions, region{0, erofs.ComposefsHeaderSize, regionSuper, label("composefs header")})
 	}
 }
 
-// frame is a directory being checked.
-type frame struct {
-	path string
-	nid  uint64
-	ents []erofs.DirEntry
-	next int
-}
+// errStopped ends the walk when the work budget is spent.
+var errStopped = errors.New("verify: check stopped")
 
-// walk checks every inode reachable from the root, depth first.
+// walk checks every inode reachable from the root, depth first (erofs's
+// Walk, which enters each directory once and never recurses). Paths are
+// not made on the way: each inode's entry is recorded, and a problem's
+// path made from them.
 func (v *verifier) walk() {
-	rootNid := v.img.RootNid()
-	root := v.inode("/", rootNid, rootNid)
-	if root == nil {
-		return
-	}
-	stack := []*frame{root}
-	for len(stack) > 0 && !v.stopped {
-		top := stack[len(stack)-1]
-		if top.next == len(top.ents) {
-			stack = stack[:len(stack)-1]
-			continue
+	err := v.img.Walk(func(e *erofs.WalkEntry) ([]erofs.DirEntry, error) {
+		if v.stopped {
+			return nil, errStopped
 		}
-		e := top.ents[top.next]
-		top.next++
-		if e.Name == "." || e.Name == ".." {
-			continue
-		}
-		path := top.path + "/" + e.Name
-		if top.path == "/" {
-			path = "/" + e.Name
-		}
-		if t, seen := v.types[e.Nid]; seen {
-			if t == erofs.ModeDir {
-				v.problem(esc(path), ptr(e.Nid), nil, "hardlink", "directory already reached through another entry (directory hard link or cycle)")
-			} else {
-				v.report.Stats.HardLinks++
+		if e.Depth > 0 {
+			if t, seen := v.types[e.Nid]; seen {
+				if t == erofs.ModeDir {
+					v.problem(v.entryAt(e.Parent, e.Name), ptr(e.Nid), nil, "hardlink", "directory already reached through another entry (directory hard link or cycle)")
+				} else {
+					v.report.Stats.HardLinks++
+				}
+				return nil, nil
 			}
-			continue
+			v.links[e.Nid] = link{e.Parent, e.Name}
 		}
-		if f := v.inode(path, e.Nid, top.nid); f != nil {
-			stack = append(stack, f)
-		}
+		return v.inode(e.Nid, e.Parent), nil
+	})
+	if err != nil && err != errStopped {
+		v.errProblem(nil, "limit", err)
 	}
 }
 
-func esc(path string) string { return string(dump.AppendEscaped(nil, []byte(path))) }
+// esc returns path escaped as in composefs-dump(5) and shortened
+// (schema.Shorten).
+func esc(path string) string {
+	return schema.Shorten(string(dump.AppendEscaped(nil, []byte(path))))
+}
+
+// entryPath returns the path of entry name of directory dir.
+func entryPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
 
 // fileTypes maps inode types to the dirent file type the kernel expects.
 var fileTypes = map[uint32]uint8{
@@ -472,10 +530,10 @@ var fileTypes = map[uint32]uint8{
 	erofs.ModeSymlink: erofs.FTSymlink,
 }
 
-// inode checks inode nid, reached at path from directory parent, and
-// returns a frame for its entries when it is a directory.
-func (v *verifier) inode(path string, nid, parent uint64) *frame {
-	epath := esc(path)
+// inode checks inode nid, reached from directory parent, and returns the
+// entries to walk when it is a directory.
+func (v *verifier) inode(nid, parent uint64) []erofs.DirEntry {
+	epath := v.at(nid)
 	in, err := v.img.Inode(nid)
 	if err != nil {
 		v.errProblem(epath, "inode", err)
@@ -548,7 +606,7 @@ func (v *verifier) inode(path string, nid, parent uint64) *frame {
 	if typ != erofs.ModeDir {
 		return nil
 	}
-	return v.dir(path, in, parent)
+	return v.dir(in, parent)
 }
 
 // outOfLineChunkIndex reports an upstream writer quirk the check
@@ -580,9 +638,10 @@ func (v *verifier) outOfLineChunkIndex(in *erofs.Inode) bool {
 	return idx%blk+n*unit > blk
 }
 
-// dir checks the entries of a directory and returns its frame.
-func (v *verifier) dir(path string, in *erofs.Inode, parent uint64) *frame {
-	epath := esc(path)
+// dir checks the entries of a directory and returns those to walk: the
+// ones naming a usable inode, without "." and "..".
+func (v *verifier) dir(in *erofs.Inode, parent uint64) []erofs.DirEntry {
+	epath := v.at(in.Nid)
 	pnid := ptr(in.Nid)
 	if in.Size == 0 {
 		v.problem(epath, pnid, ptr(in.Offset), "dirent", "empty directory data (no \".\" and \"..\")")
@@ -594,92 +653,101 @@ func (v *verifier) dir(path string, in *erofs.Inode, parent uint64) *frame {
 		}
 		return nil
 	}
-	f := &frame{path: path, nid: in.Nid}
-	var prev string
-	var havePrev, dot, dotdot bool
-	err := in.ReadDirBlocks(func(off int64, ents []erofs.DirEntry, err error) error {
-		if err != nil {
-			v.errProblem(epath, "dirent", err)
-			havePrev = false
-			return nil
-		}
-		for _, e := range ents {
-			ep := esc(path + "/" + e.Name)
-			if path == "/" {
-				ep = esc("/" + e.Name)
-			}
-			if havePrev && e.Name <= prev {
-				v.problem(ep, pnid, nil, "order", "entry at directory offset %d is not after %q: names must be sorted for lookups", off, prev)
-			}
-			prev, havePrev = e.Name, true
-			switch e.Name {
-			case ".":
-				if dot {
-					v.problem(epath, pnid, nil, "dirent", "duplicate \".\" entry")
-				}
-				dot = true
-				if e.Nid != in.Nid {
-					v.problem(epath, pnid, nil, "dirent", "\".\" points to nid %d, not to the directory itself", e.Nid)
-				}
-				if e.FileType != erofs.FTDir {
-					v.problem(epath, pnid, nil, "filetype", "\".\" has file type %d", e.FileType)
-				}
-				continue
-			case "..":
-				if dotdot {
-					v.problem(epath, pnid, nil, "dirent", "duplicate \"..\" entry")
-				}
-				dotdot = true
-				if e.Nid != parent {
-					v.problem(epath, pnid, nil, "dirent", "\"..\" points to nid %d, not to the parent (nid %d)", e.Nid, parent)
-				}
-				if e.FileType != erofs.FTDir {
-					v.problem(epath, pnid, nil, "filetype", "\"..\" has file type %d", e.FileType)
-				}
-				continue
-			}
-			if strings.ContainsAny(e.Name, "/\x00") {
-				v.problem(ep, pnid, nil, "name", "name contains '/' or NUL")
-			}
-			if err := v.checkFileType(ep, e); err != nil {
-				continue
-			}
-			f.ents = append(f.ents, e)
-		}
-		return nil
-	})
-	if err != nil {
+	d := dirCheck{v: v, epath: epath, in: in, parent: parent, walk: []erofs.DirEntry{}}
+	if err := in.ReadDirBlocks(d.block); err != nil {
 		v.errProblem(epath, "dirent", err)
 	}
-	if !dot {
+	if !d.dot {
 		v.problem(epath, pnid, nil, "dirent", "no \".\" entry")
 	}
-	if !dotdot {
+	if !d.dotdot {
 		v.problem(epath, pnid, nil, "dirent", "no \"..\" entry")
 	}
-	return f
+	return d.walk
 }
 
-// checkFileType checks that entry e names a valid inode of the type its
-// file_type says. It returns an error when the inode is unusable.
-func (v *verifier) checkFileType(path string, e erofs.DirEntry) error {
+// dirCheck is the check of one directory's entries, block by block.
+type dirCheck struct {
+	v           *verifier
+	epath       at
+	in          *erofs.Inode
+	parent      uint64
+	prev        string
+	havePrev    bool
+	dot, dotdot bool
+	walk        []erofs.DirEntry
+}
+
+// block checks the entries of one directory block (at directory offset
+// off): their order, names and file types, and "." and "..".
+func (d *dirCheck) block(off int64, ents []erofs.DirEntry, err error) error {
+	v, pnid := d.v, ptr(d.in.Nid)
+	if err != nil {
+		v.errProblem(d.epath, "dirent", err)
+		d.havePrev = false
+		return nil
+	}
+	for _, e := range ents {
+		if d.havePrev && e.Name <= d.prev {
+			v.problem(v.entryAt(d.in.Nid, e.Name), pnid, nil, "order", "entry at directory offset %d is not after %q: names must be sorted for lookups", off, d.prev)
+		}
+		d.prev, d.havePrev = e.Name, true
+		switch e.Name {
+		case ".":
+			d.dot = d.dotEntry(e, d.dot, d.in.Nid, "the directory itself")
+			continue
+		case "..":
+			d.dotdot = d.dotEntry(e, d.dotdot, d.parent, fmt.Sprintf("the parent (nid %d)", d.parent))
+			continue
+		}
+		if strings.ContainsAny(e.Name, "/\x00") {
+			v.problem(v.entryAt(d.in.Nid, e.Name), pnid, nil, "name", "name contains '/' or NUL")
+		}
+		if v.checkFileType(d.in.Nid, e) != nil {
+			continue
+		}
+		d.walk = append(d.walk, e)
+	}
+	return nil
+}
+
+// dotEntry checks a "." or ".." entry, which must be the only one of its
+// name, point to want and be a directory. It returns true (now seen).
+func (d *dirCheck) dotEntry(e erofs.DirEntry, seen bool, want uint64, what string) bool {
+	v, pnid := d.v, ptr(d.in.Nid)
+	if seen {
+		v.problem(d.epath, pnid, nil, "dirent", "duplicate %q entry", e.Name)
+	}
+	if e.Nid != want {
+		v.problem(d.epath, pnid, nil, "dirent", "%q points to nid %d, not to %s", e.Name, e.Nid, what)
+	}
+	if e.FileType != erofs.FTDir {
+		v.problem(d.epath, pnid, nil, "filetype", "%q has file type %d", e.Name, e.FileType)
+	}
+	return true
+}
+
+// checkFileType checks that entry e of directory dir names a valid inode
+// of the type its file_type says. It returns an error when the inode is
+// unusable.
+func (v *verifier) checkFileType(dir uint64, e erofs.DirEntry) error {
 	typ, seen := v.types[e.Nid]
 	if !seen {
 		in, err := v.img.Inode(e.Nid)
 		if err != nil {
-			v.errProblem(path, "inode", err)
+			v.errProblem(v.entryAt(dir, e.Name), "inode", err)
 			return err
 		}
 		typ = in.Type()
 	}
 	want, ok := fileTypes[typ]
 	if ok && e.FileType != want {
-		v.problem(path, ptr(e.Nid), nil, "filetype", "directory entry says file type %d, the inode is type %d (mode %#o)", e.FileType, want, typ)
+		v.problem(v.entryAt(dir, e.Name), ptr(e.Nid), nil, "filetype", "directory entry says file type %d, the inode is type %d (mode %#o)", e.FileType, want, typ)
 	}
 	return nil
 }
 
-func (v *verifier) checkSymlink(path string, in *erofs.Inode) {
+func (v *verifier) checkSymlink(path at, in *erofs.Inode) {
 	if in.Size == 0 || in.Size > erofs.MaxSymlinkLen {
 		v.problem(path, ptr(in.Nid), ptr(in.Offset), "symlink", "target of %d bytes (must be 1 to %d)", in.Size, erofs.MaxSymlinkLen)
 		return
@@ -694,21 +762,58 @@ func (v *verifier) checkSymlink(path string, in *erofs.Inode) {
 	}
 }
 
-// Overlay xattrs composefs writes unescaped.
-const (
-	xRedirect = "trusted.overlay.redirect"
-	xMetacopy = "trusted.overlay.metacopy"
-	xOpaque   = "trusted.overlay.opaque"
-	xOverlay  = "trusted.overlay."
-	xEscaped  = "trusted.overlay.overlay."
-	xACL      = "system.posix_acl_"
-)
+// xACL starts the names of POSIX ACL xattrs.
+const xACL = "system.posix_acl_"
 
-func (v *verifier) checkXattrs(path string, in *erofs.Inode) {
-	pnid := ptr(in.Nid)
+// checkXattrs checks an inode's xattrs: the area, each name, and the
+// overlayfs xattrs composefs writes.
+func (v *verifier) checkXattrs(path at, in *erofs.Inode) {
 	if in.XattrCount == 0 {
 		return
 	}
+	xs, ok := v.inodeXattrs(path, in)
+	if !ok {
+		return
+	}
+	filter, hasFilter, _ := in.XattrFilter()
+	names := make(map[string]bool, len(xs))
+	var redirect, metacopy *erofs.Xattr
+	for i := range xs {
+		x := &xs[i]
+		name := x.FullName()
+		v.checkXattrName(path, in, x, names, hasFilter, filter)
+		names[name] = true
+		if strings.HasPrefix(name, xACL) {
+			v.hasACL = true
+		}
+		if !v.cfs {
+			continue
+		}
+		switch name {
+		case schema.Redirect:
+			redirect = x
+		case schema.Metacopy:
+			metacopy = x
+		case schema.Opaque:
+			if in.Type() != erofs.ModeDir {
+				v.problem(path, ptr(in.Nid), ptr(x.Offset), "xattr", "%s on a non-directory", name)
+			}
+		default:
+			if _, shown := schema.Unescape(name); !shown {
+				v.problem(path, ptr(in.Nid), ptr(x.Offset), "xattr", "overlayfs xattr %q that composefs never writes (user xattrs are stored escaped as %s*)", name, schema.EscapePrefix)
+			}
+		}
+	}
+	if redirect != nil || metacopy != nil {
+		v.checkOverlayFile(path, in, redirect, metacopy)
+	}
+}
+
+// inodeXattrs returns an inode's inline and shared xattrs, reporting those
+// that can't be read. The shared ones are decoded once for all inodes. ok
+// is false when the work budget ran out.
+func (v *verifier) inodeXattrs(path at, in *erofs.Inode) (xs []erofs.Xattr, ok bool) {
+	pnid := ptr(in.Nid)
 	areaOff, areaSize := in.XattrArea()
 	if areaSize == erofs.XattrHeaderSize {
 		v.problem(path, pnid, ptr(areaOff), "xattr", "xattr area with a header only (xattr_icount 1), which the kernel refuses")
@@ -728,11 +833,11 @@ func (v *verifier) checkXattrs(path string, in *erofs.Inode) {
 			si.x, si.err = v.img.SharedXattr(id)
 			v.shared[id] = si
 			if si.err == nil {
-				if !v.spend(int64(erofs.XattrEntrySize + len(si.x.Name) + len(si.x.Value))) {
-					return
+				size := int64(erofs.XattrEntrySize + len(si.x.Name) + len(si.x.Value))
+				if !v.spend(size) {
+					return nil, false
 				}
-				end := si.x.Offset + int64(erofs.XattrEntrySize+len(si.x.Name)+len(si.x.Value))
-				v.regions = append(v.regions, region{si.x.Offset, end, regionMeta, fmt.Sprintf("shared xattr %d", id)})
+				v.regions = append(v.regions, region{si.x.Offset, si.x.Offset + size, regionMeta, label(fmt.Sprintf("shared xattr %d", id))})
 			}
 		}
 		if si.err != nil {
@@ -741,133 +846,90 @@ func (v *verifier) checkXattrs(path string, in *erofs.Inode) {
 		}
 		xs = append(xs, si.x)
 	}
-	filter, hasFilter, _ := in.XattrFilter()
-	names := make(map[string]bool, len(xs))
-	var redirect, metacopy []byte
-	var hasRedirect, hasMetacopy bool
-	isReg := in.IsRegular()
-	for i := range xs {
-		x := &xs[i]
-		name := x.FullName()
-		off := ptr(x.Offset)
-		if name == "" {
-			v.problem(path, pnid, off, "xattr", "empty xattr name")
-		}
-		if strings.IndexByte(name, 0) >= 0 {
-			v.problem(path, pnid, off, "xattr", "xattr name %q contains a NUL byte", name)
-		}
-		if names[name] {
-			v.problem(path, pnid, off, "xattr", "duplicate xattr %q", name)
-		}
-		names[name] = true
-		if v.filter && hasFilter && x.Index != 0 {
-			bit := erofs.XattrFilterHash([]byte(x.Name), erofs.XattrFilterSeed+uint32(x.Index)) & (erofs.XattrFilterBits - 1)
-			if filter&(1<<bit) != 0 {
-				v.problem(path, pnid, off, "xattr", "the name filter hides xattr %q from the kernel", name)
-			}
-		}
-		if strings.HasPrefix(name, xACL) {
-			v.hasACL = true
-		}
-		if !v.cfs || !strings.HasPrefix(name, xOverlay) || strings.HasPrefix(name, xEscaped) {
-			continue
-		}
-		switch name {
-		case xRedirect:
-			redirect, hasRedirect = x.Value, true
-		case xMetacopy:
-			metacopy, hasMetacopy = x.Value, true
-		case xOpaque:
-			if in.Type() != erofs.ModeDir {
-				v.problem(path, pnid, off, "xattr", "%s on a non-directory", name)
-			}
-		default:
-			v.problem(path, pnid, off, "xattr", "overlayfs xattr %q that composefs never writes (user xattrs are stored escaped as trusted.overlay.overlay.*)", name)
-		}
+	return xs, true
+}
+
+// checkXattrName checks one xattr's name: not empty, no NUL, not a
+// duplicate of one in names, and not hidden by the inode's name filter.
+func (v *verifier) checkXattrName(path at, in *erofs.Inode, x *erofs.Xattr, names map[string]bool, hasFilter bool, filter uint32) {
+	pnid, off := ptr(in.Nid), ptr(x.Offset)
+	name := x.FullName()
+	if name == "" {
+		v.problem(path, pnid, off, "xattr", "empty xattr name")
 	}
-	if hasRedirect || hasMetacopy {
-		v.checkOverlayFile(path, in, isReg, hasRedirect, redirect, hasMetacopy, metacopy)
+	if strings.IndexByte(name, 0) >= 0 {
+		v.problem(path, pnid, off, "xattr", "xattr name %q contains a NUL byte", name)
+	}
+	if names[name] {
+		v.problem(path, pnid, off, "xattr", "duplicate xattr %q", name)
+	}
+	if v.filter && hasFilter && x.Index != 0 {
+		bit := erofs.XattrFilterHash([]byte(x.Name), erofs.XattrFilterSeed+uint32(x.Index)) & (erofs.XattrFilterBits - 1)
+		if filter&(1<<bit) != 0 {
+			v.problem(path, pnid, off, "xattr", "the name filter hides xattr %q from the kernel", name)
+		}
 	}
 }
 
-// checkOverlayFile checks a file's redirect and metacopy xattrs.
-func (v *verifier) checkOverlayFile(path string, in *erofs.Inode, isReg, hasRedirect bool, redirect []byte, hasMetacopy bool, metacopy []byte) {
+// checkOverlayFile checks a file's redirect and metacopy xattrs (either
+// may be nil), and records the object the redirect names.
+func (v *verifier) checkOverlayFile(path at, in *erofs.Inode, redirect, metacopy *erofs.Xattr) {
 	pnid := ptr(in.Nid)
-	if !isReg {
+	if !in.IsRegular() {
 		v.problem(path, pnid, nil, "xattr", "overlayfs redirect or metacopy xattr on a non-regular file")
 		return
 	}
-	var digest []byte
-	if hasMetacopy {
-		switch {
-		case len(metacopy) == 0:
-		case len(metacopy) != 4+32 && len(metacopy) != 4+64:
-			v.problem(path, pnid, nil, "metacopy", "metacopy value of %d bytes (want 0, 36 or 68)", len(metacopy))
-		case len(metacopy) == 4+32 && (metacopy[0] != 0 || metacopy[1] != 36 || metacopy[2] != 0 || metacopy[3] != byte(fsverity.SHA256)):
-			v.problem(path, pnid, nil, "metacopy", "metacopy header % x (want version 0, length 36, flags 0, sha256)", metacopy[:4])
-		case len(metacopy) == 4+64 && (metacopy[0] != 0 || metacopy[1] != 68 || metacopy[2] != 0 || metacopy[3] != byte(fsverity.SHA512)):
-			v.problem(path, pnid, nil, "metacopy", "metacopy header % x (want version 0, length 68, flags 0, sha512)", metacopy[:4])
-		default:
-			digest = metacopy[4:]
+	var d digest.Digest
+	if metacopy != nil {
+		var err error
+		if d, err = schema.ParseMetacopy(metacopy.Value); err != nil {
+			v.problem(path, pnid, ptr(metacopy.Offset), "metacopy", "%s", schemaReason(err))
 		}
 		if in.Layout == erofs.LayoutFlatInline || (in.Layout == erofs.LayoutFlatPlain && in.Size > 0) {
 			v.problem(path, pnid, nil, "metacopy", "metacopy file that also has data in the image")
 		}
 	}
-	if !hasRedirect {
+	if redirect == nil {
 		return
 	}
-	if !hasMetacopy {
+	if metacopy == nil {
 		v.problem(path, pnid, nil, "redirect", "redirect without metacopy: overlayfs ignores it")
 	}
-	obj, ok := objectPath(redirect)
-	if !ok {
-		v.problem(path, pnid, nil, "redirect", "redirect %s is not an object path /XX/<62 or 126 hex digits>", esc(string(redirect)))
+	obj, err := schema.ParseRedirect(redirect.Value)
+	if err != nil {
+		v.problem(path, pnid, ptr(redirect.Offset), "redirect", "redirect %s is not an object path /XX/<62 or 126 hex digits>", lazy(func() string { return esc(string(redirect.Value)) }))
 		return
 	}
-	if digest != nil && strings.ReplaceAll(obj, "/", "") != fsverity.Hex(digest) {
-		v.problem(path, pnid, nil, "redirect", "redirect %s does not match the metacopy digest %s", obj, fsverity.Hex(digest))
+	if !d.IsZero() && obj != d {
+		v.problem(path, pnid, nil, "redirect", "redirect %s does not match the metacopy digest %s", obj.ObjectPath(), d.Hex())
 	}
-	if o := v.objects[obj]; o != nil {
-		if o.size != in.Size {
-			v.problem(path, pnid, nil, "object", "object %s used with size %d here and %d by %s", obj, in.Size, o.size, o.path)
-		}
-		if digest != nil && o.digest != nil && !bytes.Equal(digest, o.digest) {
-			v.problem(path, pnid, nil, "object", "object %s used with two different digests (also by %s)", obj, o.path)
-		}
-		if o.digest == nil {
-			o.digest = digest
-		}
-		return
-	}
-	v.objects[obj] = &object{path: path, size: in.Size, digest: digest}
+	v.useObject(path, in, obj, d)
 }
 
-// objectPath checks that a redirect names an object of a composefs store
-// ("/" + 2 hex digits + "/" + 62 or 126 hex digits, lowercase) and
-// returns its path relative to the store.
-func objectPath(v []byte) (string, bool) {
-	s := string(v)
-	if !strings.HasPrefix(s, "/") {
-		return "", false
+// useObject records that the file at path uses object obj with metacopy
+// digest d (zero: none), and reports uses that disagree on its size or
+// digest.
+func (v *verifier) useObject(path at, in *erofs.Inode, obj, d digest.Digest) {
+	pnid := ptr(in.Nid)
+	o := v.objects[obj]
+	if o == nil {
+		v.objects[obj] = &object{path: path, size: in.Size, digest: d}
+		return
 	}
-	s = s[1:]
-	if len(s) != 2+1+62 && len(s) != 2+1+126 {
-		return "", false
+	if o.size != in.Size {
+		v.problem(path, pnid, nil, "object", "object %s used with size %d here and %d by %s", obj.ObjectPath(), in.Size, o.size, o.path)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if i == 2 {
-			if c != '/' {
-				return "", false
-			}
-			continue
-		}
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return "", false
-		}
+	if !d.IsZero() && !o.digest.IsZero() && d != o.digest {
+		v.problem(path, pnid, nil, "object", "object %s used with two different digests (also by %s)", obj.ObjectPath(), o.path)
 	}
-	return s, true
+	if o.digest.IsZero() {
+		o.digest = d
+	}
+}
+
+// schemaReason is a schema error's message without its sentinel's.
+func schemaReason(err error) string {
+	return strings.TrimPrefix(err.Error(), schema.ErrInvalid.Error()+": ")
 }
 
 // checkRegions reports overlapping regions, and, for composefs images,
@@ -908,82 +970,6 @@ func (v *verifier) checkRegions() {
 	}
 }
 
-// checkObjects checks the referenced objects in the store.
-func (v *verifier) checkObjects() error {
-	v.report.Stats.Objects = len(v.objects)
-	if v.opts.Basedir == "" || len(v.objects) == 0 {
-		for _, o := range v.objects {
-			if o.digest == nil {
-				v.report.Stats.Unverified++
-			}
-		}
-		return nil
-	}
-	st, err := os.Stat(v.opts.Basedir)
-	if err != nil {
-		return err
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s: not a directory", v.opts.Basedir)
-	}
-	keys := make([]string, 0, len(v.objects))
-	for k := range v.objects {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		o := v.objects[k]
-		v.report.Stats.Checked++
-		p := filepath.Join(v.opts.Basedir, filepath.FromSlash(k))
-		fi, err := os.Lstat(p)
-		if err != nil {
-			v.problem(o.path, nil, nil, "object", "object %s: %v", k, errors.Unwrap(err))
-			continue
-		}
-		if !fi.Mode().IsRegular() {
-			v.problem(o.path, nil, nil, "object", "object %s is not a regular file (%v)", k, fi.Mode().Type())
-			continue
-		}
-		if uint64(fi.Size()) != o.size {
-			v.problem(o.path, nil, nil, "object", "object %s has %d bytes, the image says %d", k, fi.Size(), o.size)
-			continue
-		}
-		if o.digest == nil {
-			v.report.Stats.Unverified++
-			continue
-		}
-		d, err := objectDigest(p, len(o.digest))
-		if err != nil {
-			v.problem(o.path, nil, nil, "object", "object %s: %v", k, err)
-			continue
-		}
-		if !bytes.Equal(d, o.digest) {
-			v.problem(o.path, nil, nil, "digest", "object %s has fs-verity digest %s, the image says %s", k, fsverity.Hex(d), fsverity.Hex(o.digest))
-		}
-	}
-	return nil
-}
-
-// objectDigest returns the fs-verity digest of the file at p with the
-// algorithm whose digests have size bytes (SHA-256 or SHA-512), measured by
-// the kernel if the file has fs-verity with it, computed otherwise.
-func objectDigest(p string, size int) ([]byte, error) {
-	want := fsverity.SHA256
-	if size == fsverity.SHA512.Size() {
-		want = fsverity.SHA512
-	}
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	alg, d, err := fsverity.Measure(f)
-	if err == nil && alg == want {
-		return d, nil
-	}
-	return fsverity.Digest(f, want)
-}
-
 // checkImageDigest compares the image's fs-verity digest with
 // Options.Digest.
 func (v *verifier) checkImageDigest() error {
@@ -999,7 +985,7 @@ func (v *verifier) checkImageDigest() error {
 		}
 	}
 	if !bytes.Equal(d, v.opts.Digest) {
-		v.problem("", nil, nil, "digest", "image fs-verity digest is %s, expected %s", fsverity.Hex(d), fsverity.Hex(v.opts.Digest))
+		v.problem(nil, nil, nil, "digest", "image fs-verity digest is %s, expected %s", fsverity.Hex(d), fsverity.Hex(v.opts.Digest))
 	}
 	return nil
 }

@@ -4,7 +4,8 @@
 // attribute ([CompareTrees], [DiffTrees]), building images with an
 // mkcomposefs ([Mkcomposefs]), building the gocfs command ([GocfsBinary]),
 // and, on Linux, user namespaces for idmapped mounts ([NewUserNS]) and
-// mount table look-ups ([IsMountPoint]).
+// mount table look-ups ([IsMountPoint]), and patching images into shapes
+// no writer makes ([PatchXattr]).
 package testutil
 
 import (
