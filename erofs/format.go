@@ -17,7 +17,8 @@
 // ones, as upstream composefs does), directory entries, symlink target and
 // data (flat, tail-packed and chunk-based layouts; holes read as zeros).
 // [Image.FS] and [NewFS] give an [io/fs] view of the image that can take
-// composefs files' content from an object store.
+// composefs files' content from an object store. [Image.Walk] walks the
+// whole tree depth first, entering each directory once ([DirGuard]).
 //
 // The reader never trusts the image: every offset, size, count, name
 // length, xattr index, shared xattr id, chunk index and inode number is

@@ -14,6 +14,9 @@
 // contain escaped whiteouts as opaque for newer overlayfs. With MaxVersion
 // above MinVersion, the version is raised to 1 only when the tree contains a
 // whiteout, as upstream does.
+//
+// The overlay xattr names, their escaping and the redirect and metacopy
+// encodings the writer and the reader use are package schema's.
 package image
 
 import (

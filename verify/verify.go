@@ -10,19 +10,22 @@
 // kernel's binary search needs, nameoff consistency, "." and "..",
 // dirent file types matching the inodes), symlink targets, and xattrs
 // (prefix indexes, the name filter, and the overlayfs xattrs composefs
-// writes: redirects that stay inside the object store and name a digest,
-// well-formed metacopy values).
+// writes, decoded by package schema: redirects that name an object of the
+// store by its digest, well-formed metacopy values that agree with them).
 //
 // With an object store (Options.Basedir), every object a redirect names
 // must exist, be a regular file of the inode's size and, when the image
 // records a digest, have that fs-verity digest (measured by the kernel when
-// the object has fs-verity, computed otherwise). With Options.Digest, the
-// image's own fs-verity digest must match.
+// the object has fs-verity, computed otherwise). Objects are opened beneath
+// Basedir without following any symbolic link: an object that is, or whose
+// directory is, a symlink is a problem, since the kernel and the FUSE
+// server refuse it too. With Options.Digest, the image's own fs-verity
+// digest must match.
 //
 // Problems do not stop the check: the [Report] lists every one found, with
 // the path, what is wrong and why. The work done is bounded by the image
 // size, so a hostile image can't make the check hang or use unbounded
-// memory.
+// memory, and paths and values quoted in problems are shortened.
 //
 // # Problem kinds
 //
@@ -47,7 +50,7 @@
 //	xattr       malformed xattrs, duplicates, the name filter hiding one, stray overlayfs xattrs
 //	redirect    a redirect outside the object store, not a digest path, or not matching the digest
 //	metacopy    a malformed metacopy value
-//	object      an object missing from the store, not a regular file, or of the wrong size
+//	object      an object missing from the store, reached through a symlink, not a regular file, or of the wrong size
 //	digest      an object's or the image's fs-verity digest not matching
 //	limit       the check stopped: the image needs more work than its size justifies
 //

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gocfs/gocfs/schema"
 )
 
 // Options select parts of the tree that need privileges.
@@ -151,7 +153,7 @@ func entries(o Options) []entry {
 	add(entry{path: xd + "/big-value", kind: 'f', size: 5, xattrs: [][2]string{{"user.big", strings.Repeat("v", 3000)}}})
 	if o.Trusted {
 		add(entry{path: xd + "/trusted", kind: 'f', size: 300, xattrs: [][2]string{
-			{"trusted.overlay.opaque", "y"}, {"trusted.overlay.redirect", "/elsewhere"}, {"trusted.other", "t"}}})
+			{schema.Opaque, "y"}, {schema.Redirect, "/elsewhere"}, {"trusted.other", "t"}}})
 		add(entry{path: xd + "/acl", kind: 'f', size: 10, xattrs: [][2]string{
 			// ACL_USER_OBJ rw-, ACL_USER 1000 r--, ACL_GROUP_OBJ r--, ACL_MASK r--, ACL_OTHER r--
 			{"system.posix_acl_access", "\x02\x00\x00\x00" +

@@ -2,7 +2,7 @@
 // check that a mounted composefs image shows exactly its source.
 package treecmp
 
-import "strings"
+import "github.com/gocfs/gocfs/schema"
 
 // Options says what Diff compares. The zero
 // value compares everything but inode numbers, devices, atimes, ctimes,
@@ -46,5 +46,5 @@ type Options struct {
 // (trusted.overlay.*), which a composefs mount hides, and security.selinux,
 // which a security policy sets by itself.
 func DefaultXattrFilter(name string) bool {
-	return !strings.HasPrefix(name, "trusted.overlay.") && name != "security.selinux"
+	return !schema.IsOverlay(name) && name != "security.selinux"
 }

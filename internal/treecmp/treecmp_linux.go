@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gocfs/gocfs/schema"
 )
 
 // Diff compares the trees at want and got and returns their
@@ -130,8 +132,8 @@ func (c *comparer) entry(wp, gp, rel string, ws, gs *unix.Stat_t) error {
 		if gt != unix.S_IFREG || gs.Size != 0 {
 			return c.diff(rel, "%s of %d bytes, want a whiteout (an empty regular file)", typeName(gt), gs.Size)
 		}
-		_, err1 := getxattr(gp, "trusted.overlay.whiteout")
-		_, err2 := getxattr(gp, "user.overlay.whiteout")
+		_, err1 := getxattr(gp, schema.Whiteout)
+		_, err2 := getxattr(gp, schema.UserWhiteout)
 		if err1 != nil && err2 != nil {
 			return c.diff(rel, "whiteout without an overlay.whiteout xattr")
 		}
@@ -254,9 +256,9 @@ func (c *comparer) entry(wp, gp, rel string, ws, gs *unix.Stat_t) error {
 // whiteoutXattr are the xattrs a composefs mount adds for whiteouts, that
 // the default filter does not leave out already.
 var whiteoutXattr = map[string]bool{
-	"user.overlay.whiteout":  true,
-	"user.overlay.whiteouts": true,
-	"user.overlay.opaque":    true,
+	schema.UserWhiteout:  true,
+	schema.UserWhiteouts: true,
+	schema.UserOpaque:    true,
 }
 
 func typeName(t uint32) string {

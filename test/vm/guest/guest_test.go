@@ -22,7 +22,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/schema"
 )
 
 // guestMarker exists only in the test VM's initramfs.
@@ -327,9 +329,10 @@ func objectPath(store string, digest []byte) string {
 	return filepath.Join(store, h[:2], h[2:])
 }
 
-// metacopy is the trusted.overlay.metacopy value naming a SHA-256 digest.
-func metacopy(digest []byte) []byte {
-	return append([]byte{0x00, 0x24, 0x00, 0x01}, digest...)
+// metacopy is the trusted.overlay.metacopy value naming a SHA-256 digest,
+// as package schema encodes it (which overlayfs then checks).
+func metacopy(d []byte) []byte {
+	return schema.AppendMetacopy(nil, digest.MustNew(fsverity.SHA256, d))
 }
 
 // replaceFile atomically replaces path with data, enabling fs-verity on the
@@ -435,11 +438,11 @@ func TestKernelBaseline(t *testing.T) {
 			if e.digest != nil {
 				mc = metacopy(e.digest)
 			}
-			if err := unix.Setxattr(p, "trusted.overlay.metacopy", mc, 0); err != nil {
+			if err := unix.Setxattr(p, schema.Metacopy, mc, 0); err != nil {
 				t.Fatal(err)
 			}
 			h := hexOf(e.object)
-			if err := unix.Setxattr(p, "trusted.overlay.redirect", []byte("/"+h[:2]+"/"+h[2:]), 0); err != nil {
+			if err := unix.Setxattr(p, schema.Redirect, schema.AppendRedirect(nil, h[:2]+"/"+h[2:]), 0); err != nil {
 				t.Fatal(err)
 			}
 		}
