@@ -431,7 +431,7 @@ func (v *verifier) checkHeader() {
 	if h.Version != erofs.ComposefsHeaderVersion {
 		v.problem(nil, nil, ptr(int64(4)), "header", "composefs header version %d, want %d", h.Version, erofs.ComposefsHeaderVersion)
 	}
-	if h.ComposefsVersion > maxComposefsVersion {
+	if h.ComposefsVersion > schema.MaxVersion {
 		v.problem(nil, nil, ptr(int64(12)), "header", "unknown composefs format version %d", h.ComposefsVersion)
 	}
 	if bad := h.Flags &^ erofs.ComposefsFlagHasACL; bad != 0 {
@@ -447,9 +447,6 @@ func (v *verifier) checkHeader() {
 func decodeHeader(b []byte, h *erofs.ComposefsHeader) {
 	binary.Decode(b, binary.LittleEndian, h)
 }
-
-// maxComposefsVersion is the newest composefs format version.
-const maxComposefsVersion = 1
 
 // checkSuper checks what erofs.Open leaves to the caller.
 func (v *verifier) checkSuper() {

@@ -44,3 +44,39 @@ func PatchXattr(t testing.TB, img []byte, path, name string, value []byte) {
 	}
 	t.Fatalf("PatchXattr: %s has no inline %s", path, name)
 }
+
+// PatchDirent makes the entry name of directory dirNid in the image img
+// point to inode nid instead: a way to make directory hard links and
+// cycles.
+func PatchDirent(t testing.TB, img []byte, dirNid uint64, name string, nid uint64) {
+	t.Helper()
+	im, err := erofs.Open(bytes.NewReader(img), int64(len(img)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := im.Inode(dirNid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exts, err := dir.Extents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range exts {
+		for off := int64(0); off < x.Length; off += erofs.BlockSize {
+			start := x.Physical + off
+			blk := img[start : start+min(erofs.BlockSize, x.Length-off)]
+			ents, err := erofs.ParseDirBlock(blk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, de := range ents {
+				if de.Name == name {
+					binary.LittleEndian.PutUint64(blk[i*erofs.DirentSize:], nid)
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("PatchDirent: no entry %q in directory %d", name, dirNid)
+}

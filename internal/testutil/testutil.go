@@ -5,7 +5,7 @@
 // mkcomposefs ([Mkcomposefs]), building the gocfs command ([GocfsBinary]),
 // and, on Linux, user namespaces for idmapped mounts ([NewUserNS]) and
 // mount table look-ups ([IsMountPoint]), and patching images into shapes
-// no writer makes ([PatchXattr]).
+// no writer makes ([PatchXattr], [PatchDirent]).
 package testutil
 
 import (
