@@ -9,18 +9,15 @@ import (
 
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/internal/assets"
 	"github.com/gocfs/gocfs/verify"
 )
 
 // BenchmarkImage checks the image of the largest reference dump.
 func BenchmarkImage(b *testing.B) {
-	assets := os.Getenv("GOCFS_ASSETS")
-	if assets == "" {
-		assets = "../../shared/composefs-assets"
-	}
-	f, err := os.Open(assets + "/config.dump.gz")
+	f, err := os.Open(assets.Dir(b) + "/config.dump.gz")
 	if err != nil {
-		b.Skip(err)
+		b.Fatal(err)
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
