@@ -117,6 +117,9 @@ func (d Digest) Size() int { return d.alg.Size() }
 // Bytes returns a copy of d's bytes.
 func (d Digest) Bytes() []byte { return bytes.Clone(d.sum[:d.alg.Size()]) }
 
+// AppendBytes appends d's bytes to b, without allocating when b has room.
+func (d Digest) AppendBytes(b []byte) []byte { return append(b, d.sum[:d.alg.Size()]...) }
+
 // Hex returns d in lowercase hexadecimal ("" for the zero Digest).
 func (d Digest) Hex() string { return hex.EncodeToString(d.sum[:d.alg.Size()]) }
 

@@ -1,6 +1,7 @@
 package digest
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("ParseObjectPath(%q) = %v, %v", d.ObjectPath(), p, err)
 		}
 		b, err := FromBytes(d.Bytes())
-		if err != nil || b != d || !d.Equal(tt.alg, d.Bytes()) {
+		if err != nil || b != d || !d.Equal(tt.alg, d.Bytes()) || !bytes.Equal(d.AppendBytes([]byte("x")), append([]byte("x"), d.Bytes()...)) {
 			t.Errorf("FromBytes round trip: %v, %v", b, err)
 		}
 	}

@@ -158,7 +158,7 @@ func AppendMetacopy(dst []byte, d digest.Digest) []byte {
 	}
 	n := MetacopyHeaderSize + d.Size()
 	dst = append(dst, 0, byte(n), 0, byte(d.Algorithm()))
-	return append(dst, d.Bytes()...)
+	return d.AppendBytes(dst)
 }
 
 // ParseMetacopy decodes a Metacopy value. The empty value, and a bare
