@@ -69,107 +69,138 @@ func Content(name string, n int) []byte {
 }
 
 func entries(o Options) []entry {
-	const t0 = 1700000000
-	var es []entry
-	add := func(e entry) {
-		if e.mtime == 0 {
-			e.mtime = t0
-		}
-		if e.mode == 0 {
-			switch e.kind {
-			case 'd':
-				e.mode = 0o755
-			case 'l':
-				e.mode = 0o777
-			default:
-				e.mode = 0o644
-			}
-		}
-		es = append(es, e)
-	}
-	add(entry{path: ".", kind: 'd'})
+	var l entryList
+	l.add(entry{path: ".", kind: 'd'})
 	for _, d := range []string{"files", "links", "special"} {
-		add(entry{path: d, kind: 'd'})
+		l.add(entry{path: d, kind: 'd'})
 	}
+	l.files()
+	l.links()
+	l.special(o)
+	l.deepAndBig()
+	l.xattrs(o)
+	if o.Owners {
+		l.add(entry{path: "owners", kind: 'd', uid: 1000, gid: 1000})
+		l.add(entry{path: "owners/small-ids", kind: 'f', size: 100, uid: 1000, gid: 100})
+		l.add(entry{path: "owners/big-ids", kind: 'f', size: 100, uid: 100000, gid: 70000})
+		l.add(entry{path: "owners/link", kind: 'l', target: "big-ids", uid: 65534, gid: 65534})
+	}
+	return l
+}
+
+// t0 is the sample's default mtime.
+const t0 = 1700000000
+
+// entryList collects the sample's entries in creation order.
+type entryList []entry
+
+// add appends e with the default mtime and mode filled in.
+func (l *entryList) add(e entry) {
+	if e.mtime == 0 {
+		e.mtime = t0
+	}
+	if e.mode == 0 {
+		switch e.kind {
+		case 'd':
+			e.mode = 0o755
+		case 'l':
+			e.mode = 0o777
+		default:
+			e.mode = 0o644
+		}
+	}
+	*l = append(*l, e)
+}
+
+// files: sizes around the inline and block limits, modes, names, a hard link.
+func (l *entryList) files() {
 	for _, n := range []int{0, 1, 63, 64, 65, 100, 2048, 2049, 4095, 4096, 4097, 8192, 100000, 1 << 20} {
-		add(entry{path: fmt.Sprintf("files/size-%d", n), kind: 'f', size: n})
+		l.add(entry{path: fmt.Sprintf("files/size-%d", n), kind: 'f', size: n})
 	}
-	add(entry{path: "files/same-a", kind: 'f', size: 5000})
-	add(entry{path: "files/same-b", kind: 'f', size: 5000}) // same content as same-a? no: content depends on name
-	add(entry{path: "files/exec", kind: 'f', size: 300, mode: 0o755})
-	add(entry{path: "files/setuid", kind: 'f', size: 70, mode: 0o4755})
-	add(entry{path: "files/sticky-dir", kind: 'd', mode: 0o1777})
-	add(entry{path: "files/newer", kind: 'f', size: 90, mtime: t0 + 86400})
-	add(entry{path: "files/nanos", kind: 'f', size: 10, mtime: -1}) // gets nanoseconds below
-	add(entry{path: "files/with space and\ttab", kind: 'f', size: 12})
-	add(entry{path: "files/ünïcødé-名前", kind: 'f', size: 80})
-	add(entry{path: "files/" + strings.Repeat("L", 255), kind: 'f', size: 200})
-	add(entry{path: "files/hardlink-target", kind: 'f', size: 500})
-	add(entry{path: "files/hardlink-second", kind: 'h', link: "files/hardlink-target"})
+	l.add(entry{path: "files/same-a", kind: 'f', size: 5000})
+	l.add(entry{path: "files/same-b", kind: 'f', size: 5000}) // same content as same-a? no: content depends on name
+	l.add(entry{path: "files/exec", kind: 'f', size: 300, mode: 0o755})
+	l.add(entry{path: "files/setuid", kind: 'f', size: 70, mode: 0o4755})
+	l.add(entry{path: "files/sticky-dir", kind: 'd', mode: 0o1777})
+	l.add(entry{path: "files/newer", kind: 'f', size: 90, mtime: t0 + 86400})
+	l.add(entry{path: "files/nanos", kind: 'f', size: 10, mtime: -1}) // gets nanoseconds below
+	l.add(entry{path: "files/with space and\ttab", kind: 'f', size: 12})
+	l.add(entry{path: "files/ünïcødé-名前", kind: 'f', size: 80})
+	l.add(entry{path: "files/" + strings.Repeat("L", 255), kind: 'f', size: 200})
+	l.add(entry{path: "files/hardlink-target", kind: 'f', size: 500})
+	l.add(entry{path: "files/hardlink-second", kind: 'h', link: "files/hardlink-target"})
+}
 
-	add(entry{path: "links/short", kind: 'l', target: "../files/size-100"})
-	add(entry{path: "links/dangling", kind: 'l', target: "/nonexistent/path"})
-	add(entry{path: "links/long", kind: 'l', target: strings.Repeat("long/", 400) + "end"})
-	add(entry{path: "links/max", kind: 'l', target: strings.Repeat("m", 4095)})
-	add(entry{path: "links/dir", kind: 'l', target: "../deep"})
+// links: symlinks short, dangling, long and of the longest length.
+func (l *entryList) links() {
+	l.add(entry{path: "links/short", kind: 'l', target: "../files/size-100"})
+	l.add(entry{path: "links/dangling", kind: 'l', target: "/nonexistent/path"})
+	l.add(entry{path: "links/long", kind: 'l', target: strings.Repeat("long/", 400) + "end"})
+	l.add(entry{path: "links/max", kind: 'l', target: strings.Repeat("m", 4095)})
+	l.add(entry{path: "links/dir", kind: 'l', target: "../deep"})
+}
 
-	add(entry{path: "special/fifo", kind: 'p', mode: 0o600})
-	add(entry{path: "special/socket", kind: 's', mode: 0o755})
-	if o.Devices {
-		add(entry{path: "special/null", kind: 'c', mode: 0o666, rdev: unix.Mkdev(1, 3)})
-		add(entry{path: "special/sda", kind: 'b', mode: 0o660, rdev: unix.Mkdev(8, 0)})
-		add(entry{path: "special/bigdev", kind: 'c', mode: 0o600, rdev: unix.Mkdev(4095, 1048575)})
-		add(entry{path: "overlay", kind: 'd'})
-		add(entry{path: "overlay/whiteout", kind: 'c', mode: 0o000, rdev: 0})
-		add(entry{path: "overlay/visible", kind: 'f', size: 20})
+// special: a FIFO, a socket and, with devices, device nodes and a whiteout.
+func (l *entryList) special(o Options) {
+	l.add(entry{path: "special/fifo", kind: 'p', mode: 0o600})
+	l.add(entry{path: "special/socket", kind: 's', mode: 0o755})
+	if !o.Devices {
+		return
 	}
+	l.add(entry{path: "special/null", kind: 'c', mode: 0o666, rdev: unix.Mkdev(1, 3)})
+	l.add(entry{path: "special/sda", kind: 'b', mode: 0o660, rdev: unix.Mkdev(8, 0)})
+	l.add(entry{path: "special/bigdev", kind: 'c', mode: 0o600, rdev: unix.Mkdev(4095, 1048575)})
+	l.add(entry{path: "overlay", kind: 'd'})
+	l.add(entry{path: "overlay/whiteout", kind: 'c', mode: 0o000, rdev: 0})
+	l.add(entry{path: "overlay/visible", kind: 'f', size: 20})
+}
 
+// deepAndBig: 40 nested directories and one directory of 600 entries.
+func (l *entryList) deepAndBig() {
 	deep := "deep"
-	add(entry{path: deep, kind: 'd'})
+	l.add(entry{path: deep, kind: 'd'})
 	for i := 0; i < 40; i++ {
 		deep += fmt.Sprintf("/level-%02d", i)
-		add(entry{path: deep, kind: 'd', mode: 0o750})
+		l.add(entry{path: deep, kind: 'd', mode: 0o750})
 	}
-	add(entry{path: deep + "/bottom", kind: 'f', size: 1000})
+	l.add(entry{path: deep + "/bottom", kind: 'f', size: 1000})
 
-	add(entry{path: "bigdir", kind: 'd'})
+	l.add(entry{path: "bigdir", kind: 'd'})
 	for i := 0; i < 600; i++ {
 		name := fmt.Sprintf("bigdir/entry-%04d-%s", i, strings.Repeat("x", i%40))
 		if i%3 == 0 {
-			add(entry{path: name, kind: 'd'})
+			l.add(entry{path: name, kind: 'd'})
 		} else {
-			add(entry{path: name, kind: 'f', size: i % 130})
+			l.add(entry{path: name, kind: 'f', size: i % 130})
 		}
 	}
+}
 
+// xattrs: shared, unique, binary, empty and big values; with Trusted,
+// overlay xattrs (escaped in the image) and an ACL.
+func (l *entryList) xattrs(o Options) {
 	xd := "xattrs"
-	add(entry{path: xd, kind: 'd', xattrs: [][2]string{{"user.dir", "on a directory"}}})
+	l.add(entry{path: xd, kind: 'd', xattrs: [][2]string{{"user.dir", "on a directory"}}})
 	for i := 0; i < 10; i++ {
-		add(entry{path: fmt.Sprintf("%s/shared-%d", xd, i), kind: 'f', size: 10 * i,
+		l.add(entry{path: fmt.Sprintf("%s/shared-%d", xd, i), kind: 'f', size: 10 * i,
 			xattrs: [][2]string{{"user.shared", "the same value on every file"}, {"user.unique", fmt.Sprintf("value %d", i)}}})
 	}
-	add(entry{path: xd + "/binary", kind: 'f', size: 5, xattrs: [][2]string{{"user.bin", "\x00\x01\xff=\n\\ "}}})
-	add(entry{path: xd + "/empty-value", kind: 'f', size: 5, xattrs: [][2]string{{"user.empty", ""}}})
-	add(entry{path: xd + "/big-value", kind: 'f', size: 5, xattrs: [][2]string{{"user.big", strings.Repeat("v", 3000)}}})
-	if o.Trusted {
-		add(entry{path: xd + "/trusted", kind: 'f', size: 300, xattrs: [][2]string{
-			{schema.Opaque, "y"}, {schema.Redirect, "/elsewhere"}, {"trusted.other", "t"}}})
-		add(entry{path: xd + "/acl", kind: 'f', size: 10, xattrs: [][2]string{
-			// ACL_USER_OBJ rw-, ACL_USER 1000 r--, ACL_GROUP_OBJ r--, ACL_MASK r--, ACL_OTHER r--
-			{"system.posix_acl_access", "\x02\x00\x00\x00" +
-				"\x01\x00\x06\x00\xff\xff\xff\xff" +
-				"\x02\x00\x04\x00\xe8\x03\x00\x00" +
-				"\x04\x00\x04\x00\xff\xff\xff\xff" +
-				"\x10\x00\x04\x00\xff\xff\xff\xff" +
-				"\x20\x00\x04\x00\xff\xff\xff\xff"}}})
+	l.add(entry{path: xd + "/binary", kind: 'f', size: 5, xattrs: [][2]string{{"user.bin", "\x00\x01\xff=\n\\ "}}})
+	l.add(entry{path: xd + "/empty-value", kind: 'f', size: 5, xattrs: [][2]string{{"user.empty", ""}}})
+	l.add(entry{path: xd + "/big-value", kind: 'f', size: 5, xattrs: [][2]string{{"user.big", strings.Repeat("v", 3000)}}})
+	if !o.Trusted {
+		return
 	}
-	if o.Owners {
-		add(entry{path: "owners", kind: 'd', uid: 1000, gid: 1000})
-		add(entry{path: "owners/small-ids", kind: 'f', size: 100, uid: 1000, gid: 100})
-		add(entry{path: "owners/big-ids", kind: 'f', size: 100, uid: 100000, gid: 70000})
-		add(entry{path: "owners/link", kind: 'l', target: "big-ids", uid: 65534, gid: 65534})
-	}
-	return es
+	l.add(entry{path: xd + "/trusted", kind: 'f', size: 300, xattrs: [][2]string{
+		{schema.Opaque, "y"}, {schema.Redirect, "/elsewhere"}, {"trusted.other", "t"}}})
+	l.add(entry{path: xd + "/acl", kind: 'f', size: 10, xattrs: [][2]string{
+		// ACL_USER_OBJ rw-, ACL_USER 1000 r--, ACL_GROUP_OBJ r--, ACL_MASK r--, ACL_OTHER r--
+		{"system.posix_acl_access", "\x02\x00\x00\x00" +
+			"\x01\x00\x06\x00\xff\xff\xff\xff" +
+			"\x02\x00\x04\x00\xe8\x03\x00\x00" +
+			"\x04\x00\x04\x00\xff\xff\xff\xff" +
+			"\x10\x00\x04\x00\xff\xff\xff\xff" +
+			"\x20\x00\x04\x00\xff\xff\xff\xff"}}})
 }
 
 // Create builds the sample tree in dir, which must be empty or absent.

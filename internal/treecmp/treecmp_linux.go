@@ -126,29 +126,62 @@ func names(dir string) ([]string, error) {
 }
 
 func (c *comparer) entry(wp, gp, rel string, ws, gs *unix.Stat_t) error {
-	wt, gt := ws.Mode&unix.S_IFMT, gs.Mode&unix.S_IFMT
-	whiteout := c.opts.ComposefsWhiteouts && wt == unix.S_IFCHR && ws.Rdev == 0
-	if whiteout {
-		if gt != unix.S_IFREG || gs.Size != 0 {
-			return c.diff(rel, "%s of %d bytes, want a whiteout (an empty regular file)", typeName(gt), gs.Size)
+	p := &pair{wp: wp, gp: gp, rel: rel, ws: ws, gs: gs}
+	if same, err := c.checkType(p); !same {
+		return err // nothing else compares between different types
+	}
+	for _, check := range []func(*pair) error{c.checkStat, c.checkLinks, c.checkData, c.checkXattrs} {
+		if err := check(p); err != nil {
+			return err
 		}
-		_, err1 := getxattr(gp, schema.Whiteout)
-		_, err2 := getxattr(gp, schema.UserWhiteout)
+	}
+	return nil
+}
+
+// pair is one entry of the two trees: the wanted one and the one got.
+type pair struct {
+	wp, gp, rel string
+	ws, gs      *unix.Stat_t
+	wt          uint32 // the wanted type (a whiteout's: the type got)
+	whiteout    bool   // the wanted entry is a whiteout
+}
+
+// check reports a difference unless cond holds.
+func (c *comparer) check(p *pair, cond bool, format string, a ...any) error {
+	if cond {
+		return nil
+	}
+	return c.diff(p.rel, format, a...)
+}
+
+// checkType compares file types, a composefs whiteout standing for an
+// empty regular file with an overlay whiteout xattr. It reports whether
+// they match.
+func (c *comparer) checkType(p *pair) (bool, error) {
+	wt, gt := p.ws.Mode&unix.S_IFMT, p.gs.Mode&unix.S_IFMT
+	p.whiteout = c.opts.ComposefsWhiteouts && wt == unix.S_IFCHR && p.ws.Rdev == 0
+	if p.whiteout {
+		if gt != unix.S_IFREG || p.gs.Size != 0 {
+			return false, c.diff(p.rel, "%s of %d bytes, want a whiteout (an empty regular file)", typeName(gt), p.gs.Size)
+		}
+		_, err1 := getxattr(p.gp, schema.Whiteout)
+		_, err2 := getxattr(p.gp, schema.UserWhiteout)
 		if err1 != nil && err2 != nil {
-			return c.diff(rel, "whiteout without an overlay.whiteout xattr")
+			return false, c.diff(p.rel, "whiteout without an overlay.whiteout xattr")
 		}
 		wt = gt
 	}
+	p.wt = wt
 	if wt != gt {
-		return c.diff(rel, "type %s, want %s", typeName(gt), typeName(wt))
+		return false, c.diff(p.rel, "type %s, want %s", typeName(gt), typeName(wt))
 	}
-	check := func(cond bool, format string, a ...any) error {
-		if cond {
-			return nil
-		}
-		return c.diff(rel, format, a...)
-	}
-	if err := check(ws.Mode&0o7777 == gs.Mode&0o7777, "mode %#o, want %#o", gs.Mode&0o7777, ws.Mode&0o7777); err != nil {
+	return true, nil
+}
+
+// checkStat compares mode, owner, mtime, size and device number.
+func (c *comparer) checkStat(p *pair) error {
+	ws, gs := p.ws, p.gs
+	if err := c.check(p, ws.Mode&0o7777 == gs.Mode&0o7777, "mode %#o, want %#o", gs.Mode&0o7777, ws.Mode&0o7777); err != nil {
 		return err
 	}
 	if !c.opts.IgnoreOwners {
@@ -159,94 +192,104 @@ func (c *comparer) entry(wp, gp, rel string, ws, gs *unix.Stat_t) error {
 		if c.opts.MapGID != nil {
 			wg = c.opts.MapGID(wg)
 		}
-		if err := check(gs.Uid == wu && gs.Gid == wg, "owner %d:%d, want %d:%d", gs.Uid, gs.Gid, wu, wg); err != nil {
+		if err := c.check(p, gs.Uid == wu && gs.Gid == wg, "owner %d:%d, want %d:%d", gs.Uid, gs.Gid, wu, wg); err != nil {
 			return err
 		}
 	}
-	if !c.opts.IgnoreMtime && !(wt == unix.S_IFDIR && c.opts.IgnoreDirMtime) {
-		if err := check(ws.Mtim == gs.Mtim, "mtime %d.%09d, want %d.%09d", gs.Mtim.Sec, gs.Mtim.Nsec, ws.Mtim.Sec, ws.Mtim.Nsec); err != nil {
+	if !c.opts.IgnoreMtime && !(p.wt == unix.S_IFDIR && c.opts.IgnoreDirMtime) {
+		if err := c.check(p, ws.Mtim == gs.Mtim, "mtime %d.%09d, want %d.%09d", gs.Mtim.Sec, gs.Mtim.Nsec, ws.Mtim.Sec, ws.Mtim.Nsec); err != nil {
 			return err
 		}
 	}
-	if wt != unix.S_IFDIR {
-		if err := check(ws.Size == gs.Size, "size %d, want %d", gs.Size, ws.Size); err != nil {
+	if p.wt != unix.S_IFDIR {
+		if err := c.check(p, ws.Size == gs.Size, "size %d, want %d", gs.Size, ws.Size); err != nil {
 			return err
 		}
 	}
-	if (wt == unix.S_IFCHR || wt == unix.S_IFBLK) && !whiteout {
-		if err := check(ws.Rdev == gs.Rdev, "device %d:%d, want %d:%d",
-			unix.Major(gs.Rdev), unix.Minor(gs.Rdev), unix.Major(ws.Rdev), unix.Minor(ws.Rdev)); err != nil {
-			return err
-		}
+	if (p.wt == unix.S_IFCHR || p.wt == unix.S_IFBLK) && !p.whiteout {
+		return c.check(p, ws.Rdev == gs.Rdev, "device %d:%d, want %d:%d",
+			unix.Major(gs.Rdev), unix.Minor(gs.Rdev), unix.Major(ws.Rdev), unix.Minor(ws.Rdev))
 	}
-	if c.opts.Hardlinks && wt != unix.S_IFDIR {
-		if err := check(ws.Nlink == gs.Nlink, "%d links, want %d", gs.Nlink, ws.Nlink); err != nil {
-			return err
-		}
-		if ws.Nlink > 1 {
-			wfirst, ok := c.wantLinks[ws.Ino]
-			if !ok {
-				c.wantLinks[ws.Ino] = rel
-				wfirst = rel
-			}
-			gfirst, ok := c.gotLinks[gs.Ino]
-			if !ok {
-				c.gotLinks[gs.Ino] = rel
-				gfirst = rel
-			}
-			if err := check(wfirst == gfirst, "hard link of %s, want of %s", gfirst, wfirst); err != nil {
-				return err
-			}
-		}
+	return nil
+}
+
+// checkLinks compares link counts and which names share an inode.
+func (c *comparer) checkLinks(p *pair) error {
+	if !c.opts.Hardlinks || p.wt == unix.S_IFDIR {
+		return nil
 	}
-	switch wt {
+	if err := c.check(p, p.ws.Nlink == p.gs.Nlink, "%d links, want %d", p.gs.Nlink, p.ws.Nlink); err != nil {
+		return err
+	}
+	if p.ws.Nlink <= 1 {
+		return nil
+	}
+	wfirst, ok := c.wantLinks[p.ws.Ino]
+	if !ok {
+		c.wantLinks[p.ws.Ino] = p.rel
+		wfirst = p.rel
+	}
+	gfirst, ok := c.gotLinks[p.gs.Ino]
+	if !ok {
+		c.gotLinks[p.gs.Ino] = p.rel
+		gfirst = p.rel
+	}
+	return c.check(p, wfirst == gfirst, "hard link of %s, want of %s", gfirst, wfirst)
+}
+
+// checkData compares symlink targets and file contents.
+func (c *comparer) checkData(p *pair) error {
+	switch p.wt {
 	case unix.S_IFLNK:
-		wl, err := os.Readlink(wp)
+		wl, err := os.Readlink(p.wp)
 		if err != nil {
 			return err
 		}
-		gl, err := os.Readlink(gp)
-		if err := check(err == nil && wl == gl, "symlink to %q (%v), want %q", gl, err, wl); err != nil {
+		gl, err := os.Readlink(p.gp)
+		return c.check(p, err == nil && wl == gl, "symlink to %q (%v), want %q", gl, err, wl)
+	case unix.S_IFREG:
+		if c.opts.IgnoreContent || p.ws.Size != p.gs.Size || p.whiteout {
+			return nil
+		}
+		wh, err := hashFile(p.wp)
+		if err != nil {
 			return err
 		}
-	case unix.S_IFREG:
-		if !c.opts.IgnoreContent && ws.Size == gs.Size && !whiteout {
-			wh, err := hashFile(wp)
-			if err != nil {
+		gh, err := hashFile(p.gp)
+		return c.check(p, err == nil && bytes.Equal(wh, gh), "content differs (%v)", err)
+	}
+	return nil
+}
+
+// checkXattrs compares extended attributes (those the options select).
+func (c *comparer) checkXattrs(p *pair) error {
+	if c.opts.NoXattrs {
+		return nil
+	}
+	wx, err := xattrs(p.wp, c.opts.Xattrs)
+	if err != nil {
+		return err
+	}
+	gx, err := xattrs(p.gp, c.opts.Xattrs)
+	if err != nil {
+		return c.diff(p.rel, "cannot read xattrs: %v", err)
+	}
+	for n, v := range wx {
+		gv, ok := gx[n]
+		if !ok {
+			if err := c.diff(p.rel, "xattr %s missing", n); err != nil {
 				return err
 			}
-			gh, err := hashFile(gp)
-			if err := check(err == nil && bytes.Equal(wh, gh), "content differs (%v)", err); err != nil {
-				return err
-			}
+			continue
+		}
+		if err := c.check(p, v == gv, "xattr %s = %q, want %q", n, gv, v); err != nil {
+			return err
 		}
 	}
-	if !c.opts.NoXattrs {
-		wx, err := xattrs(wp, c.opts.Xattrs)
-		if err != nil {
-			return err
-		}
-		gx, err := xattrs(gp, c.opts.Xattrs)
-		if err != nil {
-			return c.diff(rel, "cannot read xattrs: %v", err)
-		}
-		for n, v := range wx {
-			gv, ok := gx[n]
-			if !ok {
-				if err := c.diff(rel, "xattr %s missing", n); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := check(v == gv, "xattr %s = %q, want %q", n, gv, v); err != nil {
+	for n := range gx {
+		if _, ok := wx[n]; !ok && !(c.opts.ComposefsWhiteouts && whiteoutXattr[n]) {
+			if err := c.diff(p.rel, "unexpected xattr %s", n); err != nil {
 				return err
-			}
-		}
-		for n := range gx {
-			if _, ok := wx[n]; !ok && !(c.opts.ComposefsWhiteouts && whiteoutXattr[n]) {
-				if err := c.diff(rel, "unexpected xattr %s", n); err != nil {
-					return err
-				}
 			}
 		}
 	}
