@@ -28,7 +28,24 @@ func MakeSampleTree(t testing.TB, dir string, opts SampleOptions) {
 	t.Helper()
 	m := &maker{t: t, root: dir, rng: rand.New(rand.NewPCG(opts.Seed, 0x676f636673)), when: time.Unix(1700000000, 123456789)}
 	m.mkdir("", 0o755)
+	m.files()
+	m.linksFifoNames()
+	m.deepAndMany()
+	m.xattrs()
+	if opts.Hardlinks {
+		m.hardlinks()
+	}
+	if opts.Privileged {
+		m.privileged(opts)
+	}
+	if opts.ACLs {
+		m.acls()
+	}
+	m.settimes()
+}
 
+// files: the SampleSizes, duplicated content, permission bits.
+func (m *maker) files() {
 	for _, size := range SampleSizes {
 		m.file(sizeName(size), size, 0o644)
 	}
@@ -49,7 +66,10 @@ func MakeSampleTree(t testing.TB, dir string, opts SampleOptions) {
 	m.mkdir("perm/setgid-2775", 0o2775)
 	m.file("perm/sticky-1777/file", 3, 0o666)
 	m.mkdir("empty-dir", 0o755)
+}
 
+// linksFifoNames: symlinks of every kind, a FIFO, unusual names.
+func (m *maker) linksFifoNames() {
 	m.mkdir("links", 0o755)
 	m.symlink("links/relative", "../"+sizeName(64))
 	m.symlink("links/absolute", "/etc/hostname")
@@ -67,7 +87,10 @@ func MakeSampleTree(t testing.TB, dir string, opts SampleOptions) {
 	for _, n := range []string{"with space", "comma,name", "colon:name", `back\slash`, "equals=sign", "ünïcødé-名前", ".hidden", "-dash", "tab\there"} {
 		m.file("names/"+n, 70, 0o644)
 	}
+}
 
+// deepAndMany: directories 32 deep and one with 600 entries.
+func (m *maker) deepAndMany() {
 	p := "deep"
 	m.mkdir(p, 0o755)
 	for i := range 32 {
@@ -89,7 +112,10 @@ func MakeSampleTree(t testing.TB, dir string, opts SampleOptions) {
 			m.symlink(name, "target-"+pad(i))
 		}
 	}
+}
 
+// xattrs: user.* xattrs, some shared between files.
+func (m *maker) xattrs() {
 	m.mkdir("xattrs", 0o755)
 	m.file("xattrs/file", 300, 0o644)
 	m.xattr("xattrs/file", "user.comment", []byte("a comment"))
@@ -103,54 +129,55 @@ func MakeSampleTree(t testing.TB, dir string, opts SampleOptions) {
 	for _, f := range []string{"xattrs/shared-1", "xattrs/shared-2", "xattrs/file"} {
 		m.xattr(f, "user.shared", []byte("the same on several files"))
 	}
+}
 
-	if opts.Hardlinks {
-		m.mkdir("hardlinks", 0o755)
-		m.file("hardlinks/external", 5000, 0o644)
-		m.link("hardlinks/external", "hardlinks/external-2")
-		m.link("hardlinks/external", "links/external-3")
-		m.file("hardlinks/inline", 10, 0o640)
-		m.link("hardlinks/inline", "hardlinks/inline-2")
-		m.file("hardlinks/empty", 0, 0o644)
-		m.link("hardlinks/empty", "hardlinks/empty-2")
-		m.symlink("hardlinks/symlink", "external")
-		m.link("hardlinks/symlink", "hardlinks/symlink-2")
+// hardlinks: hard links to external, inline and empty files and a symlink.
+func (m *maker) hardlinks() {
+	m.mkdir("hardlinks", 0o755)
+	m.file("hardlinks/external", 5000, 0o644)
+	m.link("hardlinks/external", "hardlinks/external-2")
+	m.link("hardlinks/external", "links/external-3")
+	m.file("hardlinks/inline", 10, 0o640)
+	m.link("hardlinks/inline", "hardlinks/inline-2")
+	m.file("hardlinks/empty", 0, 0o644)
+	m.link("hardlinks/empty", "hardlinks/empty-2")
+	m.symlink("hardlinks/symlink", "external")
+	m.link("hardlinks/symlink", "hardlinks/symlink-2")
+}
+
+// privileged: device nodes, a whiteout, trusted/security xattrs, owners.
+func (m *maker) privileged(opts SampleOptions) {
+	m.mkdir("dev", 0o755)
+	m.mknod("dev/null-like", unix.S_IFCHR|0o666, 1, 3)
+	m.mknod("dev/block", unix.S_IFBLK|0o660, 7, 200)
+	m.mknod("dev/big-numbers", unix.S_IFCHR|0o600, 4095, 1048575)
+	if !opts.NoWhiteout {
+		m.mknod("dev/whiteout", unix.S_IFCHR, 0, 0)
 	}
+	m.xattr("xattrs/file", "trusted.gocfs", []byte("trusted value"))
+	m.xattr("xattrs/file", "security.gocfs", []byte("security value"))
+	m.xattr("links/relative", "trusted.on-symlink", []byte("x"))
+	m.xattr("dev/null-like", "trusted.on-device", []byte("y"))
+	m.mkdir("owners", 0o755)
+	m.file("owners/1234-5678", 100, 0o644)
+	m.chown("owners/1234-5678", 1234, 5678)
+	m.file("owners/nobody", 5000, 0o644)
+	m.chown("owners/nobody", 65534, 65534)
+	m.mkdir("owners/dir-1000", 0o750)
+	m.chown("owners/dir-1000", 1000, 1000)
+	m.symlink("owners/symlink-42", "target")
+	m.chown("owners/symlink-42", 42, 43)
+	m.file("owners/big-ids", 1, 0o644)
+	m.chown("owners/big-ids", 4000000000, 3000000000)
+}
 
-	if opts.Privileged {
-		m.mkdir("dev", 0o755)
-		m.mknod("dev/null-like", unix.S_IFCHR|0o666, 1, 3)
-		m.mknod("dev/block", unix.S_IFBLK|0o660, 7, 200)
-		m.mknod("dev/big-numbers", unix.S_IFCHR|0o600, 4095, 1048575)
-		if !opts.NoWhiteout {
-			m.mknod("dev/whiteout", unix.S_IFCHR, 0, 0)
-		}
-		m.xattr("xattrs/file", "trusted.gocfs", []byte("trusted value"))
-		m.xattr("xattrs/file", "security.gocfs", []byte("security value"))
-		m.xattr("links/relative", "trusted.on-symlink", []byte("x"))
-		m.xattr("dev/null-like", "trusted.on-device", []byte("y"))
-		m.mkdir("owners", 0o755)
-		m.file("owners/1234-5678", 100, 0o644)
-		m.chown("owners/1234-5678", 1234, 5678)
-		m.file("owners/nobody", 5000, 0o644)
-		m.chown("owners/nobody", 65534, 65534)
-		m.mkdir("owners/dir-1000", 0o750)
-		m.chown("owners/dir-1000", 1000, 1000)
-		m.symlink("owners/symlink-42", "target")
-		m.chown("owners/symlink-42", 42, 43)
-		m.file("owners/big-ids", 1, 0o644)
-		m.chown("owners/big-ids", 4000000000, 3000000000)
-	}
-
-	if opts.ACLs {
-		m.mkdir("acl", 0o755)
-		m.file("acl/file", 100, 0o640)
-		m.xattr("acl/file", "system.posix_acl_access", posixACL(0o6, 0o4, 0o4, 1234))
-		m.mkdir("acl/dir", 0o750)
-		m.xattr("acl/dir", "system.posix_acl_default", posixACL(0o7, 0o5, 0o0, 1000))
-	}
-
-	m.settimes()
+// acls: POSIX access and default ACLs.
+func (m *maker) acls() {
+	m.mkdir("acl", 0o755)
+	m.file("acl/file", 100, 0o640)
+	m.xattr("acl/file", "system.posix_acl_access", posixACL(0o6, 0o4, 0o4, 1234))
+	m.mkdir("acl/dir", 0o750)
+	m.xattr("acl/dir", "system.posix_acl_default", posixACL(0o7, 0o5, 0o0, 1000))
 }
 
 // posixACL encodes a POSIX ACL xattr value: owner, group and other
