@@ -94,7 +94,7 @@ func benchMount(b *testing.B, f *fixture, kind string) (string, func()) {
 		}
 		return dir, func() { must(b, mount.Unmount(dir)); os.Remove(dir) }
 	}
-	srv, err := Mount(f.img, dir, Options{Basedirs: []string{f.store}, NoPassthrough: kind == "fuse-nopassthrough", Log: func(string) {}})
+	srv, err := Mount(f.img, dir, mount.Options{Basedirs: []string{f.store}, FUSE: mount.FUSEOptions{NoPassthrough: kind == "fuse-nopassthrough"}, Notice: func(string) {}})
 	if err != nil {
 		os.Remove(dir)
 		b.Fatal(err)

@@ -2,16 +2,20 @@
 
 package fuse
 
-import "os"
+import (
+	"os"
+
+	"github.com/gocfs/gocfs/mount"
+)
 
 // Server is a mounted image being served (Linux only).
 type Server struct{}
 
 // Mount fails with ErrUnsupported: FUSE mounts need Linux.
-func Mount(imagePath, target string, opts Options) (*Server, error) { return nil, ErrUnsupported }
+func Mount(imagePath, target string, opts mount.Options) (*Server, error) { return nil, ErrUnsupported }
 
 // MountFile fails with ErrUnsupported: FUSE mounts need Linux.
-func MountFile(imageFile *os.File, target string, opts Options) (*Server, error) {
+func MountFile(imageFile *os.File, target string, opts mount.Options) (*Server, error) {
 	return nil, ErrUnsupported
 }
 

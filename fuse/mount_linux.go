@@ -44,15 +44,25 @@ type Server struct {
 // requests are served by goroutines of the calling process, which must
 // stay alive as long as the mount is used.
 //
-// Errors name what to fix: no basedir or an unusable one
-// (ErrInvalidOptions), an image that is not a composefs image
-// (ErrNotComposefs) or that the erofs package refuses, a digest
-// mismatch (ErrDigestMismatch, with both digests), or the mount itself
-// failing (no /dev/fuse, no fusermount3, a bad mount point).
-func Mount(imagePath, target string, opts Options) (*Server, error) {
+// opts are those of every composefs mount (package mount): Basedirs,
+// ExpectedDigest, Verity, NoVerify, AllowDevices, AllowSetuid, NoExec,
+// FUSE and Notice are used; ReadOnly and the access time flags mean nothing
+// to a read-only FUSE mount; the kernel-only options (upperdir, workdir,
+// idmap, a mount namespace) and Method Kernel are refused.
+//
+// Before the kernel sees anything, the image is checked: its digest when
+// opts.ExpectedDigest is set, then its structure (mount.CheckImage) unless
+// opts.NoVerify is set, and its root directory. Errors name what to fix:
+// no basedir or an unusable one (ErrInvalidOptions), an image that is not a
+// composefs image (ErrNotComposefs) or that the check refuses
+// (ErrInvalidImage, with what it found), a digest mismatch
+// (ErrDigestMismatch, with both digests), or the mount itself failing (no
+// /dev/fuse, no fusermount3, a bad mount point). On error nothing is left
+// mounted.
+func Mount(imagePath, target string, opts mount.Options) (*Server, error) {
 	f, err := os.Open(imagePath)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("composefs image: %w", err)
 	}
 	defer f.Close()
 	return MountFile(f, target, opts)
@@ -60,21 +70,11 @@ func Mount(imagePath, target string, opts Options) (*Server, error) {
 
 // MountFile is Mount for an image that is already open for reading. The
 // caller keeps ownership of image: the server uses its own descriptor of
-// the same file.
-func MountFile(imageFile *os.File, target string, opts Options) (_ *Server, retErr error) {
-	if len(opts.Basedirs) == 0 {
-		return nil, fmt.Errorf("%w: no object store (basedir) given", ErrInvalidOptions)
-	}
-	var want []byte
-	if opts.ExpectedDigest != "" {
-		d, err := fsverity.ParseHex(opts.ExpectedDigest, fsverity.SHA256)
-		if err != nil {
-			return nil, fmt.Errorf("%w: digest: %w", ErrInvalidOptions, err)
-		}
-		want = d
-	}
-	if opts.Verity < VerityTry || opts.Verity > VerityOff {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, opts.Verity)
+// the same file (or a private copy, see the package documentation).
+func MountFile(imageFile *os.File, target string, opts mount.Options) (_ *Server, retErr error) {
+	want, err := validate(&opts)
+	if err != nil {
+		return nil, err
 	}
 	var closers []io.Closer
 	defer func() {
@@ -84,82 +84,33 @@ func MountFile(imageFile *os.File, target string, opts Options) (_ *Server, retE
 			}
 		}
 	}()
-
-	fsys := &fileSystem{
-		verity:  opts.Verity,
-		log:     opts.Log,
-		measure: measureVerity,
-		digests: map[digestKey]*digestOp{},
-		logged:  map[string]bool{},
-		ready:   make(chan struct{}),
+	fsys := newFileSystem(&opts)
+	if closers, err = fsys.openStores(opts.Basedirs); err != nil {
+		return nil, err
 	}
-	for _, dir := range opts.Basedirs {
-		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("%w: basedir %s: %w", ErrInvalidOptions, dir, &os.PathError{Op: "open", Path: dir, Err: err})
-		}
-		closers = append(closers, fdCloser(fd))
-		if err := unix.Faccessat(fd, ".", unix.X_OK, unix.AT_EACCESS); err != nil {
-			return nil, fmt.Errorf("%w: basedir %s: cannot search it: %w", ErrInvalidOptions, dir, err)
-		}
-		fsys.stores = append(fsys.stores, store{path: dir, fd: fd})
-	}
-
 	name := imageFile.Name()
-	fd, err := unix.FcntlInt(imageFile.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	f, src, err := openImage(imageFile, name, want, opts.NoVerify)
+	if f != nil {
+		closers = append(closers, f)
 	}
-	f := os.NewFile(uintptr(fd), name)
-	closers = append(closers, f)
-	if _, err := image.ReadVersion(f); err != nil {
-		if errors.Is(err, image.ErrNotComposefs) {
-			return nil, fmt.Errorf("%s: %w: %w", name, ErrNotComposefs, err)
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+	if src != nil && src != f {
+		closers = append(closers, src)
 	}
-	src, size, err := imageSource(f, name, want)
 	if err != nil {
 		return nil, err
 	}
-	if c, ok := src.(io.Closer); ok && src != io.ReaderAt(f) {
-		closers = append(closers, c)
-	}
-	img, err := erofs.Open(src, size)
+	root, err := fsys.openRoot(src, name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
 	}
-	fsys.img = img
-	if h, ok := img.Composefs(); ok && h.Flags&erofs.ComposefsFlagHasACL != 0 {
-		fsys.acl = true
-	}
-	rootIn, err := img.Inode(img.RootNid())
+	srv, err := serve(target, root, fsys, mountOptions(name, &opts))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	fsys.dirs = erofs.NewDirGuard(img)
-	root := &node{fsys: fsys, in: rootIn, parentIno: ino(rootIn.Nid)}
-
-	timeout := cacheTimeout
-	fopts := &fusefs.Options{
-		EntryTimeout:    &timeout,
-		AttrTimeout:     &timeout,
-		NegativeTimeout: &timeout,
-		NullPermissions: true,
-		RootStableAttr:  &fusefs.StableAttr{Ino: ino(rootIn.Nid)},
-		MountOptions:    mountOptions(name, &opts),
-	}
-	if opts.Log != nil {
-		fopts.Logger = log.New(logWriter(opts.Log), "", 0)
-	}
-	srv, err := fusefs.Mount(target, root, fopts)
-	if err != nil {
-		return nil, fmt.Errorf("mounting %s on %s with FUSE: %w", name, target, err)
+		return nil, fmt.Errorf("FUSE mount of %s on %s: %w", name, target, err)
 	}
 	s := &Server{srv: srv, fsys: fsys, target: target, done: make(chan struct{})}
-	if !opts.NoPassthrough {
+	if !opts.FUSE.NoPassthrough {
 		if why := probePassthrough(srv, fsys, f); why != "" {
-			fsys.logf("gocfs: FUSE passthrough not available (%s): reads go through this process", why)
+			fsys.logf("FUSE passthrough not available (%s): reads go through this process", why)
 		} else {
 			fsys.passthrough.Store(true)
 		}
@@ -175,25 +126,180 @@ func MountFile(imageFile *os.File, target string, opts Options) (_ *Server, retE
 	return s, nil
 }
 
+// validate checks opts for a FUSE mount and returns the expected digest
+// decoded.
+func validate(opts *mount.Options) ([]byte, error) {
+	want, err := opts.Validate()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Method == mount.Kernel {
+		return nil, fmt.Errorf("%w: method kernel: this package mounts with FUSE (use package mount or mounter)", ErrInvalidOptions)
+	}
+	if k := opts.KernelOnly(); k != "" {
+		return nil, fmt.Errorf("%w: FUSE mounts are read-only and cannot have %s; that needs the kernel mount", ErrInvalidOptions, k)
+	}
+	return want, nil
+}
+
+// newFileSystem returns the file system to serve, without image or stores.
+func newFileSystem(opts *mount.Options) *fileSystem {
+	return &fileSystem{
+		verity:  opts.Verity,
+		log:     opts.Notice,
+		measure: measureVerity,
+		digests: map[digestKey]*digestOp{},
+		logged:  map[string]bool{},
+		ready:   make(chan struct{}),
+	}
+}
+
+// openStores opens the object stores, and returns what closes them.
+func (fsys *fileSystem) openStores(dirs []string) ([]io.Closer, error) {
+	var closers []io.Closer
+	for _, dir := range dirs {
+		fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return closers, fmt.Errorf("%w: basedir %s: %w", ErrInvalidOptions, dir, &os.PathError{Op: "open", Path: dir, Err: err})
+		}
+		closers = append(closers, fdCloser(fd))
+		if err := unix.Faccessat(fd, ".", unix.X_OK, unix.AT_EACCESS); err != nil {
+			return closers, fmt.Errorf("%w: basedir %s: cannot search it: %w", ErrInvalidOptions, dir, err)
+		}
+		fsys.stores = append(fsys.stores, store{path: dir, fd: fd})
+	}
+	return closers, nil
+}
+
+// openImage checks the image open as imageFile (called name): its header,
+// its digest when want is set, and, unless noVerify, its structure. It
+// returns the server's own descriptor of the file (f, which the caller
+// closes even on error) and what to serve from (src: f, or a sealed copy
+// that the caller closes too).
+func openImage(imageFile *os.File, name string, want []byte, noVerify bool) (f, src *os.File, err error) {
+	fd, err := unix.FcntlInt(imageFile.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("composefs image %s: %w", name, err)
+	}
+	f = os.NewFile(uintptr(fd), name)
+	if _, err := image.ReadVersion(f); err != nil {
+		if errors.Is(err, image.ErrNotComposefs) {
+			return f, nil, fmt.Errorf("%s: %w: %w", name, ErrNotComposefs, err)
+		}
+		return f, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	src, size := f, int64(0)
+	if want != nil {
+		// Read from f itself when it has fs-verity, otherwise from a
+		// sealed copy whose digest was computed: what was checked is
+		// what is served.
+		if src, size, err = mount.VerifiedImage(f, name, want); err != nil {
+			return f, nil, err
+		}
+	} else {
+		st, err := f.Stat()
+		if err != nil {
+			return f, nil, fmt.Errorf("composefs image %s: %w", name, err)
+		}
+		size = st.Size()
+	}
+	if !noVerify {
+		if err := mount.CheckImage(src, size, name); err != nil {
+			return f, src, err
+		}
+	}
+	return f, src, nil
+}
+
+// openRoot opens the image in src with the erofs reader and returns the
+// root node to serve, after checking that the root directory reads (even
+// when the structural check was skipped): a mount whose root fails is of
+// no use, and would be left dead.
+func (fsys *fileSystem) openRoot(src *os.File, name string) (*node, error) {
+	st, err := src.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("composefs image %s: %w", name, err)
+	}
+	img, err := erofs.Open(src, st.Size())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	fsys.img = img
+	if h, ok := img.Composefs(); ok && h.Flags&erofs.ComposefsFlagHasACL != 0 {
+		fsys.acl = true
+	}
+	rootIn, err := img.Inode(img.RootNid())
+	if err != nil {
+		return nil, fmt.Errorf("%s: root directory: %w", name, err)
+	}
+	if !rootIn.IsDir() {
+		return nil, fmt.Errorf("%s: %w: the root inode (nid %d) is not a directory", name, ErrInvalidImage, rootIn.Nid)
+	}
+	// What the kernel asks first, for the mount point itself: its
+	// entries and its xattrs (ACLs among them).
+	if _, err := fsys.readDir(rootIn); err != nil {
+		return nil, fmt.Errorf("%s: root directory: %w", name, err)
+	}
+	if _, err := fsys.decodeMeta(rootIn); err != nil {
+		return nil, fmt.Errorf("%s: root directory: %w", name, err)
+	}
+	fsys.dirs = erofs.NewDirGuard(img)
+	return &node{fsys: fsys, in: rootIn, parentIno: ino(rootIn.Nid)}, nil
+}
+
+// serve mounts the file system rooted at root on target and starts
+// serving it. When the mount is made but does not work (go-fuse's check
+// that the kernel reaches the server fails), it is unmounted again, so
+// that a failure leaves nothing behind.
+func serve(target string, root *node, fsys *fileSystem, mo gofuse.MountOptions) (*gofuse.Server, error) {
+	timeout := cacheTimeout
+	fopts := &fusefs.Options{
+		EntryTimeout:    &timeout,
+		AttrTimeout:     &timeout,
+		NegativeTimeout: &timeout,
+		NullPermissions: true,
+		RootStableAttr:  &fusefs.StableAttr{Ino: ino(root.in.Nid)},
+		MountOptions:    mo,
+	}
+	if fsys.log != nil {
+		fopts.Logger = log.New(logWriter(fsys.log), "", 0)
+	}
+	srv, err := gofuse.NewServer(fusefs.NewNodeFS(root, fopts), target, &fopts.MountOptions)
+	if err != nil {
+		return nil, err
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		if uerr := srv.Unmount(); uerr != nil {
+			// Detach it at least; the server loop ends with it.
+			if lerr := Unmount(target, true); lerr != nil {
+				return nil, fmt.Errorf("%w (and the mount could not be removed: %v; %v)", err, uerr, lerr)
+			}
+		}
+		return nil, err
+	}
+	return srv, nil
+}
+
 // mountOptions are the go-fuse mount options for an image.
-func mountOptions(name string, o *Options) gofuse.MountOptions {
+func mountOptions(name string, o *mount.Options) gofuse.MountOptions {
 	mo := gofuse.MountOptions{
 		Name:                 "composefs",
 		FsName:               fsName(name),
-		AllowOther:           o.AllowOther,
+		AllowOther:           o.FUSE.AllowOther,
 		Options:              []string{"ro", "default_permissions"},
 		DirectMount:          os.Geteuid() == 0,
 		DirectMountFlags:     unix.MS_RDONLY,
 		EnableAcl:            true, // the kernel caches ACLs, even absent ones, instead of asking each time
 		EnableSymlinkCaching: true,
 		MaxWrite:             1 << 20,
-		Debug:                o.Debug,
+		Debug:                o.FUSE.Debug,
 	}
 	for _, f := range []struct {
 		set  bool
 		opt  string
 		flag uintptr
-	}{{o.NoSuid, "nosuid", unix.MS_NOSUID}, {o.NoDev, "nodev", unix.MS_NODEV}, {o.NoExec, "noexec", unix.MS_NOEXEC}} {
+	}{{!o.AllowSetuid, "nosuid", unix.MS_NOSUID}, {!o.AllowDevices, "nodev", unix.MS_NODEV}, {o.NoExec, "noexec", unix.MS_NOEXEC}} {
 		if f.set {
 			mo.Options = append(mo.Options, f.opt)
 			mo.DirectMountFlags |= f.flag
@@ -349,22 +455,4 @@ func Unmount(target string, lazy bool) error {
 		return fmt.Errorf("umount %s: %w; %s: %v: %s", target, err, filepath.Base(bin), ferr, bytes.TrimSpace(out))
 	}
 	return nil
-}
-
-// imageSource returns what to read the image open as f from, and its size:
-// f itself, or, when want is set and f has no fs-verity, a sealed private
-// copy of it. Either way its fs-verity digest is want.
-func imageSource(f *os.File, name string, want []byte) (io.ReaderAt, int64, error) {
-	if want == nil {
-		st, err := f.Stat()
-		if err != nil {
-			return nil, 0, err
-		}
-		return f, st.Size(), nil
-	}
-	src, size, err := mount.VerifiedImage(f, name, want)
-	if err != nil {
-		return nil, 0, err
-	}
-	return src, size, nil
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/gocfs/gocfs/internal/testutil"
+	"github.com/gocfs/gocfs/mount"
 	"golang.org/x/sys/unix"
 )
 
@@ -120,7 +121,7 @@ func helperMain() int {
 		return helperNamespace(cfg)
 	}
 	fmt.Printf("uid %d gid %d\n", os.Getuid(), os.Getgid())
-	srv, err := Mount(cfg.Img, cfg.Mnt, Options{Basedirs: []string{cfg.Store}, Log: func(m string) { fmt.Println("server:", m) }})
+	srv, err := Mount(cfg.Img, cfg.Mnt, mount.Options{Basedirs: []string{cfg.Store}, Notice: func(m string) { fmt.Println("server:", m) }})
 	if err != nil {
 		fmt.Println("mount:", err)
 		return 1

@@ -18,6 +18,11 @@ var (
 	// ErrNeedRoot is wrapped (beside the EPERM from the kernel) by the
 	// error for a mount refused for lack of privilege.
 	ErrNeedRoot = errors.New("mounting needs root (CAP_SYS_ADMIN)")
+
+	// ErrInvalidImage is wrapped by the error for an image that the
+	// structural check (package verify) refuses; the message lists what
+	// the check found.
+	ErrInvalidImage = errors.New("image failed the structural check")
 )
 
 // FeatureError reports that the running kernel lacks something a mount

@@ -126,16 +126,12 @@ func mountFile(f *os.File, name, target string, o *Options, digest []byte) error
 	if _, err := readHeader(f, name); err != nil {
 		return err
 	}
-	src := f
-	if digest != nil {
-		s, _, err := VerifiedImage(f, name, digest)
-		if err != nil {
-			return err
-		}
-		if s != f {
-			defer s.Close()
-		}
-		src = s
+	src, err := prepareImage(f, name, digest, o)
+	if err != nil {
+		return err
+	}
+	if src != f {
+		defer src.Close()
 	}
 	// The flags come from what is mounted, which is what was verified.
 	flags, err := readHeader(src, name)
@@ -632,8 +628,8 @@ func (o *Options) mountOptionFlags() []struct {
 		flag uintptr
 	}{
 		{o.ReadOnly || o.UpperDir == "", unix.MOUNT_ATTR_RDONLY, unix.MS_RDONLY},
-		{o.NoSuid, unix.MOUNT_ATTR_NOSUID, unix.MS_NOSUID},
-		{o.NoDev, unix.MOUNT_ATTR_NODEV, unix.MS_NODEV},
+		{!o.AllowSetuid, unix.MOUNT_ATTR_NOSUID, unix.MS_NOSUID},
+		{!o.AllowDevices, unix.MOUNT_ATTR_NODEV, unix.MS_NODEV},
 		{o.NoExec, unix.MOUNT_ATTR_NOEXEC, unix.MS_NOEXEC},
 		{o.NoAtime, unix.MOUNT_ATTR_NOATIME, unix.MS_NOATIME},
 		{o.StrictAtime, unix.MOUNT_ATTR_STRICTATIME, unix.MS_STRICTATIME},

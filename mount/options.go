@@ -9,25 +9,30 @@ import (
 	"github.com/gocfs/gocfs/fsverity"
 )
 
-// VerityMode says whether overlayfs must check the fs-verity digests of the
-// objects a composefs mount reads.
+// VerityMode says whether the fs-verity digests of the objects a composefs
+// mount reads are checked: by overlayfs for a kernel mount, by the server
+// for a FUSE mount (package fuse). The zero value is [VerityTry]: check what
+// this system can check.
 type VerityMode int
 
 const (
-	// VerityOff does not ask overlayfs to check fs-verity digests.
-	VerityOff VerityMode = iota
-	// VerityTry requires fs-verity when the object stores' file systems
-	// support it (and a sampled object has it enabled) and the kernel's
-	// overlayfs has the "verity" option, and mounts without it otherwise
-	// (saying so through Options.Notice).
-	VerityTry
-	// VerityRequire passes "verity=require" to overlayfs: a file whose
-	// image entry has no digest, or whose object lacks fs-verity or has
-	// another digest, fails to read with EIO.
+	// VerityTry checks what can be checked. A kernel mount passes
+	// "verity=require" to overlayfs when every object store's file system
+	// supports fs-verity and the kernel's overlayfs has the option, and
+	// mounts without it otherwise (saying so through Options.Notice); a
+	// FUSE mount checks every object whose image entry has a digest and
+	// serves files without one unchecked. It is the zero value.
+	VerityTry VerityMode = iota
+	// VerityRequire requires every file whose content is in the object
+	// store to have a digest in the image and an object with that
+	// fs-verity digest: overlayfs gets "verity=require", and a FUSE
+	// mount refuses (EIO) any other file.
 	VerityRequire
+	// VerityOff checks nothing.
+	VerityOff
 )
 
-// String returns "off", "try" or "require".
+// String returns "try", "require" or "off".
 func (m VerityMode) String() string {
 	switch m {
 	case VerityOff:
@@ -40,18 +45,54 @@ func (m VerityMode) String() string {
 	return fmt.Sprintf("VerityMode(%d)", int(m))
 }
 
-// ParseVerityMode parses "off", "try" or "require", as String prints them.
+// ParseVerityMode parses "off", "try" or "require" (in any case), as
+// String prints them.
 func ParseVerityMode(s string) (VerityMode, error) {
-	for _, m := range []VerityMode{VerityOff, VerityTry, VerityRequire} {
-		if s == m.String() {
+	for _, m := range []VerityMode{VerityTry, VerityRequire, VerityOff} {
+		if strings.EqualFold(s, m.String()) {
 			return m, nil
 		}
 	}
 	return 0, fmt.Errorf("%w: verity mode %q: want off, try or require", ErrInvalidOptions, s)
 }
 
-// Options says how to mount a composefs image. The zero value is not
-// usable: at least one basedir is needed.
+// Method says how an image is mounted: with the kernel (overlayfs over
+// EROFS, this package) or with FUSE (package fuse). The zero value is
+// [Auto]. Package mounter makes the choice; [Mount] always mounts with the
+// kernel and fuse.Mount always with FUSE, and each refuses the other's
+// method.
+type Method int
+
+const (
+	// Auto mounts with the kernel when it can, and with FUSE when the
+	// caller is not root or the kernel lacks what a composefs mount
+	// needs (package mounter).
+	Auto Method = iota
+	// Kernel mounts with the kernel only.
+	Kernel
+	// FUSE serves the image with FUSE only.
+	FUSE
+)
+
+// String returns "auto", "kernel" or "fuse".
+func (m Method) String() string {
+	switch m {
+	case Auto:
+		return "auto"
+	case Kernel:
+		return "kernel"
+	case FUSE:
+		return "fuse"
+	}
+	return fmt.Sprintf("Method(%d)", int(m))
+}
+
+// Options says how to mount a composefs image. One type serves both ways
+// of mounting: the kernel ([Mount]) and FUSE (package fuse); a few fields
+// are for one of them only, as their comments say. The zero value is the
+// safe default (fs-verity checked where possible, the image verified, no
+// devices, no setuid) but not usable as it is: at least one basedir is
+// needed. Options marshal as JSON, without the functions and the open file.
 type Options struct {
 	// Basedirs are the object store directories holding the content of
 	// the image's regular files (the --digest-store of mkcomposefs). They
@@ -63,23 +104,41 @@ type Options struct {
 	// it has another one.
 	ExpectedDigest string
 
-	// Verity says whether overlayfs checks the objects' fs-verity digests.
+	// Verity says whether the objects' fs-verity digests are checked.
 	Verity VerityMode
 
+	// NoVerify skips the structural check of the image (package verify)
+	// that every mount makes before the kernel or the FUSE server reads
+	// the image. Set it only for images from a trusted source: the check
+	// is what keeps a malformed image away from the kernel's EROFS driver.
+	NoVerify bool
+
+	// Method says how to mount (package mounter; see [Method]).
+	Method Method
+
+	// AllowDevices lets device nodes of the image be opened as devices,
+	// and AllowSetuid lets setuid and setgid bits (and file capabilities)
+	// of the image take effect. Without them the mount is nodev and
+	// nosuid: an image's content is untrusted, and a world-readable block
+	// device in it would give its readers the raw disk. Set them for a
+	// trusted image that must behave as a real root file system.
+	AllowDevices, AllowSetuid bool
+
 	// ReadOnly makes the overlay mount read-only. A mount without an
-	// UpperDir is always read-only.
+	// UpperDir is always read-only (and so is every FUSE mount).
 	ReadOnly bool
 
-	// NoSuid, NoDev, NoExec, NoAtime, NoDiratime and StrictAtime set the
-	// mount attributes of those names (the default for access times is
-	// relatime).
-	NoSuid, NoDev, NoExec bool
-	NoAtime, NoDiratime   bool
-	StrictAtime           bool
+	// NoExec, NoAtime, NoDiratime and StrictAtime set the mount
+	// attributes of those names (the default for access times is
+	// relatime). FUSE mounts take NoExec and ignore the others.
+	NoExec              bool
+	NoAtime, NoDiratime bool
+	StrictAtime         bool
 
 	// UpperDir and WorkDir, when set (both or neither), make the mount
 	// writable: changes go to UpperDir, as with any overlayfs. WorkDir
 	// must be an empty directory on the same file system as UpperDir.
+	// Kernel mounts only.
 	UpperDir string
 	WorkDir  string
 
@@ -87,21 +146,28 @@ type Options struct {
 	// /proc/PID/ns/user) whose ID mapping the mount shows: a file owned by
 	// uid U in the image appears owned by the host uid that U maps to in
 	// that namespace. IDMapFile is the same as an open file; at most one
-	// of them may be set. The caller keeps ownership of IDMapFile.
+	// of them may be set. The caller keeps ownership of IDMapFile. Kernel
+	// mounts only.
 	IDMapPath string
-	IDMapFile *os.File
+	IDMapFile *os.File `json:"-"`
 
 	// MountNamespace, when set, is the path of a mount namespace
 	// (/proc/PID/ns/mnt) in which to put the mount: target is looked up
 	// there, everything else in the caller's namespace. It needs a kernel
-	// with overlayfs "lowerdir+" (6.8).
+	// with overlayfs "lowerdir+" (6.8). Kernel mounts only.
 	MountNamespace string
 
-	// Notice, when not nil, receives messages about choices Mount made
-	// that the caller may want to know: verity not used under VerityTry
-	// and why, a loop device used because the kernel lacks EROFS
-	// file-backed mounts, fs-verity missing under VerityRequire.
-	Notice func(msg string)
+	// FUSE holds what only FUSE mounts use.
+	FUSE FUSEOptions
+
+	// Notice, when not nil, receives messages about choices the mount
+	// made that the caller may want to know: verity not used under
+	// VerityTry and why, a loop device used because the kernel lacks
+	// EROFS file-backed mounts, fs-verity missing under VerityRequire,
+	// FUSE used instead of the kernel and why. A FUSE server also reports
+	// each integrity failure (once per object) here; when Notice is nil
+	// those go to the standard log package.
+	Notice func(msg string) `json:"-"`
 
 	// forceLoop makes Mount use a loop device even when EROFS could mount
 	// the file directly (tests use it to exercise that path).
@@ -113,13 +179,54 @@ type Options struct {
 	forceLegacy bool
 }
 
+// FUSEOptions are the options of FUSE mounts only (package fuse).
+type FUSEOptions struct {
+	// AllowOther lets users other than the one who mounts use the mount
+	// (FUSE's allow_other). Without it, only the mounting user can, not
+	// even root. For a mounter other than root, /etc/fuse.conf must have
+	// user_allow_other.
+	AllowOther bool
+
+	// NoPassthrough serves every read through the server even when FUSE
+	// passthrough is available.
+	NoPassthrough bool
+
+	// Debug logs every FUSE request and reply (through the standard log
+	// package).
+	Debug bool
+
+	// Start, when not nil, makes the FUSE mount by calling it with the
+	// image's path, the target and these options (Method set to FUSE)
+	// instead of serving the image from this process: "gocfs mount
+	// --background" starts a server process this way. Package mounter
+	// uses it; package fuse ignores it.
+	Start func(image, target string, opts Options) error `json:"-"`
+}
+
+// KernelOnly names an option set in o that only a kernel mount has
+// (upperdir, workdir, idmap, a mount namespace), or returns "".
+func (o *Options) KernelOnly() string {
+	switch {
+	case o.UpperDir != "":
+		return "upperdir"
+	case o.WorkDir != "":
+		return "workdir"
+	case o.IDMapPath != "" || o.IDMapFile != nil:
+		return "idmap"
+	case o.MountNamespace != "":
+		return "a mount namespace"
+	}
+	return ""
+}
+
 // ErrInvalidOptions is wrapped by every error about Options that are wrong
 // in themselves, before anything is looked at on disk.
 var ErrInvalidOptions = errors.New("invalid composefs mount options")
 
-// validate checks the options that need no system call, and returns the
-// expected digest decoded.
-func (o *Options) validate() ([]byte, error) {
+// Validate checks the options that need no system call, whatever the
+// method, and returns the expected digest decoded (nil when none is set).
+// Every error wraps [ErrInvalidOptions]. Mount and fuse.Mount call it.
+func (o *Options) Validate() ([]byte, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, a...))
 	}
@@ -145,6 +252,11 @@ func (o *Options) validate() ([]byte, error) {
 	default:
 		return nil, bad("unknown verity mode %d", int(o.Verity))
 	}
+	switch o.Method {
+	case Auto, Kernel, FUSE:
+	default:
+		return nil, bad("unknown mount method %d", int(o.Method))
+	}
 	if o.ExpectedDigest == "" {
 		return nil, nil
 	}
@@ -155,16 +267,63 @@ func (o *Options) validate() ([]byte, error) {
 	return d, nil
 }
 
+// validate is Validate for a kernel mount.
+func (o *Options) validate() ([]byte, error) {
+	d, err := o.Validate()
+	if err == nil && o.Method == FUSE {
+		err = fmt.Errorf("%w: method fuse: this package mounts with the kernel (use package mounter or fuse)", ErrInvalidOptions)
+	}
+	return d, err
+}
+
 func (o *Options) notice(format string, a ...any) {
 	if o.Notice != nil {
 		o.Notice(fmt.Sprintf(format, a...))
 	}
 }
 
-// ParseOptions parses a mount.composefs option string, as given to "-o":
-// comma-separated options, each "key" or "key=value". A backslash makes the
-// character after it literal (so "\," is a comma inside a value, and "\\" a
-// backslash); only values are unescaped, as upstream does. The options are:
+// ParseOptions parses a mount.composefs option string, as given to "-o",
+// with upstream's meaning: options not given take mount.composefs's
+// defaults, which are not the zero Options: no fs-verity checks
+// (Verity is VerityOff unless verity, tryverity or digest is given), and,
+// as mount(8) does, devices and setuid allowed (AllowDevices and
+// AllowSetuid are true unless nodev or nosuid is given). See
+// [Options.Parse] for the syntax.
+func ParseOptions(s string) (Options, error) {
+	o := upstreamDefaults()
+	err := o.parse(s, nil)
+	if err != nil {
+		return Options{}, err
+	}
+	return o, nil
+}
+
+// ParseOptionsSloppy is ParseOptions for "mount -s": it skips the options
+// it does not know, and returns their keys, instead of failing.
+func ParseOptionsSloppy(s string) (Options, []string, error) {
+	var skipped []string
+	o := upstreamDefaults()
+	if err := o.parse(s, func(key string) { skipped = append(skipped, key) }); err != nil {
+		return Options{}, nil, err
+	}
+	return o, skipped, nil
+}
+
+// upstreamDefaults are the options of a mount.composefs command line
+// without -o.
+func upstreamDefaults() Options {
+	return Options{Verity: VerityOff, AllowDevices: true, AllowSetuid: true}
+}
+
+// Parse applies the mount.composefs option string s to o: each option s
+// gives replaces what o had, the others keep their value (so that "gocfs
+// mount -o" adds to this package's defaults, where ParseOptions starts from
+// upstream's). On error o is unchanged.
+//
+// s is comma-separated options, each "key" or "key=value". A backslash
+// makes the character after it literal (so "\," is a comma inside a value,
+// and "\\" a backslash); only values are unescaped, as upstream does. The
+// options are:
 //
 //	basedir=PATH[:PATH...]  object store directories (Options.Basedirs)
 //	digest=HEX              expected fs-verity digest of the image; implies verity
@@ -174,122 +333,129 @@ func (o *Options) notice(format string, a ...any) {
 //	upperdir=PATH           overlayfs upper directory
 //	workdir=PATH            overlayfs work directory
 //	idmap=PATH              user namespace to idmap the mount with (Options.IDMapPath)
+//	noverify                Options.NoVerify: skip the structural check of the image
 //
 // Beyond upstream, it takes the generic mount flags that mount(8) passes
 // on to a mount helper: nosuid, nodev, noexec, noatime, nodiratime,
 // strictatime, and their opposites suid, dev, exec, atime (or relatime),
-// diratime; the last one wins.
+// diratime; the last one wins. noverify is gocfs's own (upstream has no
+// such option; not to be confused with the "noverity" of its early
+// versions, which it no longer takes either).
 //
 // A later basedir, digest, upperdir, workdir or idmap replaces an earlier
 // one. A value given to an option that takes none is ignored, as upstream
 // does. Any other option, including an empty one (as in "ro,,rw"), is an
 // error. Every error wraps [ErrInvalidOptions].
 //
-// ParseOptions checks the syntax only; [Mount] checks the rest (that a
-// basedir is given, that upperdir and workdir go together, the digest).
-func ParseOptions(s string) (Options, error) {
-	return parseOptions(s, nil)
+// Parse checks the syntax only; [Mount] checks the rest (that a basedir is
+// given, that upperdir and workdir go together, the digest).
+func (o *Options) Parse(s string) error {
+	return o.parse(s, nil)
 }
 
-// ParseOptionsSloppy is ParseOptions for "mount -s": it skips the options
-// it does not know, and returns their keys, instead of failing.
-func ParseOptionsSloppy(s string) (Options, []string, error) {
-	var skipped []string
-	o, err := parseOptions(s, func(key string) { skipped = append(skipped, key) })
-	return o, skipped, err
-}
-
-// parseOptions parses s, passing the keys it does not know to unknown, or
+// parse applies s to o, passing the keys it does not know to unknown, or
 // failing on them when unknown is nil.
-func parseOptions(s string, unknown func(key string)) (Options, error) {
-	var (
-		o                 Options
-		verity, tryverity bool
-		digest            *string
-	)
-	bad := func(format string, a ...any) (Options, error) {
-		return Options{}, fmt.Errorf("%w: %s", ErrInvalidOptions, fmt.Sprintf(format, a...))
-	}
+func (o *Options) parse(s string, unknown func(key string)) error {
+	n := *o
+	var verity, tryverity bool
+	var digest *string
 	rest, more := s, true
 	for more {
 		var key string
 		var value *string
 		key, value, rest, more = nextOption(rest)
-		need := func() (string, error) {
-			if value == nil {
-				return "", fmt.Errorf("%w: no value specified for %s option", ErrInvalidOptions, key)
-			}
-			if *value == "" {
-				return "", fmt.Errorf("%w: empty value for %s option", ErrInvalidOptions, key)
-			}
-			return *value, nil
-		}
-		var err error
 		switch key {
-		case "basedir":
-			var v string
-			if v, err = need(); err == nil {
-				o.Basedirs = strings.Split(v, ":")
-				for _, d := range o.Basedirs {
-					if d == "" {
-						return bad("value for basedir option has incorrect format: %q has an empty path", v)
-					}
-				}
-			}
-		case "digest":
-			var v string
-			if v, err = need(); err == nil {
-				digest = &v
-			}
 		case "verity":
 			verity = true
 		case "tryverity":
 			tryverity = true
-		case "upperdir":
-			o.UpperDir, err = need()
-		case "workdir":
-			o.WorkDir, err = need()
-		case "idmap":
-			o.IDMapPath, err = need()
-		case "rw":
-			o.ReadOnly = false
-		case "ro":
-			o.ReadOnly = true
-		case "nosuid", "suid":
-			o.NoSuid = key == "nosuid"
-		case "nodev", "dev":
-			o.NoDev = key == "nodev"
-		case "noexec", "exec":
-			o.NoExec = key == "noexec"
-		case "nodiratime", "diratime":
-			o.NoDiratime = key == "nodiratime"
-		case "noatime":
-			o.NoAtime, o.StrictAtime = true, false
-		case "strictatime":
-			o.NoAtime, o.StrictAtime = false, true
-		case "atime", "relatime":
-			o.NoAtime, o.StrictAtime = false, false
-		default:
-			if unknown != nil {
-				unknown(key)
-				continue
+		case "digest":
+			v, err := optionValue(key, value)
+			if err != nil {
+				return err
 			}
-			return bad("unsupported option %q", key)
-		}
-		if err != nil {
-			return Options{}, err
+			digest = &v
+		default:
+			known, err := n.setOption(key, value)
+			if err != nil {
+				return err
+			}
+			if !known {
+				if unknown == nil {
+					return fmt.Errorf("%w: unsupported option %q", ErrInvalidOptions, key)
+				}
+				unknown(key)
+			}
 		}
 	}
 	if digest != nil {
-		o.ExpectedDigest = *digest
+		n.ExpectedDigest = *digest
 	}
 	switch {
 	case verity || digest != nil:
-		o.Verity = VerityRequire
+		n.Verity = VerityRequire
 	case tryverity:
-		o.Verity = VerityTry
+		n.Verity = VerityTry
 	}
-	return o, nil
+	*o = n
+	return nil
+}
+
+// optionValue returns the value of the option key, which needs one.
+func optionValue(key string, value *string) (string, error) {
+	if value == nil {
+		return "", fmt.Errorf("%w: no value specified for %s option", ErrInvalidOptions, key)
+	}
+	if *value == "" {
+		return "", fmt.Errorf("%w: empty value for %s option", ErrInvalidOptions, key)
+	}
+	return *value, nil
+}
+
+// setOption sets the option key (other than the verity ones) in o. known
+// is false for a key it does not know.
+func (o *Options) setOption(key string, value *string) (known bool, err error) {
+	switch key {
+	case "basedir":
+		v, err := optionValue(key, value)
+		if err != nil {
+			return true, err
+		}
+		dirs := strings.Split(v, ":")
+		for _, d := range dirs {
+			if d == "" {
+				return true, fmt.Errorf("%w: value for basedir option has incorrect format: %q has an empty path", ErrInvalidOptions, v)
+			}
+		}
+		o.Basedirs = dirs
+	case "upperdir":
+		o.UpperDir, err = optionValue(key, value)
+	case "workdir":
+		o.WorkDir, err = optionValue(key, value)
+	case "idmap":
+		o.IDMapPath, err = optionValue(key, value)
+	case "rw", "ro":
+		o.ReadOnly = key == "ro"
+	case "noverify":
+		o.NoVerify = true
+	case "nosuid", "suid":
+		o.AllowSetuid = key == "suid"
+	case "nodev", "dev":
+		o.AllowDevices = key == "dev"
+	case "noexec", "exec":
+		o.NoExec = key == "noexec"
+	case "nodiratime", "diratime":
+		o.NoDiratime = key == "nodiratime"
+	case "noatime":
+		o.NoAtime, o.StrictAtime = true, false
+	case "strictatime":
+		o.NoAtime, o.StrictAtime = false, true
+	case "atime", "relatime":
+		o.NoAtime, o.StrictAtime = false, false
+	default:
+		return false, nil
+	}
+	return true, err
 }
 
 // nextOption splits the first option off s, the way upstream's

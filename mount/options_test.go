@@ -14,35 +14,35 @@ func TestParseOptions(t *testing.T) {
 		want Options
 		err  string // substring of the error; "" for success
 	}{
-		{in: "basedir=/a", want: Options{Basedirs: []string{"/a"}}},
-		{in: "basedir=/a:/b:/c", want: Options{Basedirs: []string{"/a", "/b", "/c"}}},
-		{in: `basedir=/a\,b`, want: Options{Basedirs: []string{"/a,b"}}},
-		{in: `basedir=/a\\b`, want: Options{Basedirs: []string{`/a\b`}}},
-		{in: `basedir=/a\b`, want: Options{Basedirs: []string{`/ab`}}},
-		{in: `basedir=/a\`, want: Options{Basedirs: []string{"/a"}}},
-		{in: `basedir=/a\\`, want: Options{Basedirs: []string{`/a\`}}},
-		{in: `basedir=/a\,,ro`, want: Options{Basedirs: []string{"/a,"}, ReadOnly: true}},
-		{in: `basedir=/a\\,ro`, want: Options{Basedirs: []string{`/a\`}, ReadOnly: true}},
-		{in: "basedir=/x=y", want: Options{Basedirs: []string{"/x=y"}}},
-		{in: `basedir=/a\:b`, want: Options{Basedirs: []string{"/a", "b"}}},
-		{in: "basedir=/a,basedir=/b", want: Options{Basedirs: []string{"/b"}}},
-		{in: "ro", want: Options{ReadOnly: true}},
-		{in: "ro,rw", want: Options{}},
-		{in: "rw,ro", want: Options{ReadOnly: true}},
-		{in: "ro=whatever", want: Options{ReadOnly: true}},
-		{in: "verity", want: Options{Verity: VerityRequire}},
-		{in: "verity=no", want: Options{Verity: VerityRequire}},
-		{in: "tryverity", want: Options{Verity: VerityTry}},
-		{in: "tryverity,verity", want: Options{Verity: VerityRequire}},
-		{in: "verity,tryverity", want: Options{Verity: VerityRequire}},
-		{in: "digest=" + d, want: Options{ExpectedDigest: d, Verity: VerityRequire}},
-		{in: "tryverity,digest=" + d, want: Options{ExpectedDigest: d, Verity: VerityRequire}},
-		{in: "digest=abc,digest=" + d, want: Options{ExpectedDigest: d, Verity: VerityRequire}},
-		{in: "upperdir=/u,workdir=/w", want: Options{UpperDir: "/u", WorkDir: "/w"}},
-		{in: `upperdir=/u\,1,workdir=/w\\2`, want: Options{UpperDir: "/u,1", WorkDir: `/w\2`}},
-		{in: "idmap=/proc/1/ns/user", want: Options{IDMapPath: "/proc/1/ns/user"}},
+		{in: "basedir=/a", want: up(Options{Verity: VerityOff, Basedirs: []string{"/a"}})},
+		{in: "basedir=/a:/b:/c", want: up(Options{Verity: VerityOff, Basedirs: []string{"/a", "/b", "/c"}})},
+		{in: `basedir=/a\,b`, want: up(Options{Verity: VerityOff, Basedirs: []string{"/a,b"}})},
+		{in: `basedir=/a\\b`, want: up(Options{Verity: VerityOff, Basedirs: []string{`/a\b`}})},
+		{in: `basedir=/a\b`, want: up(Options{Verity: VerityOff, Basedirs: []string{`/ab`}})},
+		{in: `basedir=/a\`, want: up(Options{Verity: VerityOff, Basedirs: []string{"/a"}})},
+		{in: `basedir=/a\\`, want: up(Options{Verity: VerityOff, Basedirs: []string{`/a\`}})},
+		{in: `basedir=/a\,,ro`, want: up(Options{Verity: VerityOff, Basedirs: []string{"/a,"}, ReadOnly: true})},
+		{in: `basedir=/a\\,ro`, want: up(Options{Verity: VerityOff, Basedirs: []string{`/a\`}, ReadOnly: true})},
+		{in: "basedir=/x=y", want: up(Options{Verity: VerityOff, Basedirs: []string{"/x=y"}})},
+		{in: `basedir=/a\:b`, want: up(Options{Verity: VerityOff, Basedirs: []string{"/a", "b"}})},
+		{in: "basedir=/a,basedir=/b", want: up(Options{Verity: VerityOff, Basedirs: []string{"/b"}})},
+		{in: "ro", want: up(Options{Verity: VerityOff, ReadOnly: true})},
+		{in: "ro,rw", want: up(Options{Verity: VerityOff})},
+		{in: "rw,ro", want: up(Options{Verity: VerityOff, ReadOnly: true})},
+		{in: "ro=whatever", want: up(Options{Verity: VerityOff, ReadOnly: true})},
+		{in: "verity", want: up(Options{Verity: VerityRequire})},
+		{in: "verity=no", want: up(Options{Verity: VerityRequire})},
+		{in: "tryverity", want: up(Options{Verity: VerityTry})},
+		{in: "tryverity,verity", want: up(Options{Verity: VerityRequire})},
+		{in: "verity,tryverity", want: up(Options{Verity: VerityRequire})},
+		{in: "digest=" + d, want: up(Options{ExpectedDigest: d, Verity: VerityRequire})},
+		{in: "tryverity,digest=" + d, want: up(Options{ExpectedDigest: d, Verity: VerityRequire})},
+		{in: "digest=abc,digest=" + d, want: up(Options{ExpectedDigest: d, Verity: VerityRequire})},
+		{in: "upperdir=/u,workdir=/w", want: up(Options{Verity: VerityOff, UpperDir: "/u", WorkDir: "/w"})},
+		{in: `upperdir=/u\,1,workdir=/w\\2`, want: up(Options{Verity: VerityOff, UpperDir: "/u,1", WorkDir: `/w\2`})},
+		{in: "idmap=/proc/1/ns/user", want: up(Options{Verity: VerityOff, IDMapPath: "/proc/1/ns/user"})},
 		{in: "basedir=/s,digest=" + d + ",upperdir=/u,workdir=/w,idmap=/ns,ro",
-			want: Options{Basedirs: []string{"/s"}, ExpectedDigest: d, Verity: VerityRequire, UpperDir: "/u", WorkDir: "/w", IDMapPath: "/ns", ReadOnly: true}},
+			want: up(Options{Basedirs: []string{"/s"}, ExpectedDigest: d, Verity: VerityRequire, UpperDir: "/u", WorkDir: "/w", IDMapPath: "/ns", ReadOnly: true})},
 
 		{in: "basedir", err: "no value specified for basedir"},
 		{in: "digest", err: "no value specified for digest"},
@@ -63,12 +63,13 @@ func TestParseOptions(t *testing.T) {
 		{in: ",ro", err: `unsupported option ""`},
 		{in: "ro,,rw", err: `unsupported option ""`},
 		{in: "defaults", err: `unsupported option "defaults"`},
-		{in: "rw,nosuid,nodev,noexec,noatime,nodiratime", want: Options{NoSuid: true, NoDev: true, NoExec: true, NoAtime: true, NoDiratime: true}},
-		{in: "nosuid,suid,nodev,dev,noexec,exec,nodiratime,diratime", want: Options{}},
-		{in: "noatime,strictatime", want: Options{StrictAtime: true}},
-		{in: "strictatime,noatime", want: Options{NoAtime: true}},
-		{in: "noatime,relatime", want: Options{}},
-		{in: "strictatime,atime", want: Options{}},
+		{in: "rw,nosuid,nodev,noexec,noatime,nodiratime", want: Options{Verity: VerityOff, NoExec: true, NoAtime: true, NoDiratime: true}},
+		{in: "nosuid,suid,nodev,dev,noexec,exec,nodiratime,diratime", want: up(Options{Verity: VerityOff})},
+		{in: "noatime,strictatime", want: up(Options{Verity: VerityOff, StrictAtime: true})},
+		{in: "strictatime,noatime", want: up(Options{Verity: VerityOff, NoAtime: true})},
+		{in: "noatime,relatime", want: up(Options{Verity: VerityOff})},
+		{in: "strictatime,atime", want: up(Options{Verity: VerityOff})},
+		{in: "noverify", want: up(Options{Verity: VerityOff, NoVerify: true})},
 	}
 	for _, tt := range tests {
 		got, err := ParseOptions(tt.in)
@@ -88,9 +89,15 @@ func TestParseOptions(t *testing.T) {
 	}
 }
 
+// up is o with mount.composefs's defaults for dev and suid.
+func up(o Options) Options {
+	o.AllowDevices, o.AllowSetuid = true, true
+	return o
+}
+
 func TestParseOptionsSloppy(t *testing.T) {
 	o, skipped, err := ParseOptionsSloppy("rw,basedir=/s,foo,x-gvfs=1,ro,nodev,,bar=baz")
-	want := Options{Basedirs: []string{"/s"}, ReadOnly: true, NoDev: true}
+	want := Options{Basedirs: []string{"/s"}, ReadOnly: true, Verity: VerityOff, AllowSetuid: true}
 	if err != nil || !reflect.DeepEqual(o, want) || !reflect.DeepEqual(skipped, []string{"foo", "x-gvfs", "", "bar"}) {
 		t.Errorf("ParseOptionsSloppy = %+v, %q, %v; want %+v, [foo x-gvfs \"\" bar]", o, skipped, err, want)
 	}
@@ -128,6 +135,8 @@ func TestValidate(t *testing.T) {
 		{Options{Basedirs: []string{"/s"}, ExpectedDigest: "xyz"}, "64 hex digits"},
 		{Options{Basedirs: []string{"/s"}, ExpectedDigest: d + "00"}, "64 hex digits"},
 		{Options{Basedirs: []string{"/s"}, Verity: VerityMode(7)}, "unknown verity mode"},
+		{Options{Basedirs: []string{"/s"}, Method: Method(7)}, "unknown mount method"},
+		{Options{Basedirs: []string{"/s"}, Method: FUSE}, "method fuse"},
 		{Options{Basedirs: []string{"/s"}, NoAtime: true, StrictAtime: true}, "exclude"},
 		{Options{Basedirs: []string{"/s"}, ExpectedDigest: d, UpperDir: "/u", WorkDir: "/w"}, ""},
 		{Options{Basedirs: []string{"/s"}, ExpectedDigest: strings.ToUpper(d)}, ""},
@@ -143,6 +152,44 @@ func TestValidate(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.err) || !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("validate(%+v) = %v, want error containing %q", tt.o, err, tt.err)
 		}
+	}
+}
+
+// TestParseApplies checks that Options.Parse changes only what the string
+// names, so that "gocfs mount -o" keeps this package's defaults.
+func TestParseApplies(t *testing.T) {
+	o := Options{Basedirs: []string{"/s"}, Verity: VerityRequire}
+	if err := o.Parse("ro,nodev"); err != nil {
+		t.Fatal(err)
+	}
+	want := Options{Basedirs: []string{"/s"}, Verity: VerityRequire, ReadOnly: true}
+	if !reflect.DeepEqual(o, want) {
+		t.Errorf("Parse(ro,nodev) = %+v, want %+v", o, want)
+	}
+	if err := o.Parse("dev,suid,tryverity"); err != nil {
+		t.Fatal(err)
+	}
+	want.AllowDevices, want.AllowSetuid, want.Verity = true, true, VerityTry
+	if !reflect.DeepEqual(o, want) {
+		t.Errorf("Parse(dev,suid,tryverity) = %+v, want %+v", o, want)
+	}
+	if err := o.Parse("ro,bogus"); err == nil || !reflect.DeepEqual(o, want) {
+		t.Errorf("Parse with an error: %v, changed o to %+v", err, o)
+	}
+	var zero Options
+	if zero.Verity != VerityTry || zero.AllowDevices || zero.AllowSetuid || zero.NoVerify || zero.Method != Auto {
+		t.Errorf("the zero Options are not the safe default: %+v", zero)
+	}
+}
+
+func TestParseVerityMode(t *testing.T) {
+	for _, m := range []VerityMode{VerityTry, VerityRequire, VerityOff} {
+		if got, err := ParseVerityMode(strings.ToUpper(m.String())); err != nil || got != m {
+			t.Errorf("ParseVerityMode(%q) = %v, %v", m.String(), got, err)
+		}
+	}
+	if _, err := ParseVerityMode("yes"); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("ParseVerityMode(yes): %v", err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
 )
@@ -210,12 +211,13 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 }
 
 // Mount mounts the composefs image of the OCI image called name on
-// target (building the image again first if it was removed). opts are as
-// for repo.Repo.Mount.
-func Mount(ctx context.Context, r *repo.Repo, name, target string, opts mount.Options) error {
+// target (building the image again first if it was removed). opts and the
+// result are as for repo.Repo.Mount: by default the image is verified and
+// mounted nodev and nosuid, with the kernel or else with FUSE.
+func Mount(ctx context.Context, r *repo.Repo, name, target string, opts mount.Options) (*mounter.Mounted, error) {
 	img, err := EnsureImage(ctx, r, name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	return r.Mount(img, target, opts)
 }

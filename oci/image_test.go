@@ -328,7 +328,7 @@ func checkPulled(t *testing.T, r *repo.Repo, res *PullResult, want string) {
 		t.Errorf("reference %s: %v (%x)", res.Name, err, d)
 	}
 	mnt := t.TempDir()
-	if err := Mount(context.Background(), r, res.Name, mnt, mount.Options{Verity: mount.VerityOff}); err != nil {
+	if _, err := Mount(context.Background(), r, res.Name, mnt, mount.Options{Verity: mount.VerityOff}); err != nil {
 		t.Fatalf("mount: %v", err)
 	}
 	defer mount.Unmount(mnt)
@@ -434,7 +434,7 @@ func TestPullLayout(t *testing.T) {
 		t.Fatal("image still there")
 	}
 	mnt := t.TempDir()
-	if err := Mount(context.Background(), r, "v1", mnt, mount.Options{Verity: mount.VerityOff}); err != nil {
+	if _, err := Mount(context.Background(), r, "v1", mnt, mount.Options{Verity: mount.VerityOff}); err != nil {
 		t.Fatalf("mount after gc: %v", err)
 	}
 	testutil.CompareTrees(t, want, mnt, testutil.CompareOptions{Hardlinks: true, ComposefsWhiteouts: true})
@@ -568,7 +568,7 @@ func TestPullSHA512(t *testing.T) {
 	want := filepath.Join(t.TempDir(), "rootfs")
 	extract(t, want, layers)
 	mnt := t.TempDir()
-	if err := Mount(context.Background(), r, "v1", mnt, mount.Options{Verity: mount.VerityOff}); err != nil {
+	if _, err := Mount(context.Background(), r, "v1", mnt, mount.Options{Verity: mount.VerityOff}); err != nil {
 		t.Fatal(err)
 	}
 	testutil.CompareTrees(t, want, mnt, testutil.CompareOptions{Hardlinks: true, ComposefsWhiteouts: true})

@@ -431,7 +431,7 @@ func TestConcurrentImportsAndGC(t *testing.T) {
 	}
 	mnt := filepath.Join(work, "mnt")
 	os.Mkdir(mnt, 0o755)
-	if err := r.Mount("c0-2", mnt, mount.Options{Verity: mount.VerityTry}); err != nil {
+	if _, err := r.Mount("c0-2", mnt, mount.Options{Verity: mount.VerityTry}); err != nil {
 		t.Fatalf("mount: %v", err)
 	}
 	defer mount.UnmountLazy(mnt)

@@ -10,6 +10,7 @@ import (
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -110,24 +111,26 @@ func (r *Repo) ImageObjects(name string) ([]string, error) {
 }
 
 // Mount mounts the image called name (see Resolve) on target, with the
-// repository's object store as basedir. The image's digest is checked as
+// repository's object store as basedir, with the kernel or with FUSE as
+// package mounter chooses. The image's digest is checked as
 // mount.composefs's digest= option does (in a SHA-256 repository that is
 // the option itself). opts.Basedirs and opts.ExpectedDigest are set here;
-// the rest of opts is used as given (opts.Verity: mount.VerityTry is what
-// the command line uses by default).
+// the rest of opts is used as given (the zero Options check fs-verity where
+// the system can, verify the image and mount it nodev and nosuid). A FUSE
+// mount lives as long as the returned Mounted's server (see mounter).
 //
 // In a SHA-512 repository the image's SHA-512 digest is checked here, and
 // the mount checks the SHA-256 digest of the same bytes; per-file digests
 // are SHA-512 ones, which overlayfs checks as it does SHA-256 ones.
-func (r *Repo) Mount(name, target string, opts mount.Options) error {
+func (r *Repo) Mount(name, target string, opts mount.Options) (*mounter.Mounted, error) {
 	unlock, err := r.lock(false)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer unlock()
 	d, err := r.Resolve(name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	path := r.ObjectPath(d)
 	opts.Basedirs = []string{r.ObjectsDir()}
@@ -142,11 +145,11 @@ func (r *Repo) Mount(name, target string, opts mount.Options) error {
 		// SHA-256 digest of the same content, which it knows how to.
 		sha256, err := r.verifyImageFile(path, d)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		opts.ExpectedDigest = fsverity.Hex(sha256)
 	}
-	return mount.Mount(path, target, opts)
+	return mounter.Mount(path, target, opts)
 }
 
 // verifyImageFile checks that the file at path has the repository digest

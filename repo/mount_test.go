@@ -34,7 +34,7 @@ func TestMountVerity(t *testing.T) {
 			if err := os.Mkdir(mnt, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.Mount("app", mnt, mount.Options{Verity: mode}); err != nil {
+			if _, err := r.Mount("app", mnt, mount.Options{Verity: mode}); err != nil {
 				t.Fatalf("mount (%v): %v", mode, err)
 			}
 			defer mount.UnmountLazy(mnt)

@@ -14,203 +14,138 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/gocfs/gocfs/fuse"
 	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/mounter"
 )
 
-// The FUSE side of "gocfs mount" and "gocfs umount". mount.go calls these
-// hooks when they are set: mountFlagsHook when it builds the mount
-// command, mountRunHook instead of mount.Mount, umountHook instead of
-// mount.Unmount.
-var (
-	mountFlagsHook func(cmd *cobra.Command)
-	mountRunHook   func(cmd *cobra.Command, image, target string, opts mount.Options) error
-	umountHook     func(target string, lazy bool) error
-)
-
-// kernelMount is mount.Mount; tests replace it.
-var kernelMount = mount.Mount
+// The flags every mounting command (gocfs mount, --repo mount, oci mount)
+// shares, and what they do: parse them into mount.Options, call package
+// mounter, and serve a FUSE mount in the foreground or the background.
+// The choice between the kernel and FUSE is mounter's.
 
 func init() {
-	mountFlagsHook = addFuseFlags
-	mountRunHook = runMountAuto
-	umountHook = unmountAny
 	registerCommand(newFuseServeCmd)
 }
 
-const fuseHelp = `
-FUSE: with --fuse, or by itself when not root or when the kernel lacks what a
-composefs mount needs (overlayfs data-only layers, EROFS), the image is served
-by this process through FUSE instead, read-only, checking every file's content
-against its fs-verity digest in userspace before serving it (--verity=require
-refuses files without a digest, try checks those that have one, off checks
-nothing; try is the default). The command then stays in the foreground until
-the mount is unmounted (gocfs umount, fusermount3 -u) or it is interrupted,
-unless --background is given. --fuse=false never uses FUSE.`
+const policyHelp = `
+Every mount checks the image first (its structure, as "gocfs verify" does;
+--no-verify skips that, for images from a trusted source) and is nodev and
+nosuid: device nodes in the image do not open as devices, setuid bits do not
+take effect (--allow-devices and --allow-suid allow them, for a trusted image
+used as a real root file system).
 
-const fuseExample = `
-  gocfs mount --fuse app.cfs /run/app --basedir /composefs/objects --verity=require --background`
+--verity says whether each file's content is checked against its fs-verity
+digest: require, try (the default: where the kernel and the object store's
+file system support it) or off.
 
-// verityFlag is the value of "gocfs mount --verity": a bool for the kernel
-// mount (--verity alone is --verity=require), and also require, try or off.
-type verityFlag struct {
-	inner pflag.Value // the kernel mount's bool
-	mode  string      // "require", "try" or "off"; "" when not given
+The kernel mounts the image when it can. With --fuse, or by itself when not
+root or when the kernel lacks what a composefs mount needs (overlayfs
+data-only layers, EROFS), the image is served by this process through FUSE
+instead, read-only, checking every file's content against its fs-verity
+digest in userspace before serving it. The command then stays in the
+foreground until the mount is unmounted (gocfs umount, fusermount3 -u) or it
+is interrupted, unless --background is given. --fuse=false never uses FUSE.`
+
+// policyFlags are the flags that reach package mounter.
+type policyFlags struct {
+	fuse, background, allowOther    bool
+	noVerify, allowDevices, allowSU bool
 }
 
-func (v *verityFlag) Set(s string) error {
-	switch strings.ToLower(s) {
-	case "require", "true", "1":
-		v.mode = "require"
-		return v.inner.Set("true")
-	case "try":
-		v.mode = "try"
-		return v.inner.Set("false")
-	case "off", "false", "0":
-		v.mode = "off"
-		return v.inner.Set("false")
-	}
-	return fmt.Errorf("%q: want require, try or off", s)
-}
-
-func (v *verityFlag) String() string {
-	if v.mode == "" {
-		return v.inner.String()
-	}
-	return v.mode
-}
-
-func (v *verityFlag) Type() string { return "mode" }
-
-// addFuseFlags adds the FUSE flags to "gocfs mount" and makes --verity take
-// a mode.
-func addFuseFlags(cmd *cobra.Command) {
+// addPolicyFlags adds the policy flags to cmd.
+func addPolicyFlags(cmd *cobra.Command, pf *policyFlags) {
 	fl := cmd.Flags()
-	if f := fl.Lookup("verity"); f != nil {
-		f.Value = &verityFlag{inner: f.Value}
-		f.NoOptDefVal = "require"
-		f.Usage = "check every file's content against its fs-verity digest: require (alone: --verity), try, or off"
-	}
-	fl.Bool("fuse", false, "serve the image with FUSE from this process (default: when the kernel mount is not possible; --fuse=false: never)")
-	fl.Bool("background", false, "FUSE: return once mounted, leaving the server running (default: serve in the foreground)")
-	fl.Bool("allow-other", false, "FUSE: let every user use the mount (default: as root; for others /etc/fuse.conf needs user_allow_other)")
-	cmd.Long += "\n" + fuseHelp
-	cmd.Example += fuseExample
+	fl.BoolVar(&pf.noVerify, "no-verify", false, "do not check the image's structure first (trusted images only)")
+	fl.BoolVar(&pf.allowDevices, "allow-devices", false, "let device nodes of the image open as devices (default: nodev)")
+	fl.BoolVar(&pf.allowSU, "allow-suid", false, "let setuid and setgid bits of the image take effect (default: nosuid)")
+	fl.BoolVar(&pf.fuse, "fuse", false, "serve the image with FUSE from this process (default: when the kernel mount is not possible; --fuse=false: never)")
+	fl.BoolVar(&pf.background, "background", false, "FUSE: return once mounted, leaving the server running (default: serve in the foreground)")
+	fl.BoolVar(&pf.allowOther, "allow-other", false, "FUSE: let every user use the mount (default: as root; for others /etc/fuse.conf needs user_allow_other)")
+	cmd.Long += "\n" + policyHelp
 }
 
-// kernelOnly names an option that only the kernel mount has, or returns "".
-func kernelOnly(o *mount.Options) string {
+// apply sets what the policy flags say in opts. Flags not given leave
+// opts as they are (so that "gocfs mount -o dev" keeps devices allowed).
+func (pf *policyFlags) apply(cmd *cobra.Command, opts *mount.Options) {
+	fl := cmd.Flags()
+	if pf.noVerify {
+		opts.NoVerify = true
+	}
+	if fl.Changed("allow-devices") {
+		opts.AllowDevices = pf.allowDevices
+	}
+	if fl.Changed("allow-suid") {
+		opts.AllowSetuid = pf.allowSU
+	}
 	switch {
-	case o.UpperDir != "":
-		return "upperdir"
-	case o.WorkDir != "":
-		return "workdir"
-	case o.IDMapPath != "" || o.IDMapFile != nil:
-		return "idmap"
-	case o.MountNamespace != "":
-		return "a mount namespace"
+	case fl.Changed("fuse") && pf.fuse:
+		opts.Method = mount.FUSE
+	case fl.Changed("fuse"):
+		opts.Method = mount.Kernel
 	}
-	return ""
-}
-
-// runMountAuto mounts with the kernel or with FUSE, as asked or as
-// possible.
-func runMountAuto(cmd *cobra.Command, image, target string, opts mount.Options) error {
-	fl := cmd.Flags()
-	vf, _ := fl.Lookup("verity").Value.(*verityFlag)
-	if vf != nil && fl.Changed("verity") {
-		switch vf.mode {
-		case "try":
-			opts.Verity = mount.VerityTry
-		case "off":
-			opts.Verity = mount.VerityOff
-		}
-	}
-	stderr := cmd.ErrOrStderr()
-	notice := func(format string, args ...any) { fmt.Fprintf(stderr, "gocfs: "+format+"\n", args...) }
-	useFuse, _ := fl.GetBool("fuse")
-	explicit := fl.Changed("fuse")
-	only := kernelOnly(&opts)
-	if useFuse && only != "" {
-		return fmt.Errorf("--fuse: FUSE mounts are read-only and cannot have %s; that needs the kernel mount", only)
-	}
-	if !explicit && only == "" && os.Geteuid() != 0 {
-		notice("not root: serving the image with FUSE (--fuse=false to try the kernel mount)")
-		useFuse = true
-	}
-	if !useFuse {
-		err := kernelMount(image, target, opts)
-		if err == nil {
-			return nil
-		}
-		var fe *mount.FeatureError
-		if explicit || only != "" || !(errors.As(err, &fe) || errors.Is(err, mount.ErrNeedRoot)) {
-			return fmt.Errorf("mounting %s on %s: %w", image, target, err)
-		}
-		notice("no kernel mount (%v): serving the image with FUSE instead", err)
-	}
-
-	fo := fuse.Options{
-		Basedirs:       opts.Basedirs,
-		ExpectedDigest: opts.ExpectedDigest,
-		NoSuid:         opts.NoSuid,
-		NoDev:          opts.NoDev,
-		NoExec:         opts.NoExec,
-		AllowOther:     os.Geteuid() == 0,
-	}
-	switch opts.Verity {
-	case mount.VerityRequire:
-		fo.Verity = fuse.VerityRequire
-	case mount.VerityTry:
-		fo.Verity = fuse.VerityTry
-	}
-	if vf != nil && vf.mode == "off" && fl.Changed("verity") {
-		fo.Verity = fuse.VerityOff
-	}
+	opts.FUSE.AllowOther = os.Geteuid() == 0
 	if fl.Changed("allow-other") {
-		fo.AllowOther, _ = fl.GetBool("allow-other")
+		opts.FUSE.AllowOther = pf.allowOther
 	}
-	if bg, _ := fl.GetBool("background"); bg {
-		return startFuseServer(stderr, image, target, fo)
-	}
-	return serveFuse(stderr, image, target, fo, nil)
 }
 
-// serveFuse mounts and serves until the mount goes away or a signal comes;
-// ready, when not nil, is told the outcome of the mount.
-func serveFuse(stderr io.Writer, image, target string, fo fuse.Options, ready func(error)) error {
-	fo.Log = func(msg string) { fmt.Fprintln(stderr, msg) }
+// runMounted mounts with do (a call into package mounter, directly or
+// through the repository) and, for a FUSE mount served by this process,
+// serves it until it is unmounted or a signal comes. name and target name
+// the mount in errors.
+func runMounted(cmd *cobra.Command, pf *policyFlags, name, target string, opts mount.Options, do func(mount.Options) (*mounter.Mounted, error)) error {
+	stderr := cmd.ErrOrStderr()
+	opts.Notice = noticeTo(stderr)
+	if pf.background {
+		opts.FUSE.Start = func(image, target string, o mount.Options) error {
+			return startFuseServer(stderr, image, target, o)
+		}
+	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
-	srv, err := fuse.Mount(image, target, fo)
-	if ready != nil {
-		ready(err)
-	}
+	m, err := do(opts)
 	if err != nil {
-		return fmt.Errorf("mounting %s on %s with FUSE: %w", image, target, err)
+		if errors.Is(err, mount.ErrInvalidImage) {
+			err = fmt.Errorf("%w (--no-verify mounts it unchecked: for trusted images only)", err)
+		}
+		return fmt.Errorf("mounting %s on %s: %w", name, target, err)
+	}
+	if m.Server == nil {
+		return nil
 	}
 	how := "reads through this process"
-	if srv.Passthrough() {
+	if m.Server.Passthrough() {
 		how = "FUSE passthrough"
 	}
-	if ready == nil {
-		fmt.Fprintf(stderr, "gocfs: serving %s on %s with FUSE (verity %v, %s); unmount with \"gocfs umount %s\" or stop with Ctrl-C\n", image, target, fo.Verity, how, target)
-	}
+	fmt.Fprintf(stderr, "gocfs: serving %s on %s with FUSE (verity %v, %s); unmount with \"gocfs umount %s\" or stop with Ctrl-C\n", name, target, opts.Verity, how, target)
+	serveUntilSignal(stderr, m, sigs)
+	return nil
+}
+
+// noticeTo returns a Notice function that prints each message to w, with
+// the program's name before it (once: the FUSE server's own messages carry
+// it already).
+func noticeTo(w io.Writer) func(string) {
+	return func(msg string) { fmt.Fprintf(w, "gocfs: %s\n", strings.TrimPrefix(msg, "gocfs: ")) }
+}
+
+// serveUntilSignal waits until the FUSE mount m is unmounted, unmounting
+// it when a signal comes.
+func serveUntilSignal(stderr io.Writer, m *mounter.Mounted, sigs <-chan os.Signal) {
 	go func() {
 		for range sigs {
-			if err := srv.Unmount(); err != nil {
+			if err := m.Unmount(); err != nil {
 				fmt.Fprintf(stderr, "gocfs: %v: detaching the mount instead\n", err)
-				if err := fuse.Unmount(target, true); err != nil {
+				if err := fuse.Unmount(m.Target, true); err != nil {
 					fmt.Fprintf(stderr, "gocfs: %v\n", err)
 				}
 			}
 		}
 	}()
-	srv.Wait()
-	return nil
+	m.Wait()
 }
 
 // fuseServeEnv carries the configuration of a background FUSE server, as
@@ -219,30 +154,25 @@ const fuseServeEnv = "GOCFS_FUSE_SERVE"
 
 // fuseServeConfig is what a background server is told.
 type fuseServeConfig struct {
-	Image, Target  string
-	Basedirs       []string
-	ExpectedDigest string
-	Verity         fuse.VerityMode
-	AllowOther     bool
-	NoSuid, NoDev  bool
-	NoExec         bool
-	Syslog         bool // log to syslog, not to standard error
+	Image, Target string
+	Options       mount.Options
+	Syslog        bool // log to syslog, not to standard error
 }
 
 // startFuseServer starts a background server (this program, run again as
 // "gocfs __fuse-serve" in a session of its own) and returns once it has
 // mounted, or with why it could not.
-func startFuseServer(stderr io.Writer, image, target string, fo fuse.Options) error {
+func startFuseServer(stderr io.Writer, image, target string, o mount.Options) error {
 	abs := func(p string) string {
 		if a, err := filepath.Abs(p); err == nil {
 			return a
 		}
 		return p
 	}
-	cfg := fuseServeConfig{Image: abs(image), Target: abs(target), ExpectedDigest: fo.ExpectedDigest,
-		Verity: fo.Verity, AllowOther: fo.AllowOther, NoSuid: fo.NoSuid, NoDev: fo.NoDev, NoExec: fo.NoExec}
-	for _, d := range fo.Basedirs {
-		cfg.Basedirs = append(cfg.Basedirs, abs(d))
+	cfg := fuseServeConfig{Image: abs(image), Target: abs(target), Options: o}
+	cfg.Options.Basedirs = nil
+	for _, d := range o.Basedirs {
+		cfg.Options.Basedirs = append(cfg.Options.Basedirs, abs(d))
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -264,9 +194,7 @@ func startFuseServer(stderr io.Writer, image, target string, fo fuse.Options) er
 			cmd.Stderr = f
 		}
 	}
-	if cmd.Stderr == nil {
-		cfg.Syslog = true
-	}
+	cfg.Syslog = cmd.Stderr == nil
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return err
@@ -281,7 +209,7 @@ func startFuseServer(stderr io.Writer, image, target string, fo fuse.Options) er
 	w.Close()
 	msg, _ := io.ReadAll(r)
 	if string(msg) == "ok\n" {
-		fmt.Fprintf(stderr, "gocfs: serving %s on %s with FUSE in the background (pid %d, verity %v); unmount with \"gocfs umount %s\"\n", image, target, cmd.Process.Pid, fo.Verity, target)
+		fmt.Fprintf(stderr, "gocfs: serving %s on %s with FUSE in the background (pid %d, verity %v); unmount with \"gocfs umount %s\"\n", image, target, cmd.Process.Pid, o.Verity, target)
 		return cmd.Process.Release()
 	}
 	werr := cmd.Wait()
@@ -310,26 +238,34 @@ func newFuseServeCmd() *cobra.Command {
 			// Messages keep going to the standard error we were given;
 			// if that is a pipe that goes away, writes fail, that's all.
 			signal.Ignore(syscall.SIGPIPE)
-			fo := fuse.Options{Basedirs: cfg.Basedirs, ExpectedDigest: cfg.ExpectedDigest, Verity: cfg.Verity,
-				AllowOther: cfg.AllowOther, NoSuid: cfg.NoSuid, NoDev: cfg.NoDev, NoExec: cfg.NoExec}
 			var logTo io.Writer = cmd.ErrOrStderr()
 			if cfg.Syslog {
 				logTo = newSyslog()
 			}
-			err := serveFuse(logTo, cfg.Image, cfg.Target, fo, func(err error) {
-				if err != nil {
-					fmt.Fprintf(status, "mounting %s on %s with FUSE: %v\n", cfg.Image, cfg.Target, err)
-				} else {
-					fmt.Fprintln(status, "ok")
-				}
-				status.Close()
-			})
-			if err != nil {
-				return exitCode(1, nil)
-			}
-			return nil
+			return serveBackground(logTo, status, &cfg)
 		},
 	}
+}
+
+// serveBackground mounts as cfg says, tells status the outcome ("ok", or
+// the error, once) and serves until the mount goes away or a signal comes.
+func serveBackground(logTo io.Writer, status *os.File, cfg *fuseServeConfig) error {
+	opts := cfg.Options
+	opts.Method = mount.FUSE
+	opts.Notice = noticeTo(logTo)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	m, err := mounter.Mount(cfg.Image, cfg.Target, opts)
+	if err != nil {
+		fmt.Fprintln(status, err)
+		status.Close()
+		return exitCode(1, nil)
+	}
+	fmt.Fprintln(status, "ok")
+	status.Close()
+	serveUntilSignal(logTo, m, sigs)
+	return nil
 }
 
 // unmountAny unmounts target; a user's own FUSE mount, which umount2

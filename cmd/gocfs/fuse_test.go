@@ -2,10 +2,10 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -19,27 +19,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestMountVerityFlag(t *testing.T) {
+// TestMountFlagsToOptions checks how "gocfs mount" turns its flags into
+// mount options: this package's defaults (verity try, nodev, nosuid,
+// verified), -o on top, the flags on top of that.
+func TestMountFlagsToOptions(t *testing.T) {
 	for _, c := range []struct {
 		args    []string
-		mode    string
-		kernel  bool // the kernel mount's --verity
+		want    func(*mount.Options)
 		wantErr string
 	}{
-		{args: nil, mode: ""},
-		{args: []string{"--verity"}, mode: "require", kernel: true},
-		{args: []string{"--verity=require"}, mode: "require", kernel: true},
-		{args: []string{"--verity=true"}, mode: "require", kernel: true},
-		{args: []string{"--verity=try"}, mode: "try"},
-		{args: []string{"--verity=off"}, mode: "off"},
-		{args: []string{"--verity=false"}, mode: "off"},
+		{args: nil, want: func(*mount.Options) {}},
+		{args: []string{"--verity"}, want: func(o *mount.Options) { o.Verity = mount.VerityRequire }},
+		{args: []string{"--verity=require"}, want: func(o *mount.Options) { o.Verity = mount.VerityRequire }},
+		{args: []string{"--verity=true"}, want: func(o *mount.Options) { o.Verity = mount.VerityRequire }},
+		{args: []string{"--verity=try"}, want: func(o *mount.Options) { o.Verity = mount.VerityTry }},
+		{args: []string{"--tryverity"}, want: func(o *mount.Options) { o.Verity = mount.VerityTry }},
+		{args: []string{"--verity=off"}, want: func(o *mount.Options) { o.Verity = mount.VerityOff }},
+		{args: []string{"--verity=false"}, want: func(o *mount.Options) { o.Verity = mount.VerityOff }},
+		{args: []string{"-o", "verity"}, want: func(o *mount.Options) { o.Verity = mount.VerityRequire }},
+		{args: []string{"-o", "verity", "--verity=off"}, want: func(o *mount.Options) { o.Verity = mount.VerityOff }},
+		{args: []string{"--no-verify"}, want: func(o *mount.Options) { o.NoVerify = true }},
+		{args: []string{"-o", "noverify"}, want: func(o *mount.Options) { o.NoVerify = true }},
+		{args: []string{"--allow-devices", "--allow-suid"}, want: func(o *mount.Options) { o.AllowDevices, o.AllowSetuid = true, true }},
+		{args: []string{"-o", "dev,suid"}, want: func(o *mount.Options) { o.AllowDevices, o.AllowSetuid = true, true }},
+		{args: []string{"-o", "dev", "--allow-devices=false"}, want: func(*mount.Options) {}},
+		{args: []string{"--fuse"}, want: func(o *mount.Options) { o.Method = mount.FUSE }},
+		{args: []string{"--fuse=false"}, want: func(o *mount.Options) { o.Method = mount.Kernel }},
+		{args: []string{"--allow-other=false"}, want: func(o *mount.Options) { o.FUSE.AllowOther = false }},
 		{args: []string{"--verity=maybe"}, wantErr: "want require, try or off"},
-		{args: []string{"--verity", "--tryverity"}, wantErr: "none of the others can be"},
+		{args: []string{"-o", "bogus"}, wantErr: `unsupported option "bogus"`},
 	} {
-		cmd := newMountCmd()
+		f := &mountFlags{}
+		cmd := mountCmd(f)
 		err := cmd.ParseFlags(c.args)
+		var got mount.Options
 		if err == nil {
-			err = cmd.ValidateFlagGroups()
+			got, err = f.mountOptions(cmd)
 		}
 		if c.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
@@ -51,13 +66,16 @@ func TestMountVerityFlag(t *testing.T) {
 			t.Errorf("%q: %v", c.args, err)
 			continue
 		}
-		f := cmd.Flags().Lookup("verity")
-		vf, ok := f.Value.(*verityFlag)
-		if !ok {
-			t.Fatalf("--verity is a %T, not a verityFlag", f.Value)
+		want := mount.Options{FUSE: mount.FUSEOptions{AllowOther: os.Geteuid() == 0}}
+		c.want(&want)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: options %+v, want %+v", c.args, got, want)
 		}
-		if vf.mode != c.mode || vf.inner.String() != strconv.FormatBool(c.kernel) {
-			t.Errorf("%q: mode %q, kernel bool %s; want %q, %v", c.args, vf.mode, vf.inner, c.mode, c.kernel)
+	}
+	cmd := newMountCmd()
+	if err := cmd.ParseFlags([]string{"--verity", "--tryverity"}); err == nil {
+		if err := cmd.ValidateFlagGroups(); err == nil || !strings.Contains(err.Error(), "none of the others can be") {
+			t.Errorf("--verity --tryverity: %v", err)
 		}
 	}
 }
@@ -223,38 +241,4 @@ func isZombie(pid int) bool {
 	// PID (COMM) STATE ...
 	i := bytes.LastIndexByte(b, ')')
 	return i < 0 || i+2 >= len(b) || b[i+2] == 'Z'
-}
-
-// TestMountFallsBackToFuse checks when "gocfs mount" turns to FUSE after
-// the kernel mount failed (with a kernel that lacks a feature, simulated).
-// The FUSE mount then fails too (the mount point is missing), which shows
-// that it was tried.
-func TestMountFallsBackToFuse(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("as root only: other users get FUSE without trying the kernel mount")
-	}
-	missing := filepath.Join(t.TempDir(), "no-such-dir")
-	store := t.TempDir()
-	img := filepath.Join(t.TempDir(), "img.cfs")
-	defer func() { kernelMount = mount.Mount }()
-	for _, c := range []struct {
-		name     string
-		err      error
-		args     []string
-		fallback bool
-	}{
-		{"feature", &mount.FeatureError{Feature: "overlayfs data-only layers", Since: "6.5", Err: unix.EINVAL}, nil, true},
-		{"privilege", fmt.Errorf("mounting: %w: %w", mount.ErrNeedRoot, unix.EPERM), nil, true},
-		{"other error", mount.ErrDigestMismatch, nil, false},
-		{"--fuse=false", &mount.FeatureError{Feature: "x", Since: "6.5", Err: unix.EINVAL}, []string{"--fuse=false"}, false},
-		{"--upperdir", &mount.FeatureError{Feature: "x", Since: "6.5", Err: unix.EINVAL}, []string{"--upperdir", store, "--workdir", store}, false},
-	} {
-		kernelMount = func(string, string, mount.Options) error { return c.err }
-		args := append([]string{"mount", img, missing, "--basedir", store}, c.args...)
-		code, out := runGocfs(t, args...)
-		fellBack := strings.Contains(out, "serving the image with FUSE instead") && strings.Contains(out, "with FUSE:")
-		if code == 0 || fellBack != c.fallback {
-			t.Errorf("%s: exit %d, fell back to FUSE %v, want %v:\n%s", c.name, code, fellBack, c.fallback, out)
-		}
-	}
 }

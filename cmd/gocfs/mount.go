@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/mounter"
 )
 
 func init() {
@@ -35,8 +36,14 @@ Supported options:
   rw                     Read/write
   upperdir               Overlayfs upperdir
   workdir                Overlayfs workdir
+  noverify               Do not check the image's structure first (gocfs's own:
+                         for images from a trusted source only)
   nosuid,nodev,noexec,noatime,nodiratime,strictatime (and suid,dev,exec,
   atime,relatime,diratime): mount flags
+
+The image is checked (its structure, as "gocfs verify" does) before the
+kernel sees it. As with upstream, devices and setuid bits work unless nodev
+or nosuid is given.
 
 Flags a mount helper gets from mount(8): -s (ignore unknown options),
 -f (do not mount), -n (ignored: there is no mtab), -v (verbose),
@@ -188,7 +195,8 @@ func runMountComposefs(prog string, args []string, stderr io.Writer) error {
 			opts.MountNamespace = "/proc/" + h.namespace + "/ns/mnt"
 		}
 	}
-	if err := mount.Mount(h.image, h.target, opts); err != nil {
+	opts.Method = mount.Kernel // a mount helper must not stay to serve FUSE
+	if _, err := mounter.Mount(h.image, h.target, opts); err != nil {
 		return exitCode(1, fmt.Errorf("failed to mount composefs %s: %w", h.image, err))
 	}
 	if h.verbose {
@@ -200,15 +208,19 @@ func runMountComposefs(prog string, args []string, stderr io.Writer) error {
 type mountFlags struct {
 	basedirs          []string
 	digest            string
-	verity, tryverity bool
+	verity            string
+	tryverity         bool
 	upperdir, workdir string
 	idmap             string
 	ro                bool
 	options           string
+	policy            policyFlags
 }
 
-func newMountCmd() *cobra.Command {
-	var f mountFlags
+func newMountCmd() *cobra.Command { return mountCmd(&mountFlags{}) }
+
+// mountCmd is the "gocfs mount" command, its flags parsed into f.
+func mountCmd(f *mountFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mount IMAGE MOUNTPOINT --basedir DIR [flags]",
 		Short: "Mount a composefs image",
@@ -216,43 +228,61 @@ func newMountCmd() *cobra.Command {
 content taken from the object store directory (or directories) given with
 --basedir. Without --upperdir the mount is read-only.
 
-Unlike mount.composefs's digest= option, --digest only checks the image; add
---verity to have overlayfs check every file's content against its fs-verity
-digest as well (the full chain of trust), or --tryverity to do so when the
-object store's file system supports fs-verity.
+Unlike mount.composefs's digest= option, --digest only checks the image;
+--verity=require has overlayfs check every file's content against its
+fs-verity digest as well (the full chain of trust).
 
--o takes mount.composefs options (basedir=…,digest=…); the flags given beside
-it add to or override them.`,
+-o takes mount.composefs options (basedir=…,digest=…,dev,suid…); the flags
+given beside it add to or override them. Unlike mount.composefs, gocfs mount
+is nodev and nosuid unless told otherwise.`,
 		Example: `  gocfs mount app.cfs /run/app --basedir /composefs/objects
   gocfs mount app.cfs /run/app --basedir /composefs/objects --digest 8b7df143d91c716ecfa5fc1730022f6b421b05cedee8fd52b1fc65a96030ad52 --verity
-  gocfs mount app.cfs /run/app --basedir /composefs/objects --upperdir /var/app/upper --workdir /var/app/work`,
+  gocfs mount app.cfs /run/app --basedir /composefs/objects --upperdir /var/app/upper --workdir /var/app/work
+  gocfs mount rootfs.cfs /sysroot --basedir /composefs/objects --allow-devices --allow-suid
+  gocfs mount --fuse app.cfs /run/app --basedir /composefs/objects --verity=require --background`,
 		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error { return runMount(cmd, &f, args) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runMount(cmd, f, args) },
 	}
 	fl := cmd.Flags()
 	fl.SortFlags = false
 	fl.StringArrayVar(&f.basedirs, "basedir", nil, "object store directory (repeat for more; searched in order)")
 	fl.StringVar(&f.digest, "digest", "", "refuse the image unless its fs-verity digest is this (hex SHA-256)")
-	fl.BoolVar(&f.verity, "verity", false, "require every file's content to match its fs-verity digest")
-	fl.BoolVar(&f.tryverity, "tryverity", false, "require fs-verity when the object store supports it")
+	fl.StringVar(&f.verity, "verity", "try", "check every file's content against its fs-verity digest: require (alone: --verity), try, or off")
+	fl.Lookup("verity").NoOptDefVal = "require"
+	fl.BoolVar(&f.tryverity, "tryverity", false, "the same as --verity=try")
 	fl.StringVar(&f.upperdir, "upperdir", "", "make the mount writable, with changes in this directory (needs --workdir)")
 	fl.StringVar(&f.workdir, "workdir", "", "overlayfs work directory, empty, on the file system of --upperdir")
 	fl.StringVar(&f.idmap, "idmap", "", "idmap the mount with this user namespace (/proc/PID/ns/user)")
 	fl.BoolVar(&f.ro, "ro", false, "mount read-only even with --upperdir")
 	fl.StringVarP(&f.options, "options", "o", "", "mount.composefs options (comma-separated)")
+	addPolicyFlags(cmd, &f.policy)
 	cmd.MarkFlagsMutuallyExclusive("verity", "tryverity")
-	if mountFlagsHook != nil {
-		mountFlagsHook(cmd) // fuse.go: --fuse and friends
-	}
 	return cmd
 }
 
-func runMount(cmd *cobra.Command, f *mountFlags, args []string) error {
+// parseVerityFlag parses the value of --verity: a mode, or a boolean
+// (true is require, false off) as the flag was before it took modes.
+func parseVerityFlag(s string) (mount.VerityMode, error) {
+	switch strings.ToLower(s) {
+	case "true", "1":
+		return mount.VerityRequire, nil
+	case "false", "0":
+		return mount.VerityOff, nil
+	}
+	m, err := mount.ParseVerityMode(s)
+	if err != nil {
+		return 0, fmt.Errorf("--verity %q: want require, try or off", s)
+	}
+	return m, nil
+}
+
+// mountOptions turns the flags of "gocfs mount" into mount.Options: this
+// package's defaults, then -o, then the other flags.
+func (f *mountFlags) mountOptions(cmd *cobra.Command) (mount.Options, error) {
 	var opts mount.Options
 	if f.options != "" {
-		var err error
-		if opts, err = mount.ParseOptions(f.options); err != nil {
-			return err
+		if err := opts.Parse(f.options); err != nil {
+			return opts, err
 		}
 	}
 	fl := cmd.Flags()
@@ -262,10 +292,14 @@ func runMount(cmd *cobra.Command, f *mountFlags, args []string) error {
 	if fl.Changed("digest") {
 		opts.ExpectedDigest = f.digest
 	}
-	switch {
-	case f.verity:
-		opts.Verity = mount.VerityRequire
-	case f.tryverity:
+	if fl.Changed("verity") {
+		m, err := parseVerityFlag(f.verity)
+		if err != nil {
+			return opts, err
+		}
+		opts.Verity = m
+	}
+	if f.tryverity {
 		opts.Verity = mount.VerityTry
 	}
 	if fl.Changed("upperdir") {
@@ -280,6 +314,15 @@ func runMount(cmd *cobra.Command, f *mountFlags, args []string) error {
 	if f.ro {
 		opts.ReadOnly = true
 	}
+	f.policy.apply(cmd, &opts)
+	return opts, nil
+}
+
+func runMount(cmd *cobra.Command, f *mountFlags, args []string) error {
+	opts, err := f.mountOptions(cmd)
+	if err != nil {
+		return err
+	}
 	if len(opts.Basedirs) == 0 {
 		return errors.New("no object store given: use --basedir DIR (the --digest-store the image was built with)")
 	}
@@ -290,15 +333,15 @@ func runMount(cmd *cobra.Command, f *mountFlags, args []string) error {
 			}
 		}
 	}
-	stderr := cmd.ErrOrStderr()
-	opts.Notice = func(msg string) { fmt.Fprintf(stderr, "gocfs: %s\n", msg) }
-	if mountRunHook != nil {
-		return mountRunHook(cmd, args[0], args[1], opts) // fuse.go: kernel or FUSE mount
+	if opts.Method == mount.FUSE {
+		if k := opts.KernelOnly(); k != "" {
+			return fmt.Errorf("--fuse: FUSE mounts are read-only and cannot have %s; that needs the kernel mount", k)
+		}
 	}
-	if err := mount.Mount(args[0], args[1], opts); err != nil {
-		return fmt.Errorf("mounting %s on %s: %w", args[0], args[1], err)
-	}
-	return nil
+	image, target := args[0], args[1]
+	return runMounted(cmd, &f.policy, image, target, opts, func(o mount.Options) (*mounter.Mounted, error) {
+		return mounter.Mount(image, target, o)
+	})
 }
 
 func newUmountCmd() *cobra.Command {
@@ -310,13 +353,7 @@ func newUmountCmd() *cobra.Command {
 detached at once and goes away when nothing uses it any more.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if umountHook != nil {
-				return umountHook(args[0], lazy) // fuse.go: also a user's FUSE mount
-			}
-			if lazy {
-				return mount.UnmountLazy(args[0])
-			}
-			return mount.Unmount(args[0])
+			return unmountAny(args[0], lazy) // also a user's FUSE mount
 		},
 	}
 	cmd.Flags().BoolVarP(&lazy, "lazy", "l", false, "detach now, finish unmounting when no longer busy")

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/oci"
 )
 
@@ -241,19 +242,18 @@ the configuration themselves, byte for byte.`,
 }
 
 func newOCIMountCmd(rf *repoFlags) *cobra.Command {
-	var verity string
+	var mf repoMountFlags
 	cmd := &cobra.Command{
 		Use:   "mount NAME MOUNTPOINT",
 		Short: "Mount an OCI image of the repository",
 		Long: `Mount the composefs image of the OCI image NAME on MOUNTPOINT, with the
 repository's object store as basedir (building the image again from the
-stored layers if garbage collection removed it). --verity says whether
-overlayfs checks the objects' fs-verity digests. Unmount with "gocfs umount".`,
+stored layers if garbage collection removed it). Unmount with "gocfs umount".`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mode, err := mount.ParseVerityMode(verity)
+			opts, err := mf.options(cmd)
 			if err != nil {
-				return fmt.Errorf("--verity: %w", err)
+				return err
 			}
 			r, err := rf.open(cmd)
 			if err != nil {
@@ -261,10 +261,12 @@ overlayfs checks the objects' fs-verity digests. Unmount with "gocfs umount".`,
 			}
 			ctx, cancel := interruptible()
 			defer cancel()
-			return oci.Mount(ctx, r, refName(args[0]), args[1], mount.Options{Verity: mode})
+			return runMounted(cmd, &mf.policy, args[0], args[1], opts, func(o mount.Options) (*mounter.Mounted, error) {
+				return oci.Mount(ctx, r, refName(args[0]), args[1], o)
+			})
 		},
 	}
-	cmd.Flags().StringVar(&verity, "verity", "try", "fs-verity checks of the objects: off, try or require")
+	mf.addFlags(cmd)
 	return cmd
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/repo"
 	"github.com/gocfs/gocfs/scan"
 )
@@ -310,30 +311,53 @@ store it and point reference NAME at it. Prints the image's digest.`,
 }
 
 func newRepoMountCmd(rf *repoFlags) *cobra.Command {
-	var verity string
+	var mf repoMountFlags
 	cmd := &cobra.Command{
 		Use:   "mount IMAGE MOUNTPOINT",
 		Short: "Mount an image of the repository",
 		Long: `Mount an image of the repository on MOUNTPOINT, with the object store as
 basedir. The image's digest is checked as mount.composefs's digest= option
-does; --verity says whether overlayfs checks the objects' fs-verity digests
-(try: where the kernel and file system support it). Unmount with
-"gocfs umount".`,
+does. Unmount with "gocfs umount".`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mode, err := mount.ParseVerityMode(verity)
+			opts, err := mf.options(cmd)
 			if err != nil {
-				return fmt.Errorf("--verity: %w", err)
+				return err
 			}
 			r, err := rf.open(cmd)
 			if err != nil {
 				return err
 			}
-			return r.Mount(args[0], args[1], mount.Options{Verity: mode})
+			return runMounted(cmd, &mf.policy, args[0], args[1], opts, func(o mount.Options) (*mounter.Mounted, error) {
+				return r.Mount(args[0], args[1], o)
+			})
 		},
 	}
-	cmd.Flags().StringVar(&verity, "verity", "try", "fs-verity checks of the objects: off, try or require")
+	mf.addFlags(cmd)
 	return cmd
+}
+
+// repoMountFlags are the flags of the repository's and OCI's mount
+// commands.
+type repoMountFlags struct {
+	verity string
+	policy policyFlags
+}
+
+func (mf *repoMountFlags) addFlags(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&mf.verity, "verity", "try", "fs-verity checks of the objects: off, try or require")
+	addPolicyFlags(cmd, &mf.policy)
+}
+
+// options returns the mount options the flags say.
+func (mf *repoMountFlags) options(cmd *cobra.Command) (mount.Options, error) {
+	mode, err := mount.ParseVerityMode(mf.verity)
+	if err != nil {
+		return mount.Options{}, fmt.Errorf("--verity: %w", err)
+	}
+	opts := mount.Options{Verity: mode}
+	mf.policy.apply(cmd, &opts)
+	return opts, nil
 }
 
 func newRepoImagesCmd(rf *repoFlags) *cobra.Command {
