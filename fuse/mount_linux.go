@@ -105,7 +105,7 @@ func MountFile(imageFile *os.File, target string, opts mount.Options) (_ *Server
 	}
 	srv, err := serve(target, root, fsys, mountOptions(name, &opts))
 	if err != nil {
-		return nil, fmt.Errorf("FUSE mount of %s on %s: %w", name, target, err)
+		return nil, fmt.Errorf("FUSE mount: %w", err)
 	}
 	s := &Server{srv: srv, fsys: fsys, target: target, done: make(chan struct{})}
 	if !opts.FUSE.NoPassthrough {

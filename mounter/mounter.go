@@ -91,8 +91,8 @@ var (
 
 // Mount mounts the composefs image at the path image on target, an existing
 // directory, with the kernel or with FUSE as the package documentation
-// says. On error nothing is left mounted; the error names the image, the
-// target and what to fix.
+// says. On error nothing is left mounted; the error says what to fix (the
+// caller adds which mount it was, as with packages mount and fuse).
 func Mount(image, target string, opts mount.Options) (*Mounted, error) {
 	f, err := os.Open(image)
 	if err != nil {
@@ -121,7 +121,6 @@ func MountFile(f *os.File, target string, opts mount.Options) (*Mounted, error) 
 	if err == nil {
 		return &Mounted{Target: target, Method: mount.Kernel}, nil
 	}
-	err = fmt.Errorf("mounting %s on %s: %w", f.Name(), target, err)
 	if method == mount.Kernel || opts.KernelOnly() != "" || !fallBack(err) {
 		return nil, err
 	}
