@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/internal/atomicfile"
 )
 
 func init() { registerPersonality("composefs-dump", newComposefsDumpCmd) }
@@ -84,12 +85,11 @@ func runComposefsDump(stderr io.Writer, argv0 string, args []string) error {
 }
 
 // writeReplacing writes a new content for path through write. A regular
-// file (or a path that doesn't exist yet) is replaced atomically: the data
-// goes to a temporary file beside it, renamed over path once complete, and
-// nothing is left behind on failure. Symlinks are followed. Other files
-// (devices, FIFOs) are written in place, as fopen(path, "w") would.
-// Failures to create the output are returned as *openError.
-func writeReplacing(path string, write func(io.Writer) error) (err error) {
+// file (or a path that doesn't exist yet) is replaced atomically (package
+// atomicfile): nothing is left behind on failure. Symlinks are followed.
+// Other files (devices, FIFOs) are written in place, as fopen(path, "w")
+// would. Failures to create the output are returned as *openError.
+func writeReplacing(path string, write func(io.Writer) error) error {
 	target := path
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
 		target = resolved
@@ -109,37 +109,12 @@ func writeReplacing(path string, write func(io.Writer) error) (err error) {
 		}
 		mode = st.Mode().Perm()
 	}
-	dir, base := filepath.Split(target)
-	if dir == "" {
-		dir = "."
+	err := atomicfile.Write(target, mode, write)
+	var ce *atomicfile.CreateError
+	if errors.As(err, &ce) {
+		return &openError{ce.Err}
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return &openError{err}
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := write(f); err != nil {
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), target)
+	return err
 }
 
 // currentUmask returns the process umask (reading it means setting it, so

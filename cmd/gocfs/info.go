@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/gocfs/gocfs/erofs"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/inspect"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -141,101 +141,123 @@ func runComposefsInfo(stdout, stderr io.Writer, argv0 string, args []string) err
 		}
 		return exitCode(1, nil)
 	}
+	r := &infoRun{out: bufio.NewWriterSize(stdout, 64<<10), stderr: stderr, argv0: argv0, opts: o}
+	defer r.out.Flush()
 	if len(o.operands) == 0 {
-		fmt.Fprintf(stderr, "No command specified\n"+infoUsageFmt, argv0)
-		return exitCode(1, nil)
+		return r.usage("No command specified")
 	}
 	command, paths := o.operands[0], o.operands[1:]
-	out := bufio.NewWriterSize(stdout, 64<<10)
-	defer out.Flush()
-	fail := func(format string, a ...any) error {
-		out.Flush()
-		fmt.Fprintf(stderr, "composefs-info: "+format+"\n", a...)
-		return exitCode(1, nil)
-	}
-
-	var handle func(root *tree.Node) error
-	var objects map[string]bool
 	switch command {
 	case "ls":
-		handle = func(root *tree.Node) error { return infoLs(out, root) }
+		return r.eachImage(paths, func(root *tree.Node) error { return inspect.WriteLs(r.out, root) })
 	case "dump":
-		handle = func(root *tree.Node) error { return dump.NewWriter(out).WriteTree(root) }
+		return r.eachImage(paths, func(root *tree.Node) error { return dump.NewWriter(r.out).WriteTree(root) })
 	case "objects", "missing-objects":
-		objects = make(map[string]bool)
+		return r.objects(paths, command == "missing-objects")
 	case "measure-file":
-		if len(paths) == 0 {
-			fmt.Fprintf(stderr, "No files specified\n"+infoUsageFmt, argv0)
-			return exitCode(1, nil)
-		}
-		for _, p := range paths {
-			d, err := measureFile(p)
-			if err != nil {
-				var oe *openError
-				if errors.As(err, &oe) {
-					return fail("Failed to open '%s': %s", p, strerror(oe.err))
-				}
-				out.Flush()
-				fmt.Fprintf(stderr, "failed to measure '%s': %s\n", p, strerror(err))
-				return exitCode(1, nil)
-			}
-			fmt.Fprintf(out, "%s\n", fsverity.Hex(d))
-		}
-		return nil
-	default:
-		out.Flush()
-		fmt.Fprintf(stderr, "composefs-info: Unknown command '%s'\n\n", command)
-		return exitCode(1, nil)
+		return r.measureFiles(paths)
 	}
+	r.out.Flush()
+	fmt.Fprintf(stderr, "composefs-info: Unknown command '%s'\n\n", command)
+	return exitCode(1, nil)
+}
 
-	basedirFd := 0 // upstream's unset global: missing-objects then looks in fd 0
-	if o.hasBasedir {
-		fd, err := unix.Open(o.basedir, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_DIRECTORY|unix.O_PATH, 0)
+// infoRun is one composefs-info command line being run.
+type infoRun struct {
+	out    *bufio.Writer
+	stderr io.Writer
+	argv0  string
+	opts   infoOpts
+}
+
+// usage prints msg and the usage, and fails.
+func (r *infoRun) usage(msg string) error {
+	r.out.Flush()
+	fmt.Fprintf(r.stderr, "%s\n"+infoUsageFmt, msg, r.argv0)
+	return exitCode(1, nil)
+}
+
+// fail prints an error as upstream's composefs-info does, and fails.
+func (r *infoRun) fail(format string, a ...any) error {
+	r.out.Flush()
+	fmt.Fprintf(r.stderr, "composefs-info: "+format+"\n", a...)
+	return exitCode(1, nil)
+}
+
+// eachImage checks --basedir (upstream opens it for every command but
+// measure-file), then reads each image and hands it to fn, stopping at the
+// first failure.
+func (r *infoRun) eachImage(paths []string, fn func(root *tree.Node) error) error {
+	if r.opts.hasBasedir {
+		fd, err := unix.Open(r.opts.basedir, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_DIRECTORY|unix.O_PATH, 0)
 		if err != nil {
-			return fail("Can't open basedir `%s`\n: %s", o.basedir, strerror(err))
+			return r.fail("Can't open basedir `%s`\n: %s", r.opts.basedir, strerror(err))
 		}
-		defer unix.Close(fd)
-		basedirFd = fd
+		unix.Close(fd)
 	}
 	if len(paths) == 0 {
-		fmt.Fprintf(stderr, "No image path specified\n"+infoUsageFmt, argv0)
-		return exitCode(1, nil)
+		return r.usage("No image path specified")
 	}
-	if objects != nil {
-		fd := -1
-		if command == "missing-objects" {
-			fd = basedirFd
-		}
-		handle = func(root *tree.Node) error {
-			collectObjects(root, objects, fd)
-			return nil
-		}
-	}
-	opts := image.ReadOptions{Filter: o.filter}
+	opts := image.ReadOptions{Filter: r.opts.filter}
 	for _, p := range paths {
 		root, err := loadImage(p, opts)
 		if err != nil {
 			var oe *openError
 			if errors.As(err, &oe) {
-				return fail("Failed to open '%s': %s", p, strerror(oe.err))
+				return r.fail("Failed to open '%s': %s", p, strerror(oe.err))
 			}
-			return fail("Failed to load '%s': %s", p, strerror(err))
+			return r.fail("Failed to load '%s': %s", p, strerror(err))
 		}
-		if err := handle(root); err != nil {
-			return fail("%v", err)
-		}
-	}
-	if objects != nil {
-		list := make([]string, 0, len(objects))
-		for k := range objects {
-			list = append(list, k)
-		}
-		sort.Strings(list)
-		for _, k := range list {
-			fmt.Fprintf(out, "%s\n", k)
+		if err := fn(root); err != nil {
+			return r.fail("%v", err)
 		}
 	}
-	return out.Flush()
+	return nil
+}
+
+// objects prints the objects the images refer to, sorted, or with missing
+// those the store (--basedir) lacks: all of them without --basedir, as
+// upstream, which then looks in file descriptor 0.
+func (r *infoRun) objects(paths []string, missing bool) error {
+	var objs inspect.Objects
+	if err := r.eachImage(paths, func(root *tree.Node) error { objs.Add(root); return nil }); err != nil {
+		return err
+	}
+	list := objs.List()
+	if missing {
+		var store fs.FS
+		if r.opts.hasBasedir {
+			store = os.DirFS(r.opts.basedir)
+		}
+		list = inspect.Missing(store, list)
+	}
+	for _, p := range list {
+		fmt.Fprintf(r.out, "%s\n", p)
+	}
+	return r.out.Flush()
+}
+
+// measureFiles prints the SHA-256 fs-verity digest of each file: measured
+// by the kernel when the file has fs-verity, computed otherwise.
+func (r *infoRun) measureFiles(paths []string) error {
+	if len(paths) == 0 {
+		return r.usage("No files specified")
+	}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return r.fail("Failed to open '%s': %s", p, strerror(err))
+		}
+		d, _, err := fsverity.MeasureOrCompute(f, fsverity.SHA256)
+		f.Close()
+		if err != nil {
+			r.out.Flush()
+			fmt.Fprintf(r.stderr, "failed to measure '%s': %s\n", p, strerror(err))
+			return exitCode(1, nil)
+		}
+		fmt.Fprintf(r.out, "%s\n", fsverity.Hex(d))
+	}
+	return nil
 }
 
 // openError marks a failure to open a file, which upstream reports
@@ -261,80 +283,6 @@ func loadImage(path string, opts image.ReadOptions) (*tree.Node, error) {
 		return nil, syscall.ENODEV
 	}
 	return image.Read(f, st.Size(), opts)
-}
-
-// measureFile returns the SHA-256 fs-verity digest of the file at path:
-// measured by the kernel when the file has fs-verity, computed otherwise,
-// as upstream's lcfs_fd_get_fsverity does.
-func measureFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, &openError{err}
-	}
-	defer f.Close()
-	alg, d, err := fsverity.Measure(f)
-	if err == nil {
-		if alg != fsverity.SHA256 {
-			return nil, fmt.Errorf("file has a %v fs-verity digest, not sha256: %w", alg, syscall.EILSEQ)
-		}
-		return d, nil
-	}
-	if !errors.Is(err, fsverity.ErrNotEnabled) && !errors.Is(err, fsverity.ErrNotSupported) {
-		return nil, err
-	}
-	return fsverity.Digest(f, fsverity.SHA256)
-}
-
-// infoLs prints the tree as "composefs-info ls" does.
-func infoLs(w *bufio.Writer, root *tree.Node) error {
-	var buf []byte
-	var walk func(n *tree.Node, parent string)
-	walk = func(n *tree.Node, parent string) {
-		for _, c := range n.Children {
-			p := parent + "/" + c.Name
-			buf = dump.AppendEscapedLs(buf[:0], []byte(p))
-			switch c.Mode & tree.ModeType {
-			case tree.ModeDir:
-				buf = append(buf, "/\t"...)
-			case tree.ModeSymlink:
-				buf = append(buf, "\t-> "...)
-				buf = dump.AppendEscaped(buf, []byte(c.Payload))
-			case tree.ModeRegular:
-				if c.Payload != "" {
-					buf = append(buf, "\t@ "...)
-					buf = dump.AppendEscaped(buf, []byte(c.Payload))
-				}
-			}
-			buf = append(buf, '\n')
-			w.Write(buf)
-			walk(c, p)
-		}
-	}
-	walk(root, "")
-	return nil
-}
-
-// collectObjects adds the object paths of the regular files under n to
-// set: all of them when fd is -1, else those fstatat(fd, ...) can't find
-// (relative to fd, leading slashes removed, symlinks followed).
-func collectObjects(n *tree.Node, set map[string]bool, fd int) {
-	var walk func(n *tree.Node)
-	walk = func(n *tree.Node) {
-		if n.Mode&tree.ModeType == tree.ModeRegular && n.Payload != "" && !set[n.Payload] {
-			missing := true
-			if fd >= 0 {
-				var st unix.Stat_t
-				missing = unix.Fstatat(fd, strings.TrimLeft(n.Payload, "/"), &st, unix.AT_EMPTY_PATH) != nil
-			}
-			if missing {
-				set[n.Payload] = true
-			}
-		}
-		for _, c := range n.Children {
-			walk(c)
-		}
-	}
-	walk(n)
 }
 
 // strerror returns the C library's message for the errno err carries, or
