@@ -2,7 +2,11 @@
 // of every file's content checked in userspace.
 //
 // It is the mount for when the kernel one is not possible: without root,
-// or on a kernel whose overlayfs lacks data-only layers. The image is read
+// or on a kernel whose overlayfs lacks data-only layers; package mounter
+// chooses between the two. It takes the options of every composefs mount,
+// mount.Options (the kernel-only ones excepted), with their safe zero
+// value: objects checked where they have a digest, the image checked, the
+// mount nodev and nosuid. The image is read
 // by the erofs package, which never trusts it; the tree it shows is the one
 // a kernel composefs mount (overlayfs over EROFS) shows, attribute for
 // attribute: the same inode numbers (the EROFS nids), modes, owners, sizes,
@@ -15,9 +19,9 @@
 //
 // Usage:
 //
-//	srv, err := fuse.Mount("app.cfs", "/run/app", fuse.Options{
+//	srv, err := fuse.Mount("app.cfs", "/run/app", mount.Options{
 //		Basedirs: []string{"/composefs/objects"},
-//		Verity:   fuse.VerityRequire,
+//		Verity:   mount.VerityRequire,
 //	})
 //	if err != nil {
 //		return err
@@ -41,8 +45,8 @@
 //
 // # Integrity
 //
-// With [VerityTry] (the default) or [VerityRequire], an object is checked
-// against the fs-verity digest its image entry records
+// With mount.VerityTry (the zero value) or mount.VerityRequire, an object
+// is checked against the fs-verity digest its image entry records
 // (trusted.overlay.metacopy) when it is opened, before anything of it is
 // served: by FS_IOC_MEASURE_VERITY when the object has fs-verity enabled
 // (the kernel then guarantees every read), otherwise by computing its
@@ -51,8 +55,8 @@
 // per object identity (device, inode number, size, mtime and ctime), so
 // reopening an unchanged object costs one fstat. An object whose digest
 // does not match cannot be opened (EIO) and the event is logged once per
-// object. [VerityRequire] also refuses (EIO) every file whose content is in
-// the object store but whose image entry has no digest; [VerityOff] checks
+// object. VerityRequire also refuses (EIO) every file whose content is in
+// the object store but whose image entry has no digest; VerityOff checks
 // nothing.
 //
 // Without fs-verity on the objects, the check covers what the object held
@@ -70,12 +74,21 @@
 // checked are the bytes served; the copy takes as much memory as the image
 // is large).
 //
+// Before the mount is made, the image passes the structural check
+// (mount.CheckImage) unless Options.NoVerify is set, and, either way, its
+// root directory's entries and xattrs must read: the kernel asks for them
+// first, and a mount that cannot answer would be left dead. Should go-fuse's
+// own check of the new mount fail all the same, the mount is removed again:
+// a failed Mount leaves nothing mounted.
+//
 // # Privileges
 //
-// As root the file system is mounted directly; other users mount through
-// the setuid helper fusermount3 (Debian package fuse3), which always adds
-// nosuid and nodev. The mount is read-only and permission checks are the
-// kernel's (default_permissions), on the modes, owners and, for images that
-// carry them, POSIX ACLs of the image. Options.AllowOther lets other users
-// in (for a non-root mounter, /etc/fuse.conf must have user_allow_other).
+// As root the file system is mounted directly (nodev and nosuid unless
+// Options.AllowDevices or AllowSetuid says otherwise); other users mount
+// through the setuid helper fusermount3 (Debian package fuse3), which
+// always adds nosuid and nodev. The mount is read-only and permission
+// checks are the kernel's (default_permissions), on the modes, owners and,
+// for images that carry them, POSIX ACLs of the image.
+// Options.FUSE.AllowOther lets other users in (for a non-root mounter,
+// /etc/fuse.conf must have user_allow_other).
 package fuse

@@ -30,12 +30,14 @@ const (
 const mountSource = "composefs"
 
 // Mount mounts the composefs image at the path image on target, an existing
-// directory. See the package documentation for what it does; opts says
-// where the objects are and how to mount.
+// directory, with the kernel. See the package documentation for what it
+// does; opts says where the objects are and how to mount (opts.Method must
+// not be FUSE; opts.FUSE is ignored).
 //
 // On error nothing is left mounted and no loop device stays attached.
 // Errors name what to fix: a missing or unreadable basedir, an image that
-// is not a composefs image ([ErrNotComposefs]), a digest mismatch
+// is not a composefs image ([ErrNotComposefs]) or that the structural check
+// refuses ([ErrInvalidImage], with what it found), a digest mismatch
 // ([ErrDigestMismatch], with both digests), missing privilege
 // ([ErrNeedRoot], beside unix.EPERM), a missing kernel feature
 // ([*FeatureError]). The kernel's errno stays in the chain for errors.Is.

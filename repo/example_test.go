@@ -41,8 +41,8 @@ func Example() {
 	}
 	fmt.Println("references:", images[0].Refs)
 
-	// r.Mount("os/current", "/mnt", mount.Options{Verity: mount.VerityTry})
-	// would mount it.
+	// r.Mount("os/current", "/mnt", mount.Options{}) would mount it (with
+	// the kernel, or else with FUSE; nodev and nosuid; checked first).
 
 	f, err := r.Fsck(ctx)
 	if err != nil {
