@@ -232,9 +232,8 @@ Unlike mount.composefs's digest= option, --digest only checks the image;
 --verity=require has overlayfs check every file's content against its
 fs-verity digest as well (the full chain of trust).
 
--o takes mount.composefs options (basedir=…,digest=…,dev,suid…); the flags
-given beside it add to or override them. Unlike mount.composefs, gocfs mount
-is nodev and nosuid unless told otherwise.`,
+-o takes mount.composefs options (basedir=…,digest=…,dev,suid…) on top of
+gocfs mount's defaults; the flags given beside it add to or override them.`,
 		Example: `  gocfs mount app.cfs /run/app --basedir /composefs/objects
   gocfs mount app.cfs /run/app --basedir /composefs/objects --digest 8b7df143d91c716ecfa5fc1730022f6b421b05cedee8fd52b1fc65a96030ad52 --verity
   gocfs mount app.cfs /run/app --basedir /composefs/objects --upperdir /var/app/upper --workdir /var/app/work
