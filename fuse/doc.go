@@ -91,4 +91,9 @@
 // for images that carry them, POSIX ACLs of the image.
 // Options.FUSE.AllowOther lets other users in (for a non-root mounter,
 // /etc/fuse.conf must have user_allow_other).
+//
+// The serving process must not itself execute a program from its own
+// mount (os/exec of a file it serves): the Go runtime's fork may then wait
+// for the server and the server for the fork. Run it through another
+// program (a shell) or from another process.
 package fuse
