@@ -222,7 +222,7 @@ func TestRefusesCorruptRoot(t *testing.T) {
 	img, store := filepath.Join(base, "bad.cfs"), filepath.Join(base, "objects")
 	must(t, os.Mkdir(store, 0o755))
 	testutil.Mkcomposefs(t, src, img, store)
-	testutil.BreakRootXattrs(t, img)
+	testutil.PatchFile(t, img, func(b []byte) { testutil.BreakRootXattrs(t, b) })
 	for _, m := range methods {
 		for _, noVerify := range []bool{false, true} {
 			if m.method == mount.Kernel && noVerify {

@@ -31,7 +31,7 @@ func TestMountRefusesMalformedImages(t *testing.T) {
 		}
 	}
 	testutil.SetEntryNid(t, badEntry, "size-0000000", 1<<40)
-	testutil.BreakRootXattrs(t, badRoot)
+	testutil.PatchFile(t, badRoot, func(b []byte) { testutil.BreakRootXattrs(t, b) })
 	dir := mountPoint(t)
 	fuse := func(args ...string) []string {
 		if _, err := os.Stat("/dev/fuse"); err != nil {
