@@ -61,7 +61,7 @@
 // content the kernel owns: ext4, XFS, Btrfs, F2FS, bcachefs, tmpfs, EROFS,
 // squashfs); any other image (a user's, a world-writable one, one on FUSE
 // or NFS) is checked and mounted as a sealed private copy, as above. The
-// check costs about 0.7 s of CPU for an image of 50,000 inodes (12 MB).
+// check costs about half a second of CPU for an image of 50,000 inodes (12 MB).
 //
 // EROFS is mounted from the image file itself (file-backed mounts, Linux
 // 6.12); when the kernel answers ENOTBLK, a read-only, auto-clearing loop
