@@ -36,14 +36,14 @@ func TestServeFailureLeavesNoMount(t *testing.T) {
 	root.in = &bad
 
 	dir := target(t)
-	before := len(testutil.Mounts(t))
+	before := testutil.MountsMentioning(t, f.img, f.store, dir)
 	srv, err := serve(dir, root, fsys, mountOptions(f.img, &opts))
 	if err == nil {
 		srv.Unmount()
 		t.Fatal("serving a root of an impossible size worked")
 	}
 	t.Logf("error: %v", err)
-	if n := len(testutil.Mounts(t)); n != before || testutil.IsMountPoint(t, dir) {
+	if n := testutil.MountsMentioning(t, f.img, f.store, dir); n != before || testutil.IsMountPoint(t, dir) {
 		t.Errorf("%d mounts after the failure, %d before: a dead mount is left", n, before)
 	}
 }

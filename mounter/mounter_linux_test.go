@@ -195,15 +195,15 @@ func TestRefusesMalformedImage(t *testing.T) {
 	for _, m := range methods {
 		t.Run(m.name, func(t *testing.T) {
 			requireMethod(t, m.method)
-			before := len(testutil.Mounts(t))
 			dir := mountPoint(t)
+			before := testutil.MountsMentioning(t, base, dir)
 			_, err := mounter.Mount(img, dir, mount.Options{Basedirs: []string{store}, Method: m.method})
 			if !errors.Is(err, mount.ErrInvalidImage) || !strings.Contains(err.Error(), "/size-0000000") || !strings.Contains(err.Error(), "nid") {
 				t.Errorf("%v, want ErrInvalidImage naming the entry", err)
 			} else {
 				t.Logf("refused: %v", err)
 			}
-			if n := len(testutil.Mounts(t)); n != before || testutil.IsMountPoint(t, dir) {
+			if n := testutil.MountsMentioning(t, base, dir); n != before || testutil.IsMountPoint(t, dir) {
 				t.Errorf("%d mounts after the refusal, %d before", n, before)
 			}
 		})
@@ -230,8 +230,8 @@ func TestRefusesCorruptRoot(t *testing.T) {
 			}
 			t.Run(m.name, func(t *testing.T) {
 				requireMethod(t, m.method)
-				before := len(testutil.Mounts(t))
 				dir := mountPoint(t)
+				before := testutil.MountsMentioning(t, base, dir)
 				_, err := mounter.Mount(img, dir, mount.Options{Basedirs: []string{store}, Method: m.method, NoVerify: noVerify})
 				if err == nil || !strings.Contains(err.Error(), "xattr") ||
 					!(errors.Is(err, mount.ErrInvalidImage) || strings.Contains(err.Error(), "root directory")) {
@@ -239,7 +239,7 @@ func TestRefusesCorruptRoot(t *testing.T) {
 				} else {
 					t.Logf("NoVerify %v: %v", noVerify, err)
 				}
-				if n := len(testutil.Mounts(t)); n != before || testutil.IsMountPoint(t, dir) {
+				if n := testutil.MountsMentioning(t, base, dir); n != before || testutil.IsMountPoint(t, dir) {
 					t.Errorf("NoVerify %v: %d mounts after the refusal, %d before", noVerify, n, before)
 				}
 			})

@@ -53,7 +53,7 @@ func TestMountRefusesMalformedImages(t *testing.T) {
 		if c.args == nil {
 			continue
 		}
-		before := len(testutil.Mounts(t))
+		before := testutil.MountsMentioning(t, badEntry, badRoot, f.store, dir)
 		var code int
 		var out string
 		if c.helper {
@@ -72,7 +72,7 @@ func TestMountRefusesMalformedImages(t *testing.T) {
 		if n := strings.Count(out, prefix); n != 1 || strings.Count(out, "FUSE") > 1 {
 			t.Errorf("%q: %q says %q %d times, want once", c.args, out, prefix, n)
 		}
-		if n := len(testutil.Mounts(t)); n != before || testutil.IsMountPoint(t, dir) {
+		if n := testutil.MountsMentioning(t, badEntry, badRoot, f.store, dir); n != before || testutil.IsMountPoint(t, dir) {
 			t.Errorf("%q: %d mounts after the refusal, %d before", c.args, n, before)
 		}
 	}

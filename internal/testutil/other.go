@@ -55,3 +55,10 @@ func IsMountPoint(t testing.TB, path string) bool {
 	Mounts(t)
 	return false
 }
+
+// MountsMentioning skips the test (see Mounts).
+func MountsMentioning(t testing.TB, paths ...string) int {
+	t.Helper()
+	Mounts(t)
+	return 0
+}

@@ -129,3 +129,21 @@ func unescapeMountinfo(s string) string {
 	}
 	return b.String()
 }
+
+// MountsMentioning counts the mounts whose mount point, source or options
+// contain one of paths: the mounts a test made from its own files, which
+// other tests running at the same time (in other packages) never make.
+// Compare it before and after an operation to find a mount left behind.
+func MountsMentioning(t testing.TB, paths ...string) int {
+	t.Helper()
+	n := 0
+	for _, m := range Mounts(t) {
+		for _, p := range paths {
+			if strings.Contains(m.MountPoint, p) || strings.Contains(m.Source, p) || strings.Contains(m.SuperOpts, p) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
