@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/internal/sample"
@@ -209,7 +210,7 @@ func TestSampleStoreMatchesUpstream(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if store.ObjectPath(d) != rel {
+			if digest.MustNew(fsverity.SHA256, d).ObjectPath() != rel {
 				t.Errorf("object %s holds content with digest %x", rel, d)
 			}
 		}

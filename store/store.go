@@ -1,326 +1,289 @@
-// Package store is a composefs object store: regular files named by their
-// fs-verity digest, as objects/XX/<rest of the hex digest>, each stored once.
-//
-// Objects are only ever visible complete under their final name: content is
-// written to a temporary file in the object's directory, made durable, and
-// then renamed into place. Several processes may import into one store at
-// once; a name that already exists is kept (its content is the same by
-// construction). fs-verity is enabled on new objects where the filesystem
-// supports it.
 package store
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
-	"github.com/gocfs/gocfs/tree"
+	"github.com/gocfs/gocfs/internal/beneath"
+)
+
+// Errors returned by this package (wrapped, with the object or file).
+var (
+	// ErrCorrupt reports content whose digest is not the one that names
+	// it, or not the one expected.
+	ErrCorrupt = errors.New("store: content does not have its digest")
+	// ErrChanged reports a source file that changed while it was being
+	// stored (its size, or its content: the digest of what was read is
+	// not the one expected).
+	ErrChanged = errors.New("store: file changed while being stored")
+	// ErrNoVerity reports an object without fs-verity in a store that
+	// requires it (Options.RequireVerity).
+	ErrNoVerity = errors.New("store: no fs-verity, which the store requires")
+	// ErrReadOnly reports a write to a store opened read-only.
+	ErrReadOnly = errors.New("store: opened read-only")
+	// ErrUnexpected reports something in the store that is not an object
+	// where an object should be: a symbolic link, a directory, a device.
+	ErrUnexpected = errors.New("store: not an object")
 )
 
 // Options control opening a store.
 type Options struct {
-	// Create makes the store directory if it does not exist.
+	// Algorithm is the fs-verity digest algorithm objects are named by;
+	// 0 means SHA-256.
+	Algorithm fsverity.Algorithm
+	// Create makes the store directory if it does not exist (Open only).
 	Create bool
-	// NoVerity skips enabling fs-verity on new objects.
+	// ReadOnly opens the store for reading only (with O_PATH: the
+	// directory need only be searchable).
+	ReadOnly bool
+	// NoVerity does not try to enable fs-verity on new objects.
 	NoVerity bool
+	// RequireVerity makes an object that fs-verity can't be enabled on
+	// an error, and Check report objects without it (ErrNoVerity).
+	RequireVerity bool
+	// TmpDir is the directory for named temporary files, used where the
+	// file system has no O_TMPFILE; it must be on the store's file
+	// system. nil means ".tmp" in the store directory. The store keeps
+	// its own duplicate of the descriptor.
+	TmpDir *os.File
+	// Batch is the number of objects written but not yet named that a
+	// Writer holds (each holds a descriptor) before it publishes them;
+	// 0 means 256.
+	Batch int
+	// Threads bounds parallel work (Import, hashing large files); <= 0
+	// means the number of CPUs.
+	Threads int
+	// Notice, when not nil, receives messages worth telling a user (a
+	// file that changed while it was stored, and is read again).
+	Notice func(msg string)
 }
 
-// Store is an object store rooted at a directory.
+// Store is an object store rooted at a directory. Its methods may be
+// called from several goroutines at once.
 type Store struct {
-	dir  string
+	dir  *beneath.Dir
+	alg  fsverity.Algorithm
 	opts Options
+
+	fanMu sync.Mutex
+	fan   map[string]*beneath.Dir // fan-out directories opened for writing
+
+	tmpOnce sync.Once
+	tmp     *beneath.Dir // Options.TmpDir, or .tmp (opened when needed)
+	tmpErr  error
+	ownTmp  bool // tmp is .tmp in the store
+
+	bufs sync.Pool // of *[]byte, copy buffers
+
+	// What the file system turned out not to support: not tried again.
+	noTmpfile, noVerity, noClone, noCopyRange atomic.Bool
 }
 
-// ErrInvalidPath is returned for an object path that is not XX/rest of a
-// hex digest.
-var ErrInvalidPath = errors.New("store: invalid object path")
-
-// Open opens the store at dir.
+// Open opens the store at dir (symbolic links in dir itself are
+// followed; nothing beneath it is).
 func Open(dir string, opts Options) (*Store, error) {
-	if opts.Create {
+	if opts.Create && !opts.ReadOnly {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("store: creating %s: %w", dir, err)
 		}
 	}
-	fi, err := os.Stat(dir)
+	var d *beneath.Dir
+	var err error
+	if opts.ReadOnly {
+		d, err = beneath.OpenSearchable(dir)
+	} else {
+		d, err = beneath.OpenDir(dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("store: %s is not a directory", dir)
+	return newStore(d, opts)
+}
+
+// OpenDir opens the store in the directory f, opened by the caller (a
+// repository opens its objects/ beneath itself, refusing a symbolic
+// link). The store uses a duplicate of f's descriptor.
+func OpenDir(f *os.File, opts Options) (*Store, error) {
+	d, err := beneath.FromFile(f, f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
 	}
-	return &Store{dir: dir, opts: opts}, nil
+	return newStore(d, opts)
+}
+
+func newStore(d *beneath.Dir, opts Options) (*Store, error) {
+	if opts.Algorithm == 0 {
+		opts.Algorithm = fsverity.SHA256
+	}
+	if !opts.Algorithm.Valid() {
+		d.Close()
+		return nil, fmt.Errorf("store: unknown algorithm %v", opts.Algorithm)
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = 256
+	}
+	if opts.Threads <= 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	s := &Store{dir: d, alg: opts.Algorithm, opts: opts, fan: make(map[string]*beneath.Dir), ownTmp: opts.TmpDir == nil}
+	if opts.TmpDir != nil {
+		s.tmpOnce.Do(func() {
+			s.tmp, s.tmpErr = beneath.FromFile(opts.TmpDir, opts.TmpDir.Name())
+		})
+		if s.tmpErr != nil {
+			d.Close()
+			return nil, fmt.Errorf("store: %w", s.tmpErr)
+		}
+	}
+	s.opts.TmpDir = nil
+	return s, nil
+}
+
+// Close releases the store's descriptors. Writers must be done.
+func (s *Store) Close() error {
+	s.fanMu.Lock()
+	for k, d := range s.fan {
+		d.Close()
+		delete(s.fan, k)
+	}
+	s.fanMu.Unlock()
+	if s.tmp != nil {
+		s.tmp.Close()
+	}
+	return s.dir.Close()
 }
 
 // Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir }
+func (s *Store) Dir() string { return s.dir.Path() }
 
-// ObjectPath returns the relative path ("XX/rest") of a digest's object.
-func ObjectPath(digest []byte) string {
-	h := hex.EncodeToString(digest)
-	return h[:2] + "/" + h[2:]
+// Algorithm returns the algorithm objects are named by.
+func (s *Store) Algorithm() fsverity.Algorithm { return s.alg }
+
+// Path returns the path of d's object (which may not exist).
+func (s *Store) Path(d digest.Digest) string { return s.dir.Join(d.ObjectPath()) }
+
+func (s *Store) notice(format string, a ...any) {
+	if s.opts.Notice != nil {
+		s.opts.Notice(fmt.Sprintf(format, a...))
+	}
 }
 
-// CheckObjectPath reports whether rel looks like an object path: two hex
-// digits, a slash, and the rest of a digest of hexLen digits in all.
-func CheckObjectPath(rel string, hexLen int) error {
-	if len(rel) != hexLen+1 || rel[2] != '/' {
-		return fmt.Errorf("%w: %q", ErrInvalidPath, rel)
-	}
-	for i := 0; i < len(rel); i++ {
-		c := rel[i]
-		if i == 2 {
-			continue
-		}
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return fmt.Errorf("%w: %q", ErrInvalidPath, rel)
-		}
+func (s *Store) checkAlg(d digest.Digest) error {
+	if d.Algorithm() != s.alg {
+		return fmt.Errorf("%w: %q is not a %s digest, which this store's objects are named by", digest.ErrInvalid, d.Hex(), s.alg)
 	}
 	return nil
 }
 
-// Path returns the absolute path of the object at rel (e.g. a payload).
-func (s *Store) Path(rel string) string {
-	return filepath.Join(s.dir, strings.TrimLeft(rel, "/"))
-}
-
-// Has reports whether the object at rel exists.
-func (s *Store) Has(rel string) bool {
-	_, err := os.Lstat(s.Path(rel))
-	return err == nil
-}
-
-// pending is an object written to a temporary name, not yet published.
-type pending struct {
-	tmp, final string
-}
-
-// Import copies files into the store: srcs[i] becomes the object at
-// rels[i] ("XX/rest"). Objects already present are skipped. New content is
-// made durable before any new name appears, and every new name is durable
-// when Import returns. threads <= 0 means the number of CPUs.
-func (s *Store) Import(ctx context.Context, srcs, rels []string, threads int) error {
-	if len(srcs) != len(rels) {
-		return errors.New("store: Import needs as many sources as object paths")
+// OpenObject opens d's object for reading. The object must be a regular
+// file reached through no symbolic link; otherwise the error wraps
+// ErrUnexpected (or digest.ErrInvalid for a digest of another algorithm).
+// A missing object's error wraps fs.ErrNotExist.
+func (s *Store) OpenObject(d digest.Digest) (*os.File, error) {
+	if err := s.checkAlg(d); err != nil {
+		return nil, err
 	}
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
-	var (
-		mu       sync.Mutex
-		next     int
-		firstErr error
-		done     []pending
-		seen     = make(map[string]bool)
-		wg       sync.WaitGroup
-	)
-	cleanup := func() {
-		for _, p := range done {
-			os.Remove(p.tmp)
+	return s.OpenPath(d.ObjectPath())
+}
+
+// OpenPath opens the regular file at rel, a relative path beneath the
+// store (an image's redirect), for reading: through no symbolic link, no
+// ".." and no magic link, and only if it is a regular file (else the
+// error wraps ErrUnexpected). It is opened non-blocking, so that a FIFO
+// can't hang the caller, and then made blocking.
+func (s *Store) OpenPath(rel string) (*os.File, error) {
+	fd, err := beneath.Open(s.dir.Fd(), rel, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	where := s.dir.Join(rel)
+	if err != nil {
+		if errors.Is(err, beneath.ErrSymlink) {
+			return nil, fmt.Errorf("%w: %s: %w", ErrUnexpected, where, err)
 		}
+		return nil, &os.PathError{Op: "open", Path: where, Err: err}
 	}
-	for w := 0; w < threads; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				mu.Lock()
-				for next < len(srcs) && seen[rels[next]] {
-					next++
-				}
-				if firstErr != nil || next >= len(srcs) {
-					mu.Unlock()
-					return
-				}
-				i := next
-				seen[rels[i]] = true
-				next++
-				mu.Unlock()
-				if err := ctx.Err(); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				p, err := s.stage(srcs[i], rels[i])
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = err
-				}
-				if p != nil {
-					done = append(done, *p)
-				}
-				mu.Unlock()
-				if err != nil {
-					return
-				}
-			}
-		}()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: where, Err: err}
 	}
-	wg.Wait()
-	if firstErr != nil {
-		cleanup()
-		return firstErr
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrUnexpected, where)
 	}
-	if len(done) == 0 {
-		return nil
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fcntl", Path: where, Err: err}
 	}
-	// Content first, then names: a crash never leaves a name pointing at
-	// incomplete content.
-	if err := s.Sync(); err != nil {
-		cleanup()
-		return err
-	}
-	for i, p := range done {
-		if err := os.Rename(p.tmp, p.final); err != nil {
-			for _, q := range done[i:] {
-				os.Remove(q.tmp)
-			}
-			return fmt.Errorf("store: publishing %s: %w", p.final, err)
-		}
-	}
-	return s.Sync()
+	return os.NewFile(uintptr(fd), where), nil
 }
 
-// ImportTree copies into the store every regular file of root that lives in
-// the object store (content not inline, payload set), reading it from
-// srcDir plus the file's path in the tree.
-func (s *Store) ImportTree(ctx context.Context, root *tree.Node, srcDir string, threads int) error {
-	var srcs, rels []string
-	err := root.Walk(func(p string, n *tree.Node) error {
-		if n.LinkTo == nil && n.IsRegular() && n.Content == nil && n.Payload != "" {
-			srcs = append(srcs, filepath.Join(srcDir, p))
-			rels = append(rels, strings.TrimLeft(n.Payload, "/"))
-		}
-		return nil
-	})
+// Has reports whether the store has d's object. Where the kernel has
+// measured it (fs-verity enabled), its digest is checked: a mismatch is
+// an error wrapping ErrCorrupt. Something other than a regular file under
+// the object's name is an error wrapping ErrUnexpected.
+func (s *Store) Has(d digest.Digest) (bool, error) {
+	f, err := s.OpenObject(d)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
-		return err
-	}
-	return s.Import(ctx, srcs, rels, threads)
-}
-
-// Sync makes everything written to the store's filesystem durable.
-func (s *Store) Sync() error {
-	fd, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("store: syncing %s: %w", s.dir, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("store: syncing %s: %w", s.dir, err)
-	}
-	return nil
-}
-
-// stage writes src's content to a temporary file beside the object's final
-// name. It returns nil when the object already exists.
-func (s *Store) stage(src, rel string) (p *pending, retErr error) {
-	rel = strings.TrimLeft(rel, "/")
-	final := s.Path(rel)
-	if _, err := os.Lstat(final); err == nil {
-		return nil, nil
-	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer in.Close()
-	tmp := filepath.Join(filepath.Dir(final), ".tmp-"+randomName())
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	defer func() {
-		if retErr != nil {
-			out.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := copyContent(out, in); err != nil {
-		return nil, fmt.Errorf("store: copying %s to %s: %w", src, tmp, err)
-	}
-	if err := out.Chmod(0o644); err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	if err := out.Close(); err != nil {
-		return nil, fmt.Errorf("store: writing %s: %w", tmp, err)
-	}
-	if !s.opts.NoVerity {
-		enableVerity(tmp)
-	}
-	return &pending{tmp: tmp, final: final}, nil
-}
-
-// enableVerity tries to enable fs-verity; filesystems without it are fine.
-func enableVerity(path string) {
-	f, err := os.Open(path)
-	if err != nil {
-		return
+		return false, err
 	}
 	defer f.Close()
-	_ = fsverity.Enable(f, fsverity.SHA256) // best effort, as upstream
+	if alg, got, err := fsverity.Measure(f); err == nil && !d.Equal(alg, got) {
+		return true, fmt.Errorf("%w: %s has fs-verity digest %s:%s", ErrCorrupt, f.Name(), alg, fsverity.Hex(got))
+	}
+	return true, nil
 }
 
-// copyContent copies by reflink where the filesystem shares extents, else
-// with copy_file_range, else by reading and writing.
-func copyContent(out, in *os.File) error {
-	if err := unix.IoctlFileClone(int(out.Fd()), int(in.Fd())); err == nil {
-		return nil
-	}
-	fi, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	remain := fi.Size()
-	for remain > 0 {
-		n, err := unix.CopyFileRange(int(in.Fd()), nil, int(out.Fd()), nil, int(min(remain, 1<<30)), 0)
-		if err != nil || n == 0 {
-			break
-		}
-		remain -= int64(n)
-	}
-	if remain == 0 {
-		return nil
-	}
-	// Fall back for what's left (or all of it).
-	if _, err := in.Seek(fi.Size()-remain, io.SeekStart); err != nil {
-		return err
-	}
-	if _, err := out.Seek(fi.Size()-remain, io.SeekStart); err != nil {
-		return err
-	}
-	n, err := io.Copy(onlyWriter{out}, in)
-	if err != nil {
-		return err
-	}
-	if n != remain {
-		return fmt.Errorf("file changed size while being copied")
+// Sync makes everything written to the store's file system durable
+// (syncfs).
+func (s *Store) Sync() error {
+	if err := s.dir.Syncfs(); err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
 	return nil
 }
 
-// onlyWriter hides ReadFrom so io.Copy does a plain read/write loop.
-type onlyWriter struct{ io.Writer }
-
-func randomName() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// fanout returns the directory XX of the store, opened beneath it (and
+// made if missing), for linking objects into.
+func (s *Store) fanout(xx string) (*beneath.Dir, error) {
+	s.fanMu.Lock()
+	defer s.fanMu.Unlock()
+	if d := s.fan[xx]; d != nil {
+		return d, nil
+	}
+	d, err := s.dir.Dir(xx, true)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.fan[xx] = d
+	return d, nil
 }
+
+// tmpDir returns the directory for named temporary files.
+func (s *Store) tmpDir() (*beneath.Dir, error) {
+	s.tmpOnce.Do(func() {
+		s.tmp, s.tmpErr = s.dir.Dir(".tmp", true)
+	})
+	return s.tmp, s.tmpErr
+}
+
+// buffer returns a copy buffer; put it back with putBuffer.
+func (s *Store) buffer() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 256<<10)
+	return &b
+}
+
+func (s *Store) putBuffer(b *[]byte) { s.bufs.Put(b) }
