@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/tree"
 )
@@ -39,6 +40,14 @@ type Options struct {
 	PreserveHardlinks bool
 	// NoDigests skips computing digests and inlining (only stat data).
 	NoDigests bool
+	// Store, when not nil, stores the content of every regular file that
+	// is not inlined as the scan reads it, so that each file is read
+	// once: it is given the open file and the size stat gave, and returns
+	// the fs-verity digest of the very bytes it stored (a store.Writer's
+	// PutFile does), which becomes the file's digest and payload. The
+	// image then names exactly what was stored, even of a file that
+	// changes meanwhile.
+	Store func(f *os.File, size int64) (digest.Digest, error)
 	// Threads bounds parallel work; <= 0 means the number of CPUs.
 	Threads int
 }
@@ -402,7 +411,7 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 					}
 					continue
 				}
-				if err := digestFile(j, h, buf, threads); err != nil {
+				if err := digestFile(j, h, buf, threads, s.opts.Store); err != nil {
 					s.fail(err)
 				}
 			}
@@ -415,7 +424,7 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 // cores idle.
 const parallelMin = 16 << 20
 
-func digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int) error {
+func digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int, store func(*os.File, int64) (digest.Digest, error)) error {
 	fd := j.fd
 	if fd < 0 {
 		var err error
@@ -424,8 +433,11 @@ func digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int) error {
 			return &Error{j.path, err}
 		}
 	}
-	defer unix.Close(fd)
 	n := j.node
+	if store != nil && n.Size > tree.RecommendedInlineMax {
+		return storeFile(os.NewFile(uintptr(fd), j.path), j, store)
+	}
+	defer unix.Close(fd)
 	if n.Size >= parallelMin && threads > 1 {
 		return digestLarge(fd, j, threads)
 	}
@@ -476,6 +488,18 @@ func setPayload(n *tree.Node, digest []byte) {
 	n.Digest = digest
 	d := fsverity.Hex(digest)
 	n.Payload = d[:2] + "/" + d[2:]
+}
+
+// storeFile stores the file through Options.Store, which gives its
+// digest.
+func storeFile(f *os.File, j fileJob, store func(*os.File, int64) (digest.Digest, error)) error {
+	defer f.Close()
+	d, err := store(f, int64(j.node.Size))
+	if err != nil {
+		return &Error{j.path, err}
+	}
+	setPayload(j.node, d.Bytes())
+	return nil
 }
 
 // digestLarge hashes a large file with several goroutines.

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
@@ -149,24 +150,36 @@ func runMkcomposefs(cmd *cobra.Command, f *mkcfsFlags, args []string) error {
 			return exitCode(1, err)
 		}
 	} else {
-		var err error
-		root, err = scan.Dir(src, scan.Options{
+		sopts := scan.Options{
 			SkipXattrs:        f.skipXattrs,
 			UserXattrsOnly:    f.userXattrs,
 			SkipDevices:       f.skipDevices,
 			UseEpoch:          f.useEpoch,
 			PreserveHardlinks: f.hardlinks,
 			Threads:           threads,
-		})
-		if err != nil {
-			return exitCode(1, err)
 		}
+		var objects *store.Writer
 		if f.digestStore != "" {
-			st, err := store.Open(f.digestStore, store.Options{Create: true})
+			// Each file is stored as the scan reads it, named by the
+			// digest of what was stored, which the image then carries.
+			st, err := store.Open(f.digestStore, store.Options{Create: true, Threads: threads})
 			if err != nil {
 				return exitCode(1, err)
 			}
-			if err := st.ImportTree(cmd.Context(), root, src, threads); err != nil {
+			defer st.Close()
+			objects = st.NewWriter(nil)
+			defer objects.Abort()
+			sopts.Store = func(f *os.File, size int64) (digest.Digest, error) {
+				d, _, err := objects.PutFile(f, digest.Digest{}, size)
+				return d, err
+			}
+		}
+		var err error
+		if root, err = scan.DirContext(cmd.Context(), src, sopts); err != nil {
+			return exitCode(1, err)
+		}
+		if objects != nil {
+			if err := objects.Sync(); err != nil {
 				return exitCode(1, fmt.Errorf("cannot fill store: %w", err))
 			}
 		}
