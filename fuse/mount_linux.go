@@ -18,6 +18,7 @@ import (
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/store"
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
@@ -162,11 +163,17 @@ func (fsys *fileSystem) openStores(dirs []string) ([]io.Closer, error) {
 		if err != nil {
 			return closers, fmt.Errorf("%w: basedir %s: %w", ErrInvalidOptions, dir, &os.PathError{Op: "open", Path: dir, Err: err})
 		}
-		closers = append(closers, fdCloser(fd))
-		if err := unix.Faccessat(fd, ".", unix.X_OK, unix.AT_EACCESS); err != nil {
+		err = unix.Faccessat(fd, ".", unix.X_OK, unix.AT_EACCESS)
+		unix.Close(fd)
+		if err != nil {
 			return closers, fmt.Errorf("%w: basedir %s: cannot search it: %w", ErrInvalidOptions, dir, err)
 		}
-		fsys.stores = append(fsys.stores, store{path: dir, fd: fd})
+		s, err := store.Open(dir, store.Options{ReadOnly: true})
+		if err != nil {
+			return closers, fmt.Errorf("%w: basedir %s: %w", ErrInvalidOptions, dir, err)
+		}
+		closers = append(closers, s)
+		fsys.stores = append(fsys.stores, s)
 	}
 	return closers, nil
 }
@@ -327,10 +334,6 @@ func (w logWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-type fdCloser int
-
-func (fd fdCloser) Close() error { return unix.Close(int(fd)) }
-
 // probePassthrough tells why FUSE passthrough cannot be used on srv, or ""
 // when it can: the kernel must offer it and take an object of each store
 // (or the image, when a store has none at hand) as a backing file. All
@@ -353,7 +356,7 @@ func probePassthrough(srv *gofuse.Server, fsys *fileSystem, img *os.File) string
 			if errno == unix.EPERM {
 				return "registering backing files needs CAP_SYS_ADMIN"
 			}
-			return fmt.Sprintf("the kernel refuses files of %s as backing files: %v", s.path, errno)
+			return fmt.Sprintf("the kernel refuses files of %s as backing files: %v", s.Dir(), errno)
 		}
 		srv.UnregisterBackingFd(id)
 	}
@@ -363,8 +366,8 @@ func probePassthrough(srv *gofuse.Server, fsys *fileSystem, img *os.File) string
 // sampleObject opens some regular file of the store s (whose objects are in
 // subdirectories named by two hex digits), or returns nil when it finds
 // none soon.
-func sampleObject(s store) *os.File {
-	d, err := os.Open(s.path)
+func sampleObject(s *store.Store) *os.File {
+	d, err := os.Open(s.Dir())
 	if err != nil {
 		return nil
 	}
@@ -374,7 +377,7 @@ func sampleObject(s store) *os.File {
 		if len(n) != 2 {
 			continue
 		}
-		sd, err := os.Open(filepath.Join(s.path, n))
+		sd, err := os.Open(filepath.Join(s.Dir(), n))
 		if err != nil {
 			continue
 		}
@@ -382,9 +385,8 @@ func sampleObject(s store) *os.File {
 		sd.Close()
 		for _, e := range ents {
 			if e.Type().IsRegular() {
-				if fd, err := openBeneath(s.fd, n+"/"+e.Name()); err == nil {
-					unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0)
-					return os.NewFile(uintptr(fd), e.Name())
+				if f, err := s.OpenPath(n + "/" + e.Name()); err == nil {
+					return f
 				}
 			}
 		}

@@ -120,14 +120,14 @@ func (n *node) objectBlocks(a *gofuse.Attr) {
 		return
 	}
 	for _, s := range n.fsys.stores {
-		fd, err := openBeneath(s.fd, m.redirect)
+		f, err := s.OpenPath(m.redirect)
 		if err != nil {
 			continue
 		}
 		var st unix.Stat_t
-		err = unix.Fstat(fd, &st)
-		unix.Close(fd)
-		if err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
+		err = unix.Fstat(int(f.Fd()), &st)
+		f.Close()
+		if err == nil {
 			a.Blocks = uint64(st.Blocks)
 		}
 		return

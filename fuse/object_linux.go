@@ -8,16 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/gocfs/gocfs/erofs"
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/internal/beneath"
+	"github.com/gocfs/gocfs/store"
 	gofuse "github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
@@ -25,7 +27,7 @@ import (
 // fileSystem is what every node of a mount shares.
 type fileSystem struct {
 	img    *erofs.Image
-	stores []store
+	stores []*store.Store // the basedirs, opened read-only
 	verity VerityMode
 	acl    bool // the image carries POSIX ACLs
 	log    func(string)
@@ -44,12 +46,6 @@ type fileSystem struct {
 	stats struct {
 		opens, measured, hashed, hashedBytes, cacheHits, refused, passthrough, reads atomic.Uint64
 	}
-}
-
-// store is an object store directory, held open.
-type store struct {
-	path string
-	fd   int // O_PATH
 }
 
 // maxDigests bounds the digest cache; it is emptied when full.
@@ -153,17 +149,7 @@ func (fsys *fileSystem) openObject(n *node, m *nodeMeta) (*objectHandle, syscall
 
 // validObjectPath tells whether p is a relative path with no empty, "."
 // or ".." component: what an object path may be.
-func validObjectPath(p string) bool {
-	if p == "" || p[0] == '/' {
-		return false
-	}
-	for _, c := range strings.Split(p, "/") {
-		if c == "" || c == "." || c == ".." {
-			return false
-		}
-	}
-	return true
-}
+func validObjectPath(p string) bool { return beneath.ValidPath(p) }
 
 // findObject opens the object at path p in the first store that has it,
 // never leaving the store (no "..", no symlinks, no magic links) and only
@@ -171,78 +157,26 @@ func validObjectPath(p string) bool {
 func (fsys *fileSystem) findObject(p string) (f *os.File, where string, err error) {
 	var firstErr error
 	for _, s := range fsys.stores {
-		fd, err := openBeneath(s.fd, p)
-		if err == unix.ENOENT {
+		f, err := s.OpenPath(p)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		where = s.path + "/" + p
+		where = s.Dir() + "/" + p
+		if errors.Is(err, store.ErrUnexpected) && !errors.Is(err, beneath.ErrSymlink) {
+			return nil, where, err // not a regular file
+		}
 		if err != nil {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("opening %s: %w", where, err)
+				firstErr = err
 			}
 			continue
 		}
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			unix.Close(fd)
-			return nil, where, fmt.Errorf("%s: %w", where, err)
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			unix.Close(fd)
-			return nil, where, fmt.Errorf("%s is not a regular file", where)
-		}
-		// Opened non-blocking so that a FIFO could not hang us; a
-		// regular file is read normally.
-		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, 0); err != nil {
-			unix.Close(fd)
-			return nil, where, fmt.Errorf("%s: %w", where, err)
-		}
-		return os.NewFile(uintptr(fd), where), where, nil
+		return f, where, nil
 	}
 	if firstErr != nil {
 		return nil, "", firstErr
 	}
 	return nil, "", fmt.Errorf("not found in any object store (%w)", os.ErrNotExist)
-}
-
-const objectOpenFlags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOCTTY | unix.O_NONBLOCK
-
-var noOpenat2 atomic.Bool
-
-// openBeneath opens p under the directory dirfd without leaving it:
-// openat2 with RESOLVE_BENEATH and no symlinks, or, on kernels without
-// openat2 (before 5.6), one component at a time with O_NOFOLLOW.
-func openBeneath(dirfd int, p string) (int, error) {
-	if !noOpenat2.Load() {
-		fd, err := unix.Openat2(dirfd, p, &unix.OpenHow{
-			Flags:   objectOpenFlags,
-			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		if err != unix.ENOSYS {
-			if err == unix.ELOOP {
-				err = fmt.Errorf("symbolic link in the path (%w)", err)
-			}
-			return fd, err
-		}
-		noOpenat2.Store(true)
-	}
-	comps := strings.Split(p, "/")
-	cur := dirfd
-	for i, c := range comps {
-		flags := unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
-		if i == len(comps)-1 {
-			flags = objectOpenFlags | unix.O_NOFOLLOW
-		}
-		fd, err := unix.Openat(cur, c, flags, 0)
-		if cur != dirfd {
-			unix.Close(cur)
-		}
-		if err != nil {
-			return -1, err
-		}
-		cur = fd
-	}
-	return cur, nil
 }
 
 // digestKey identifies an object's content as far as its metadata can:

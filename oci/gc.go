@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
@@ -20,8 +22,20 @@ const streamNamePrefix = "gocfs-oci-"
 func init() {
 	repo.RegisterStreamKeeper(repo.StreamKeeper{
 		Owns: func(name string) bool { return strings.HasPrefix(name, streamNamePrefix) },
-		Live: liveObjects,
-		Refs: streamRefs,
+		Live: func(r *repo.Repo) ([]digest.Digest, error) {
+			live, err := liveObjects(r)
+			if err != nil {
+				return nil, err
+			}
+			return toDigests(r.Algorithm(), live)
+		},
+		Refs: func(r *repo.Repo, name string, d digest.Digest) ([]digest.Digest, error) {
+			refs, err := streamRefs(r, name, d.Bytes())
+			if err != nil {
+				return nil, err
+			}
+			return toDigests(r.Algorithm(), refs)
+		},
 	})
 }
 
@@ -109,7 +123,7 @@ func streamRefs(r *repo.Repo, name string, digest []byte) ([][]byte, error) {
 
 // streamHeader reads the header of the split stream object digest.
 func streamHeader(r *repo.Repo, digest []byte, want splitstream.ContentType) (*splitstream.Header, error) {
-	f, err := os.Open(r.ObjectPath(digest))
+	f, err := os.Open(r.ObjectPath(objectDigest(r.Algorithm(), digest)))
 	if err != nil {
 		return nil, err
 	}
@@ -133,12 +147,12 @@ func Remove(r *repo.Repo, name string) error {
 	if err != nil {
 		return err
 	}
-	unlock, err := r.Lock(false)
+	unlock, err := r.Lock(context.Background(), false)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if d, err := r.ResolveRef(name); err == nil && fsverity.Hex(d) == rec.Image {
+	if d, err := r.ResolveRef(name); err == nil && d.Hex() == rec.Image {
 		ref := filepath.Join(r.Dir(), "images", "refs", filepath.FromSlash(name))
 		if err := os.Remove(ref); err != nil {
 			return fmt.Errorf("oci: %w", err)

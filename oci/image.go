@@ -172,7 +172,7 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 	} else if !errors.Is(err, repo.ErrNotFound) {
 		return "", err
 	}
-	unlock, err := r.Lock(false)
+	unlock, err := r.Lock(ctx, false)
 	if err != nil {
 		return "", err
 	}
@@ -187,7 +187,7 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 		if err != nil {
 			return "", fmt.Errorf("oci: layer %d: diff ID %s: %w", i, l.DiffID, err)
 		}
-		entries, err := storedLayer(r, sd, want)
+		entries, err := storedLayer(r, sd.Bytes(), want)
 		if err != nil {
 			return "", fmt.Errorf("oci: layer %d (%s): %w", i, l.Digest, err)
 		}
@@ -204,7 +204,7 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	if !bytes.Equal(got.Digest, d) {
+	if got.Digest != d {
 		return "", fmt.Errorf("oci: the layers of %s make the image %s now, not %s as when pulled (pull it again)", name, got.Image, rec.Image)
 	}
 	return rec.Image, nil
@@ -253,7 +253,7 @@ func WriteLayer(r *repo.Repo, diffID string, w io.Writer) error {
 	defer ss.Close()
 	bw := bufio.NewWriterSize(w, 256<<10)
 	err = ss.Cat(bw, func(digest []byte) (io.ReadCloser, error) {
-		f, err := os.Open(r.ObjectPath(digest))
+		f, err := os.Open(r.ObjectPath(objectDigest(r.Algorithm(), digest)))
 		if err != nil {
 			return nil, fmt.Errorf("oci: object %s: %w", fsverity.Hex(digest), err)
 		}

@@ -324,7 +324,7 @@ func checkPulled(t *testing.T, r *repo.Repo, res *PullResult, want string) {
 	if got := scanDigest(t, want); got != res.Image {
 		t.Errorf("image digest %s, the extracted rootfs scans to %s", res.Image, got)
 	}
-	if d, err := r.Resolve(res.Name); err != nil || fsverity.Hex(d) != res.Image {
+	if d, err := r.Resolve(res.Name); err != nil || d.Hex() != res.Image {
 		t.Errorf("reference %s: %v (%x)", res.Name, err, d)
 	}
 	mnt := t.TempDir()
@@ -534,7 +534,7 @@ func TestRemoveAndGC(t *testing.T) {
 		t.Errorf("gc after removing a: %+v", gc)
 	}
 	onlyA := fsverity.Sum(textBytes(9, 3000), r.Algorithm())
-	if _, err := os.Stat(r.ObjectPath(onlyA)); err == nil {
+	if _, err := os.Stat(r.ObjectPath(objectDigest(r.Algorithm(), onlyA))); err == nil {
 		t.Errorf("object only image a had is still there")
 	}
 	if err := WriteLayer(r, resA.Layers[1].DiffID, io.Discard); err == nil {

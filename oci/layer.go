@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/tree"
@@ -309,7 +310,9 @@ func (im *importer) start() {
 			defer im.wg.Done()
 			for j := range im.jobs {
 				if !im.failed.Load() {
-					j.digest, j.err = im.objs.Put(j.data)
+					var d digest.Digest
+					d, j.err = im.objs.Put(j.data)
+					j.digest = d.Bytes()
 				} else {
 					j.err = errAbandoned
 				}
@@ -503,7 +506,9 @@ func (im *importer) content(tr *tar.Reader, rc *recorder, hdr *tar.Header, entri
 			if err != nil {
 				f.Abort()
 			} else {
-				job.digest, err = f.Commit()
+				var d digest.Digest
+				d, err = f.Commit()
+				job.digest = d.Bytes()
 			}
 		}
 		rc.external = false

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
@@ -116,7 +117,7 @@ func TestLayerRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(r.ObjectPath(d))
+	fi, err := os.Stat(r.ObjectPath(objectDigest(r.Algorithm(), d)))
 	if err != nil || fi.Size() > 20000 {
 		t.Errorf("split stream: %v, %d bytes", err, fi.Size())
 	}
@@ -170,7 +171,7 @@ func TestGNUTarRoundTrip(t *testing.T) {
 		// The sparse file's object has its full content.
 		content, err := os.ReadFile(filepath.Join(src, "sparse"))
 		must(err)
-		got, err := os.ReadFile(r.ObjectPath(sparse.digest))
+		got, err := os.ReadFile(r.ObjectPath(objectDigest(r.Algorithm(), sparse.digest)))
 		if err != nil || !bytes.Equal(got, content) {
 			t.Errorf("%s: sparse file's object: %v, %d bytes", format, err, len(got))
 		}
@@ -212,9 +213,9 @@ type failingObjects struct {
 	after int32
 }
 
-func (f *failingObjects) Put(data []byte) ([]byte, error) {
+func (f *failingObjects) Put(data []byte) (digest.Digest, error) {
 	if f.n.Add(1) == f.after {
-		return nil, errors.New("disk on fire")
+		return digest.Digest{}, errors.New("disk on fire")
 	}
 	return f.objectStore.Put(data)
 }
@@ -245,7 +246,7 @@ func TestFsckLayerStreamObjects(t *testing.T) {
 	checkFsck(t, r)
 
 	obj := fsverity.Sum(only, r.Algorithm())
-	if err := os.Remove(r.ObjectPath(obj)); err != nil {
+	if err := os.Remove(r.ObjectPath(objectDigest(r.Algorithm(), obj))); err != nil {
 		t.Fatal(err)
 	}
 	res, err := r.Fsck(context.Background())

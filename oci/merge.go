@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/gocfs/gocfs/fsverity"
-	"github.com/gocfs/gocfs/repo"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -247,7 +246,7 @@ func (ino *inode) node(alg fsverity.Algorithm) (*tree.Node, error) {
 			if len(ino.digest) != alg.Size() {
 				return nil, fmt.Errorf("no %s digest for the content", alg)
 			}
-			n.Payload = repo.ObjectRel(ino.digest)
+			n.Payload = objectDigest(alg, ino.digest).ObjectPath()
 			if alg == fsverity.SHA256 {
 				n.Digest = ino.digest
 			}

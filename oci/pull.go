@@ -22,6 +22,7 @@ import (
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
+	"github.com/gocfs/gocfs/store"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -120,7 +121,7 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 	}
 	// Garbage collection stays out until the record refers to all that
 	// is written.
-	unlock, err := r.Lock(false)
+	unlock, err := r.Lock(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +207,7 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 	if err := objs.Sync(); err != nil {
 		return nil, err
 	}
-	rec.Manifest, rec.Config = fsverity.Hex(mobj), fsverity.Hex(cobj)
+	rec.Manifest, rec.Config = mobj.Hex(), cobj.Hex()
 	// The caller's lock is held: CommitTree must not take it again.
 	img, err := r.CommitTree(ctx, root, "", nm, repo.CreateOptions{Locked: true})
 	if err != nil {
@@ -222,7 +223,7 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 
 // pullLayer returns a layer's entries and the digest of its split stream,
 // from the repository if it has the layer, else from the source.
-func pullLayer(ctx context.Context, r *repo.Repo, objs *repo.ObjectWriter, s *source, l v1.Layer, desc v1.Descriptor,
+func pullLayer(ctx context.Context, r *repo.Repo, objs *store.Writer, s *source, l v1.Layer, desc v1.Descriptor,
 	diffID v1.Hash, i, n int, progress func(Progress), lr *LayerResult) ([]entry, []byte, error) {
 	report := func(p Progress) {
 		if progress != nil {

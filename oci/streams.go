@@ -17,6 +17,7 @@ import (
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
+	"github.com/gocfs/gocfs/store"
 )
 
 // Names of split streams under the repository's streams/ directory. They
@@ -40,8 +41,9 @@ func LayerStreamName(diffID string) string { return layerStreamPrefix + diffID }
 func ImageStreamName(manifestDigest string) string { return imageStreamPrefix + manifestDigest }
 
 // streamLinkTarget is what streams/NAME points at: the stream's object.
-func streamLinkTarget(digest []byte) string {
-	return "../objects/" + repo.ObjectRel(digest)
+func streamLinkTarget(d []byte) string {
+	h := fsverity.Hex(d)
+	return "../objects/" + h[:2] + "/" + h[2:]
 }
 
 // streamPath returns the path of streams/NAME.
@@ -68,12 +70,12 @@ func resolveStream(r *repo.Repo, name string) ([]byte, error) {
 	if _, err := os.Stat(r.ObjectPath(d)); err != nil {
 		return nil, err
 	}
-	return d, nil
+	return d.Bytes(), nil
 }
 
 // openStream opens the split stream object with the given digest.
 func openStream(r *repo.Repo, digest []byte, want splitstream.ContentType) (*splitstream.Reader, *os.File, error) {
-	f, err := os.Open(r.ObjectPath(digest))
+	f, err := os.Open(r.ObjectPath(objectDigest(r.Algorithm(), digest)))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,7 +96,7 @@ func openStream(r *repo.Repo, digest []byte, want splitstream.ContentType) (*spl
 // storeStream stores a finished split stream as an object and names it
 // streams/NAME. Everything the stream refers to must be published already:
 // the stream's content is made durable with them before its name appears.
-func storeStream(r *repo.Repo, objs *repo.ObjectWriter, w *splitstream.Writer, sum [32]byte, name string) ([]byte, error) {
+func storeStream(r *repo.Repo, objs *store.Writer, w *splitstream.Writer, sum [32]byte, name string) ([]byte, error) {
 	var buf bytes.Buffer
 	if _, err := w.Finish(&buf, sum); err != nil {
 		return nil, fmt.Errorf("oci: %w", err)
@@ -106,10 +108,10 @@ func storeStream(r *repo.Repo, objs *repo.ObjectWriter, w *splitstream.Writer, s
 	if err := objs.Flush(); err != nil {
 		return nil, err
 	}
-	if err := r.ReplaceSymlink(streamLinkTarget(digest), streamPath(r, name)); err != nil {
+	if err := r.ReplaceSymlink(streamLinkTarget(digest.Bytes()), streamPath(r, name)); err != nil {
 		return nil, fmt.Errorf("oci: naming stream %s: %w", name, err)
 	}
-	return digest, nil
+	return digest.Bytes(), nil
 }
 
 // ImageRecord is what the repository keeps about an OCI image: the split
@@ -150,7 +152,7 @@ type LayerRecord struct {
 
 // writeRecord stores an image record and names it for the manifest and as
 // streams/refs/oci/NAME.
-func writeRecord(r *repo.Repo, objs *repo.ObjectWriter, rec *ImageRecord, streams [][]byte, name string) error {
+func writeRecord(r *repo.Repo, objs *store.Writer, rec *ImageRecord, streams [][]byte, name string) error {
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
@@ -167,7 +169,7 @@ func writeRecord(r *repo.Repo, objs *repo.ObjectWriter, rec *ImageRecord, stream
 		if err != nil {
 			return err
 		}
-		if err := w.AddObjectRef(d); err != nil {
+		if err := w.AddObjectRef(d.Bytes()); err != nil {
 			return err
 		}
 	}
@@ -197,7 +199,7 @@ func readRecord(r *repo.Repo, digest []byte) (*ImageRecord, error) {
 	defer f.Close()
 	defer ss.Close()
 	var buf bytes.Buffer
-	if err := ss.Cat(&buf, func(d []byte) (io.ReadCloser, error) { return os.Open(r.ObjectPath(d)) }); err != nil {
+	if err := ss.Cat(&buf, func(d []byte) (io.ReadCloser, error) { return os.Open(r.ObjectPath(objectDigest(r.Algorithm(), d))) }); err != nil {
 		return nil, fmt.Errorf("oci: image record %s: %w", fsverity.Hex(digest), err)
 	}
 	var rec ImageRecord

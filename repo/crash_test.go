@@ -193,9 +193,9 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatalf("round %d: %v", i, err)
 		}
 		haveCurrent = true
-		src, ok := sourceOf(fsverity.Hex(d))
+		src, ok := sourceOf(d.Hex())
 		if !ok {
-			t.Fatalf("round %d: current is %s, the image of no source", i, fsverity.Hex(d))
+			t.Fatalf("round %d: current is %s, the image of no source", i, d)
 		}
 		if i%10 == 9 {
 			checkImage(t, r, "current", src)

@@ -1,11 +1,9 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,9 +13,12 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
-	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/digest"
+	"github.com/gocfs/gocfs/internal/beneath"
+	"github.com/gocfs/gocfs/store"
 )
 
 // Kinds of problems Fsck reports (Problem.Kind).
@@ -114,9 +115,23 @@ func (f *FsckResult) OK() bool { return len(f.Problems) == 0 }
 
 // objectState is what Fsck found of one object.
 type objectState struct {
-	rel, path string
-	size      int64
-	bad       string // what is wrong with it, "" if nothing
+	d    digest.Digest
+	size int64
+	kind string // what is wrong with it (a Kind constant), "" if nothing
+	bad  string // what is wrong with it, in words
+}
+
+func (o *objectState) rel() string { return o.d.ObjectPath() }
+
+// fsck is one run of Fsck.
+type fsck struct {
+	r       *Repo
+	res     *FsckResult
+	objects []*objectState
+	byObj   map[digest.Digest]*objectState // nil: looked up, missing
+	buf     []byte                         // for objects checked late
+	refsOf  map[string][]string            // image -> references
+	usedBy  map[digest.Digest][]ImageUse   // bad object -> images using it
 }
 
 // Fsck checks the repository: every object's content against its name
@@ -127,75 +142,177 @@ type objectState struct {
 // StreamKeeper owns (with a Refs hook) are checked like images: every
 // object they refer to must be there and intact. Each corrupt or missing
 // object is reported with every image that uses it (and their references)
-// and every stream, and each such image or stream is reported damaged. The
+// and every stream, and each such image or stream is reported damaged.
+// What is not where it should be (a symbolic link for a directory of the
+// repository, a non-regular object) is reported, never followed. The
 // repository lock is held shared.
 func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
-	unlock, err := r.lock(false)
+	unlock, err := r.Lock(ctx, false)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	res := &FsckResult{Algorithm: AlgorithmName(r.alg), Problems: []Problem{}, Leftovers: []string{}}
-	objects, err := r.listObjects(res)
+	c := &fsck{r: r, res: &FsckResult{Algorithm: AlgorithmName(r.alg), Problems: []Problem{}, Leftovers: []string{}},
+		byObj: make(map[digest.Digest]*objectState), usedBy: make(map[digest.Digest][]ImageUse)}
+	if err := c.listObjects(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.checkObjects(ctx); err != nil {
+		return nil, err
+	}
+	images, err := c.checkLinks()
 	if err != nil {
 		return nil, err
 	}
-	if err := r.checkObjects(ctx, objects, res); err != nil {
+	if err := c.checkImages(ctx, images); err != nil {
 		return nil, err
 	}
-	byRel := make(map[string]*objectState, len(objects))
-	for _, o := range objects {
-		byRel[o.rel] = o
+	streamUse, err := c.checkKeptStreams(ctx)
+	if err != nil {
+		return nil, err
 	}
-	// Imports may run meanwhile (they hold the lock shared too): an
-	// object linked after the listing is checked when an image refers to
-	// it. (Images are linked only after their objects.)
-	var h *fsverity.Hasher
-	var buf []byte
-	lookup := func(rel string) *objectState {
-		if o, ok := byRel[rel]; ok {
-			return o
+	c.reportObjects(streamUse)
+	c.checkStreams()
+	c.findLeftovers()
+	sort.SliceStable(c.res.Problems, func(i, j int) bool {
+		a, b := c.res.Problems[i], c.res.Problems[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
 		}
-		path := filepath.Join(r.ObjectsDir(), rel)
-		fi, err := os.Lstat(path)
-		if err != nil || !fi.Mode().IsRegular() {
-			byRel[rel] = nil
+		return a.Path < b.Path
+	})
+	sort.Strings(c.res.Leftovers)
+	return c.res, nil
+}
+
+func (c *fsck) problem(p Problem) { c.res.Problems = append(c.res.Problems, p) }
+
+// listObjects lists the objects, reporting what else is in the store.
+func (c *fsck) listObjects(ctx context.Context) error {
+	return c.r.st.Walk(ctx, func(e store.Entry) error {
+		if e.Problem != "" {
+			c.problem(Problem{Kind: KindUnexpected, Path: objectsDir + "/" + e.Path, Detail: e.Problem})
 			return nil
 		}
-		if h == nil {
-			h, buf = fsverity.New(r.alg), make([]byte, 256<<10)
+		o := &objectState{d: e.Digest, size: e.Size}
+		c.objects = append(c.objects, o)
+		c.byObj[o.d] = o
+		return nil
+	})
+}
+
+// checkObjects checks every object's digest, in parallel.
+func (c *fsck) checkObjects(ctx context.Context) error {
+	var total int64
+	for _, o := range c.objects {
+		total += o.size
+	}
+	p := c.r.startProgress("checking objects", total, true)
+	defer p.finish()
+	threads := c.r.opts.Threads
+	if threads <= 0 {
+		threads = runtime.NumCPU()
+	}
+	var mu sync.Mutex
+	bufs := sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(threads)
+	for _, o := range c.objects {
+		if gctx.Err() != nil {
+			break
 		}
-		o := &objectState{rel: rel, path: path, size: fi.Size()}
-		n, kernel := r.checkObject(o, h, buf, nil)
-		res.Objects++
-		res.Bytes += n
-		if kernel {
-			res.KernelVerified++
-		}
-		objects = append(objects, o)
-		byRel[rel] = o
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			buf := bufs.Get().(*[]byte)
+			res := c.r.st.Check(o.d, *buf, p.add)
+			bufs.Put(buf)
+			mu.Lock()
+			c.record(o, res)
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// record sets what Check found of o, and counts it.
+func (c *fsck) record(o *objectState, res store.CheckResult) {
+	c.res.Objects++
+	c.res.Bytes += res.Read
+	if res.Measured {
+		c.res.KernelVerified++
+		c.res.Bytes += o.size
+	}
+	switch err := res.Err; {
+	case err == nil:
+	case errors.Is(err, store.ErrCorrupt):
+		o.kind, o.bad = KindObjectCorrupt, strings.TrimPrefix(err.Error(), store.ErrCorrupt.Error()+": ")
+	case errors.Is(err, store.ErrNoVerity):
+		o.kind, o.bad = KindObjectNoVerity, "no fs-verity, which the repository requires"
+	case errors.Is(err, store.ErrUnexpected):
+		o.kind, o.bad = KindUnexpected, err.Error()
+	default:
+		o.kind, o.bad = KindObjectUnreadable, "unreadable: "+err.Error()
+	}
+}
+
+// lookup returns the state of object d, checking it if it was not listed:
+// imports may run meanwhile (they hold the lock shared too), and an
+// object linked after the listing is checked when an image refers to it.
+// (Images are linked only after their objects.) nil means missing.
+func (c *fsck) lookup(d digest.Digest) *objectState {
+	if o, ok := c.byObj[d]; ok {
 		return o
 	}
-
-	refs, badRefs, err := r.readRefs()
-	if err != nil {
-		return nil, err
+	if ok, _ := c.r.st.Has(d); !ok {
+		c.byObj[d] = nil
+		return nil
 	}
-	res.Refs = len(refs)
-	refsOf := make(map[string][]string)
+	if c.buf == nil {
+		c.buf = make([]byte, 256<<10)
+	}
+	o := &objectState{d: d}
+	if st, err := os.Lstat(c.r.ObjectPath(d)); err == nil {
+		o.size = st.Size()
+	}
+	c.record(o, c.r.st.Check(d, c.buf, nil))
+	c.objects = append(c.objects, o)
+	c.byObj[d] = o
+	return o
+}
+
+// checkLinks checks the references and the image links, and returns the
+// images.
+func (c *fsck) checkLinks() ([]string, error) {
+	refs, badRefs, err := c.r.readRefs()
+	if err != nil {
+		if !errors.Is(err, beneath.ErrSymlink) && !errors.Is(err, unix.ENOTDIR) {
+			return nil, err
+		}
+		c.problem(Problem{Kind: KindUnexpected, Path: refsDir, Detail: err.Error()})
+	}
+	c.res.Refs = len(refs)
+	c.refsOf = make(map[string][]string)
 	for _, ref := range refs {
-		refsOf[ref.Image] = append(refsOf[ref.Image], ref.Name)
+		c.refsOf[ref.Image] = append(c.refsOf[ref.Image], ref.Name)
 	}
 	for _, b := range badRefs {
-		res.Problems = append(res.Problems, Problem{Kind: KindRefInvalid, Path: b.path, Detail: b.detail})
+		c.problem(Problem{Kind: KindRefInvalid, Path: b.path, Detail: b.detail})
 	}
-
-	images, badImages, err := r.readImageLinks()
+	images, badImages, err := c.r.readImageLinks()
 	if err != nil {
-		return nil, err
+		if !errors.Is(err, beneath.ErrSymlink) && !errors.Is(err, unix.ENOTDIR) {
+			return nil, err
+		}
+		c.problem(Problem{Kind: KindUnexpected, Path: imagesDir, Detail: err.Error()})
 	}
 	for _, b := range badImages {
-		res.Problems = append(res.Problems, Problem{Kind: KindBadLink, Path: b.path, Detail: b.detail})
+		c.problem(Problem{Kind: KindBadLink, Path: b.path, Detail: b.detail})
 	}
 	haveImage := make(map[string]bool)
 	for _, im := range images {
@@ -203,347 +320,232 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 	}
 	for _, ref := range refs {
 		if !haveImage[ref.Image] {
-			res.Problems = append(res.Problems, Problem{Kind: KindRefDangling, Path: refsDir + "/" + ref.Name, Image: ref.Image, Refs: []string{ref.Name},
+			c.problem(Problem{Kind: KindRefDangling, Path: refsDir + "/" + ref.Name, Image: ref.Image, Refs: []string{ref.Name},
 				Detail: fmt.Sprintf("reference %s points at image %s, which is not in the repository", ref.Name, ref.Image)})
 		}
 	}
+	return images, nil
+}
 
-	// Which images use which bad (corrupt or missing) objects.
-	usedBy := make(map[string][]ImageUse) // object rel -> uses
-	p := r.startProgress("checking images", int64(len(images)), false)
+// checkImages checks each image and the objects it refers to, recording
+// which images use which bad (corrupt or missing) objects.
+func (c *fsck) checkImages(ctx context.Context, images []string) error {
+	p := c.r.startProgress("checking images", int64(len(images)), false)
+	defer p.finish()
 	for _, im := range images {
 		if err := ctx.Err(); err != nil {
-			p.finish()
-			return nil, err
+			return err
 		}
 		p.add(1)
-		res.Images++
-		d, _ := r.ParseDigest(im)
-		rel := ObjectRel(d)
-		path := imagesDir + "/" + im
-		if o := lookup(rel); o == nil || o.bad != "" {
-			detail := "its object " + objectsDir + "/" + rel + " is missing"
-			if o != nil {
-				detail = "its object " + objectsDir + "/" + rel + " is bad: " + o.bad
-			}
-			res.Problems = append(res.Problems, Problem{Kind: KindImageCorrupt, Path: path, Image: im, Object: fsverity.Hex(d), Refs: refsOf[im], Detail: detail})
-			continue
-		}
-		root, err := r.readImage(d)
-		if err != nil {
-			res.Problems = append(res.Problems, Problem{Kind: KindImageInvalid, Path: path, Image: im, Refs: refsOf[im], Detail: err.Error()})
-			continue
-		}
-		uses, problems := r.objectsOf(root)
-		if len(problems) > 0 {
-			detail := problems[0]
-			if len(problems) > 1 {
-				detail += fmt.Sprintf(" (and %d more)", len(problems)-1)
-			}
-			res.Problems = append(res.Problems, Problem{Kind: KindImageInvalid, Path: path, Image: im, Refs: refsOf[im], Detail: detail})
-		}
-		var bad []string
-		nMissing := 0
-		for _, u := range uses {
-			o := lookup(u.rel)
-			if o != nil && o.bad == "" {
-				continue
-			}
-			if o == nil {
-				nMissing++
-			}
-			bad = append(bad, fsverity.Hex(u.digest))
-			usedBy[u.rel] = append(usedBy[u.rel], ImageUse{Image: im, Refs: refsOf[im], Files: u.files})
-		}
-		if len(bad) > 0 {
-			res.Problems = append(res.Problems, Problem{Kind: KindImageDamaged, Path: path, Image: im, Refs: refsOf[im], Objects: bad,
-				Detail: fmt.Sprintf("refers to %d missing and %d corrupt object(s)", nMissing, len(bad)-nMissing)})
-		}
+		c.res.Images++
+		d, _ := c.r.ParseDigest(im)
+		c.checkImage(im, d)
 	}
-	p.finish()
+	return nil
+}
 
-	streamUse, err := r.checkKeptStreams(ctx, lookup, res)
+// checkImage checks the image im, of digest d.
+func (c *fsck) checkImage(im string, d digest.Digest) {
+	path := imagesDir + "/" + im
+	refs := c.refsOf[im]
+	if o := c.lookup(d); o == nil || o.bad != "" {
+		detail := "its object " + objectsDir + "/" + d.ObjectPath() + " is missing"
+		if o != nil {
+			detail = "its object " + objectsDir + "/" + d.ObjectPath() + " is bad: " + o.bad
+		}
+		c.problem(Problem{Kind: KindImageCorrupt, Path: path, Image: im, Object: d.Hex(), Refs: refs, Detail: detail})
+		return
+	}
+	root, err := c.r.readImage(d)
 	if err != nil {
-		return nil, err
+		c.problem(Problem{Kind: KindImageInvalid, Path: path, Image: im, Refs: refs, Detail: err.Error()})
+		return
 	}
+	uses, problems := c.r.objectsOf(root)
+	if len(problems) > 0 {
+		detail := problems[0]
+		if len(problems) > 1 {
+			detail += fmt.Sprintf(" (and %d more)", len(problems)-1)
+		}
+		c.problem(Problem{Kind: KindImageInvalid, Path: path, Image: im, Refs: refs, Detail: detail})
+	}
+	var bad []string
+	nMissing := 0
+	for _, u := range uses {
+		o := c.lookup(u.digest)
+		if o != nil && o.bad == "" {
+			continue
+		}
+		if o == nil {
+			nMissing++
+		}
+		bad = append(bad, u.digest.Hex())
+		c.usedBy[u.digest] = append(c.usedBy[u.digest], ImageUse{Image: im, Refs: refs, Files: u.files})
+	}
+	if len(bad) > 0 {
+		c.problem(Problem{Kind: KindImageDamaged, Path: path, Image: im, Refs: refs, Objects: bad,
+			Detail: fmt.Sprintf("refers to %d missing and %d corrupt object(s)", nMissing, len(bad)-nMissing)})
+	}
+}
 
-	for _, o := range objects {
+// reportObjects reports the bad objects, and the missing ones that images
+// or streams refer to, with who uses them.
+func (c *fsck) reportObjects(streamUse map[digest.Digest][]string) {
+	for _, o := range c.objects {
 		if o.bad == "" {
 			continue
 		}
-		d, _ := r.ParseObjectRel(o.rel)
-		kind := KindObjectCorrupt
-		switch {
-		case strings.HasPrefix(o.bad, "unreadable"):
-			kind = KindObjectUnreadable
-		case strings.HasPrefix(o.bad, "no fs-verity"):
-			kind = KindObjectNoVerity
-		}
-		res.Problems = append(res.Problems, Problem{Kind: kind, Path: objectsDir + "/" + o.rel, Object: fsverity.Hex(d), Detail: o.bad,
-			UsedBy: usedBy[o.rel], Streams: streamUse[o.rel]})
-		delete(usedBy, o.rel)
-		delete(streamUse, o.rel)
+		c.problem(Problem{Kind: o.kind, Path: objectsDir + "/" + o.rel(), Object: o.d.Hex(), Detail: o.bad,
+			UsedBy: c.usedBy[o.d], Streams: streamUse[o.d]})
+		delete(c.usedBy, o.d)
+		delete(streamUse, o.d)
 	}
-	for rel := range streamUse {
-		if _, ok := usedBy[rel]; !ok {
-			usedBy[rel] = nil
+	for d := range streamUse {
+		if _, ok := c.usedBy[d]; !ok {
+			c.usedBy[d] = nil
 		}
 	}
-	for rel, uses := range usedBy { // left: the missing ones
-		d, _ := r.ParseObjectRel(rel)
-		streams := streamUse[rel]
+	for d, uses := range c.usedBy { // left: the missing ones
+		streams := streamUse[d]
 		detail := fmt.Sprintf("referred to by %d image(s), not in the repository", len(uses))
 		if len(streams) > 0 {
 			detail = fmt.Sprintf("referred to by %d image(s) and %d split stream(s), not in the repository", len(uses), len(streams))
 		}
-		res.Problems = append(res.Problems, Problem{Kind: KindObjectMissing, Path: objectsDir + "/" + rel, Object: fsverity.Hex(d),
+		c.problem(Problem{Kind: KindObjectMissing, Path: objectsDir + "/" + d.ObjectPath(), Object: d.Hex(),
 			Detail: detail, UsedBy: uses, Streams: streams})
 	}
-	r.checkStreams(res)
-	r.findLeftovers(res)
-	sort.SliceStable(res.Problems, func(i, j int) bool {
-		a, b := res.Problems[i], res.Problems[j]
-		if a.Kind != b.Kind {
-			return a.Kind < b.Kind
-		}
-		return a.Path < b.Path
-	})
-	sort.Strings(res.Leftovers)
-	return res, nil
-}
-
-// listObjects lists the objects, reporting what else is in the store.
-func (r *Repo) listObjects(res *FsckResult) ([]*objectState, error) {
-	top := r.ObjectsDir()
-	fanout, err := os.ReadDir(top)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("repo: %w", err)
-	}
-	n := 2*r.alg.Size() - 2
-	var objects []*objectState
-	for _, fd := range fanout {
-		if !fd.IsDir() || !isHex(fd.Name(), 2) {
-			res.Problems = append(res.Problems, Problem{Kind: KindUnexpected, Path: objectsDir + "/" + fd.Name(), Detail: "not an object directory (XX)"})
-			continue
-		}
-		ents, err := os.ReadDir(filepath.Join(top, fd.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("repo: %w", err)
-		}
-		for _, e := range ents {
-			rel := fd.Name() + "/" + e.Name()
-			switch {
-			case isObjectTmp(e.Name()):
-				res.Leftovers = append(res.Leftovers, objectsDir+"/"+rel)
-			case !isHex(e.Name(), n):
-				res.Problems = append(res.Problems, Problem{Kind: KindUnexpected, Path: objectsDir + "/" + rel, Detail: "not named by a " + r.alg.String() + " digest"})
-			case !e.Type().IsRegular():
-				res.Problems = append(res.Problems, Problem{Kind: KindUnexpected, Path: objectsDir + "/" + rel, Detail: "not a regular file"})
-			default:
-				o := &objectState{rel: rel, path: filepath.Join(top, fd.Name(), e.Name())}
-				if fi, err := e.Info(); err == nil {
-					o.size = fi.Size()
-				}
-				objects = append(objects, o)
-			}
-		}
-	}
-	return objects, nil
-}
-
-// checkObjects checks every object's digest, in parallel.
-func (r *Repo) checkObjects(ctx context.Context, objects []*objectState, res *FsckResult) error {
-	var total int64
-	for _, o := range objects {
-		total += o.size
-	}
-	p := r.startProgress("checking objects", total, true)
-	defer p.finish()
-	threads := r.opts.Threads
-	if threads <= 0 {
-		threads = runtime.NumCPU()
-	}
-	var (
-		mu   sync.Mutex
-		next int
-		wg   sync.WaitGroup
-	)
-	for range min(threads, max(len(objects), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 256<<10)
-			h := fsverity.New(r.alg)
-			for {
-				mu.Lock()
-				if next >= len(objects) || ctx.Err() != nil {
-					mu.Unlock()
-					return
-				}
-				o := objects[next]
-				next++
-				mu.Unlock()
-				n, kernel := r.checkObject(o, h, buf, p)
-				mu.Lock()
-				res.Objects++
-				res.Bytes += n
-				if kernel {
-					res.KernelVerified++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	return ctx.Err()
-}
-
-// checkObject checks one object, setting o.bad. It returns the bytes read
-// and whether the kernel measured the digest.
-func (r *Repo) checkObject(o *objectState, h *fsverity.Hasher, buf []byte, p *progressor) (int64, bool) {
-	want, _ := r.ParseObjectRel(o.rel)
-	f, err := os.OpenFile(o.path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-	if err != nil {
-		o.bad = "unreadable: " + err.Error()
-		return 0, false
-	}
-	defer f.Close()
-	alg, got, err := fsverity.Measure(f)
-	if err == nil {
-		p.add(o.size)
-		if alg != r.alg || !bytes.Equal(got, want) {
-			o.bad = fmt.Sprintf("the kernel measured fs-verity digest %s:%s", alg, fsverity.Hex(got))
-		}
-		return o.size, true
-	}
-	h.Reset()
-	n, rerr := io.CopyBuffer(progressWriter{h, p}, onlyReader{f}, buf)
-	switch {
-	case rerr != nil:
-		o.bad = "unreadable: " + rerr.Error()
-	case !bytes.Equal(h.Sum(nil), want):
-		o.bad = fmt.Sprintf("content has digest %s", fsverity.Hex(h.Sum(nil)))
-	case r.secure && errors.Is(err, fsverity.ErrNotEnabled):
-		o.bad = "no fs-verity, which the repository requires"
-	}
-	return n, false
-}
-
-// progressWriter counts what goes through it.
-type progressWriter struct {
-	w io.Writer
-	p *progressor
-}
-
-func (pw progressWriter) Write(b []byte) (int, error) {
-	n, err := pw.w.Write(b)
-	pw.p.add(int64(n))
-	return n, err
 }
 
 // checkKeptStreams checks the split streams that a registered keeper with
 // a Refs hook owns: their own objects and those they refer to (looked up,
-// and checked if not yet, through lookup). It returns, for each bad
-// (corrupt or missing) object, the streams that refer to it.
-func (r *Repo) checkKeptStreams(ctx context.Context, lookup func(rel string) *objectState, res *FsckResult) (map[string][]string, error) {
-	names, err := r.streamLinks()
+// and checked if not yet). It returns, for each bad (corrupt or missing)
+// object, the streams that refer to it.
+func (c *fsck) checkKeptStreams(ctx context.Context) (map[digest.Digest][]string, error) {
+	names, err := c.r.streamLinks()
 	if err != nil {
-		return nil, err
+		if !errors.Is(err, beneath.ErrSymlink) && !errors.Is(err, unix.ENOTDIR) {
+			return nil, err
+		}
+		c.problem(Problem{Kind: KindUnexpected, Path: streamsDir, Detail: err.Error()})
 	}
 	sort.Strings(names)
-	streamUse := make(map[string][]string) // object rel -> streams/NAME
+	streamUse := make(map[digest.Digest][]string) // object -> streams/NAME
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		k, ok := keeperOf(name)
-		if !ok || k.Refs == nil {
-			continue
-		}
-		path := streamsDir + "/" + name
-		target, err := os.Readlink(filepath.Join(r.dir, streamsDir, name))
-		if err != nil {
-			continue // checkStreams reports it
-		}
-		rel, ok := strings.CutPrefix(target, "../"+objectsDir+"/")
-		d, err := r.ParseObjectRel(rel)
-		if !ok || err != nil {
-			res.Problems = append(res.Problems, Problem{Kind: KindBadLink, Path: path, Detail: fmt.Sprintf("points at %q, not at an object", target)})
-			continue
-		}
-		rel = ObjectRel(d)
-		o := lookup(rel)
-		if o == nil {
-			continue // checkStreams reports it
-		}
-		if o.bad != "" {
-			streamUse[rel] = append(streamUse[rel], path)
-			res.Problems = append(res.Problems, Problem{Kind: KindStreamDamaged, Path: path, Object: fsverity.Hex(d),
-				Detail: "its object " + objectsDir + "/" + rel + " is bad: " + o.bad})
-			continue
-		}
-		refs, err := k.Refs(r, name, d)
-		if err != nil {
-			res.Problems = append(res.Problems, Problem{Kind: KindStreamInvalid, Path: path, Object: fsverity.Hex(d), Detail: err.Error()})
-			continue
-		}
-		if i := slices.IndexFunc(refs, func(ref []byte) bool { return len(ref) != r.alg.Size() }); i >= 0 {
-			res.Problems = append(res.Problems, Problem{Kind: KindStreamInvalid, Path: path, Object: fsverity.Hex(d),
-				Detail: fmt.Sprintf("refers to a %d-byte digest in a %s repository", len(refs[i]), r.alg)})
-			continue
-		}
-		var bad []string
-		nMissing := 0
-		seen := make(map[string]bool, len(refs))
-		for _, ref := range refs {
-			orel := ObjectRel(ref)
-			if seen[orel] {
-				continue
-			}
-			seen[orel] = true
-			o := lookup(orel)
-			if o != nil && o.bad == "" {
-				continue
-			}
-			if o == nil {
-				nMissing++
-			}
-			bad = append(bad, fsverity.Hex(ref))
-			streamUse[orel] = append(streamUse[orel], path)
-		}
-		if len(bad) > 0 {
-			res.Problems = append(res.Problems, Problem{Kind: KindStreamDamaged, Path: path, Object: fsverity.Hex(d), Objects: bad,
-				Detail: fmt.Sprintf("refers to %d missing and %d corrupt object(s)", nMissing, len(bad)-nMissing)})
+		if k, ok := keeperOf(name); ok && k.Refs != nil {
+			c.checkKeptStream(k, name, streamUse)
 		}
 	}
 	return streamUse, nil
 }
 
-// checkStreams checks that stream links resolve (the streams of
-// registered keepers are checked further by checkKeptStreams).
-func (r *Repo) checkStreams(res *FsckResult) {
-	top := filepath.Join(r.dir, streamsDir)
-	filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return nil
+// checkKeptStream checks streams/name, owned by k.
+func (c *fsck) checkKeptStream(k StreamKeeper, name string, streamUse map[digest.Digest][]string) {
+	path := streamsDir + "/" + name
+	target, err := c.r.readlink(path)
+	if err != nil {
+		return // checkStreams reports it
+	}
+	rel, ok := strings.CutPrefix(target, "../"+objectsDir+"/")
+	d, err := c.r.ParseObjectRel(rel)
+	if !ok || err != nil {
+		c.problem(Problem{Kind: KindBadLink, Path: path, Detail: fmt.Sprintf("points at %q, not at an object", target)})
+		return
+	}
+	o := c.lookup(d)
+	if o == nil {
+		return // checkStreams reports it
+	}
+	if o.bad != "" {
+		streamUse[d] = append(streamUse[d], path)
+		c.problem(Problem{Kind: KindStreamDamaged, Path: path, Object: d.Hex(),
+			Detail: "its object " + objectsDir + "/" + d.ObjectPath() + " is bad: " + o.bad})
+		return
+	}
+	refs, err := k.Refs(c.r, name, d)
+	if err != nil {
+		c.problem(Problem{Kind: KindStreamInvalid, Path: path, Object: d.Hex(), Detail: err.Error()})
+		return
+	}
+	if i := slices.IndexFunc(refs, func(ref digest.Digest) bool { return ref.Algorithm() != c.r.alg }); i >= 0 {
+		c.problem(Problem{Kind: KindStreamInvalid, Path: path, Object: d.Hex(),
+			Detail: fmt.Sprintf("refers to a %d-byte digest in a %s repository", refs[i].Size(), c.r.alg)})
+		return
+	}
+	var bad []string
+	nMissing := 0
+	seen := make(map[digest.Digest]bool, len(refs))
+	for _, ref := range refs {
+		if seen[ref] {
+			continue
 		}
-		rel, _ := filepath.Rel(r.dir, path)
-		if d.Type()&fs.ModeSymlink == 0 {
-			res.Problems = append(res.Problems, Problem{Kind: KindBadLink, Path: filepath.ToSlash(rel), Detail: "not a symlink"})
-		} else if _, err := os.Stat(path); err != nil {
-			res.Problems = append(res.Problems, Problem{Kind: KindBadLink, Path: filepath.ToSlash(rel), Detail: "does not resolve: " + err.Error()})
+		seen[ref] = true
+		o := c.lookup(ref)
+		if o != nil && o.bad == "" {
+			continue
 		}
-		return nil
-	})
+		if o == nil {
+			nMissing++
+		}
+		bad = append(bad, ref.Hex())
+		streamUse[ref] = append(streamUse[ref], path)
+	}
+	if len(bad) > 0 {
+		c.problem(Problem{Kind: KindStreamDamaged, Path: path, Object: d.Hex(), Objects: bad,
+			Detail: fmt.Sprintf("refers to %d missing and %d corrupt object(s)", nMissing, len(bad)-nMissing)})
+	}
 }
 
-// findLeftovers lists tmp/.
-func (r *Repo) findLeftovers(res *FsckResult) {
-	ents, _ := os.ReadDir(filepath.Join(r.dir, tmpDir))
+// checkStreams checks that stream links resolve (the streams of
+// registered keepers are checked further by checkKeptStreams). The
+// directories are walked beneath the repository.
+func (c *fsck) checkStreams() {
+	dir, err := c.r.root.Dir(streamsDir, false)
+	if err != nil {
+		return // not there, or reported by checkKeptStreams
+	}
+	defer dir.Close()
+	c.walkStreams(dir, streamsDir)
+}
+
+func (c *fsck) walkStreams(dir *beneath.Dir, rel string) {
+	ents, err := dir.ReadDir()
+	if err != nil {
+		c.problem(Problem{Kind: KindUnexpected, Path: rel, Detail: err.Error()})
+		return
+	}
 	for _, e := range ents {
-		res.Leftovers = append(res.Leftovers, tmpDir+"/"+e.Name())
+		p := rel + "/" + e.Name
+		switch {
+		case e.Type.IsDir():
+			if sub, err := dir.Dir(e.Name, false); err == nil {
+				c.walkStreams(sub, p)
+				sub.Close()
+			}
+		case e.Type&fs.ModeSymlink == 0:
+			c.problem(Problem{Kind: KindBadLink, Path: p, Detail: "not a symlink"})
+		default:
+			if _, err := os.Stat(filepath.Join(c.r.dir, p)); err != nil {
+				c.problem(Problem{Kind: KindBadLink, Path: p, Detail: "does not resolve: " + err.Error()})
+			}
+		}
+	}
+}
+
+// findLeftovers lists tmp/, or reports it if it is not a directory of the
+// repository.
+func (c *fsck) findLeftovers() {
+	r := c.r
+	if r.tmp == nil {
+		if !errors.Is(r.tmpErr, fs.ErrNotExist) {
+			c.problem(Problem{Kind: KindUnexpected, Path: tmpDir, Detail: r.tmpErr.Error()})
+		}
+		return
+	}
+	ents, _ := r.tmp.ReadDir()
+	for _, e := range ents {
+		c.res.Leftovers = append(c.res.Leftovers, tmpDir+"/"+e.Name)
 	}
 }

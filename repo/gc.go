@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 
-	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/digest"
+	"github.com/gocfs/gocfs/internal/beneath"
+	"github.com/gocfs/gocfs/store"
 )
 
 // GCOptions control garbage collection.
@@ -54,20 +54,23 @@ type GCResult struct {
 // GC refuses to run on a repository holding split streams that no
 // registered StreamKeeper owns (ErrStreams: composefs-rs's, whose
 // references to objects it does not follow), and stops without removing
-// anything if an image it must keep can't be read.
+// anything if an image it must keep can't be read. Everything it removes
+// is reached through the repository's own directories and no symbolic
+// link: a symbolic link where a directory of the repository should be
+// (tmp/, objects/XX) is reported as a warning and left alone, and one at
+// images/ or streams/ stops it.
 func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	if !opts.DryRun {
 		if err := r.writable(); err != nil {
 			return nil, err
 		}
 	}
-	unlock, err := r.lock(!opts.DryRun)
+	unlock, err := r.Lock(ctx, !opts.DryRun)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	res := &GCResult{DryRun: opts.DryRun, ImagesRemoved: []string{}, Leftovers: []string{}}
-
 	streams, err := r.streamLinks()
 	if err != nil {
 		return nil, err
@@ -76,97 +79,18 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	images, bad, err := r.readImageLinks()
+	images, roots, err := r.gcRoots(opts.Roots, res)
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range bad {
-		res.Warnings = append(res.Warnings, b.path+": "+b.detail)
-	}
-	refs, bad, err := r.readRefs()
+	live, err := r.liveObjects(ctx, keepers, roots, res)
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range bad {
-		res.Warnings = append(res.Warnings, b.path+": "+b.detail)
-	}
-	have := make(map[string]bool, len(images))
-	for _, im := range images {
-		have[im] = true
-	}
-	roots := make(map[string][]string) // image -> why kept
-	for _, ref := range refs {
-		if !have[ref.Image] {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("reference %s points at image %s, which is not there", ref.Name, ref.Image))
-			continue
-		}
-		roots[ref.Image] = append(roots[ref.Image], "reference "+ref.Name)
-	}
-	for _, name := range opts.Roots {
-		d, err := r.Resolve(name)
-		if err != nil {
-			return nil, fmt.Errorf("repo: root %s: %w", name, err)
-		}
-		roots[fsverity.Hex(d)] = append(roots[fsverity.Hex(d)], "root "+name)
-	}
-
-	live := make(map[string]bool)
-	for _, k := range keepers {
-		objs, err := k.Live(r)
-		if err != nil {
-			return nil, fmt.Errorf("repo: finding what split streams need; nothing removed: %w", err)
-		}
-		for _, d := range objs {
-			live[ObjectRel(d)] = true
-		}
-	}
-	rootNames := make([]string, 0, len(roots))
-	for im := range roots {
-		rootNames = append(rootNames, im)
-	}
-	sort.Strings(rootNames)
-	p := r.startProgress("reading images", int64(len(rootNames)), false)
-	for _, im := range rootNames {
-		if err := ctx.Err(); err != nil {
-			p.finish()
-			return nil, err
-		}
-		d, _ := r.ParseDigest(im)
-		live[ObjectRel(d)] = true
-		root, err := r.readImage(d)
-		if errors.Is(err, fs.ErrNotExist) {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("image %s (%s) is missing its object", im, strings.Join(roots[im], ", ")))
-			p.add(1)
-			continue
-		}
-		if err != nil {
-			p.finish()
-			return nil, fmt.Errorf("repo: image %s (%s) can't be read, so what it refers to is not known; nothing removed (run fsck): %w", im, strings.Join(roots[im], ", "), err)
-		}
-		uses, problems := r.objectsOf(root)
-		for _, u := range uses {
-			live[u.rel] = true
-		}
-		for _, pr := range problems {
-			res.Warnings = append(res.Warnings, "image "+im+": "+pr)
-		}
-		p.add(1)
-	}
-	p.finish()
-
 	// Images first, then objects: a crash in between leaves only objects
 	// nothing refers to.
-	for _, im := range images {
-		if _, ok := roots[im]; ok {
-			res.ImagesKept++
-			continue
-		}
-		res.ImagesRemoved = append(res.ImagesRemoved, im)
-		if !opts.DryRun {
-			if err := os.Remove(filepath.Join(r.dir, imagesDir, im)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("repo: %w", err)
-			}
-		}
+	if err := r.removeImages(images, roots, opts.DryRun, res); err != nil {
+		return nil, err
 	}
 	if err := r.sweepObjects(ctx, live, opts.DryRun, res); err != nil {
 		return nil, err
@@ -174,20 +98,8 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	if err := r.sweepTmp(opts.DryRun, res); err != nil {
 		return nil, err
 	}
-	for _, name := range streams {
-		path := filepath.Join(r.dir, streamsDir, name)
-		if target, err := os.Readlink(path); err == nil {
-			rel, ok := strings.CutPrefix(target, "../"+objectsDir+"/")
-			if ok && live[rel] {
-				continue
-			}
-		}
-		res.StreamsPruned = append(res.StreamsPruned, streamsDir+"/"+name)
-		if !opts.DryRun {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("repo: %w", err)
-			}
-		}
+	if err := r.pruneStreams(streams, live, opts.DryRun, res); err != nil {
+		return nil, err
 	}
 	if !opts.DryRun {
 		if err := r.sync(); err != nil {
@@ -195,6 +107,142 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// gcRoots returns the images linked under images/ and the roots of
+// garbage collection among them: the images references point at, and
+// those named in extra; each with why it is kept.
+func (r *Repo) gcRoots(extra []string, res *GCResult) (images []string, roots map[string][]string, err error) {
+	images, bad, err := r.readImageLinks()
+	if err != nil {
+		return nil, nil, err
+	}
+	refs, badRefs, err := r.readRefs()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, b := range append(bad, badRefs...) {
+		res.Warnings = append(res.Warnings, b.path+": "+b.detail)
+	}
+	have := make(map[string]bool, len(images))
+	for _, im := range images {
+		have[im] = true
+	}
+	roots = make(map[string][]string) // image -> why kept
+	for _, ref := range refs {
+		if !have[ref.Image] {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("reference %s points at image %s, which is not there", ref.Name, ref.Image))
+			continue
+		}
+		roots[ref.Image] = append(roots[ref.Image], "reference "+ref.Name)
+	}
+	for _, name := range extra {
+		d, err := r.Resolve(name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("repo: root %s: %w", name, err)
+		}
+		roots[d.Hex()] = append(roots[d.Hex()], "root "+name)
+	}
+	return images, roots, nil
+}
+
+// liveObjects returns the objects to keep: those the keepers' streams
+// need, the root images and the objects they refer to.
+func (r *Repo) liveObjects(ctx context.Context, keepers []StreamKeeper, roots map[string][]string, res *GCResult) (map[digest.Digest]bool, error) {
+	live := make(map[digest.Digest]bool)
+	for _, k := range keepers {
+		objs, err := k.Live(r)
+		if err != nil {
+			return nil, fmt.Errorf("repo: finding what split streams need; nothing removed: %w", err)
+		}
+		for _, d := range objs {
+			live[d] = true
+		}
+	}
+	names := make([]string, 0, len(roots))
+	for im := range roots {
+		names = append(names, im)
+	}
+	sort.Strings(names)
+	p := r.startProgress("reading images", int64(len(names)), false)
+	defer p.finish()
+	for _, im := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p.add(1)
+		d, _ := r.ParseDigest(im)
+		live[d] = true
+		root, err := r.readImage(d)
+		if errors.Is(err, fs.ErrNotExist) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("image %s (%s) is missing its object", im, strings.Join(roots[im], ", ")))
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("repo: image %s (%s) can't be read, so what it refers to is not known; nothing removed (run fsck): %w", im, strings.Join(roots[im], ", "), err)
+		}
+		uses, problems := r.objectsOf(root)
+		for _, u := range uses {
+			live[u.digest] = true
+		}
+		for _, pr := range problems {
+			res.Warnings = append(res.Warnings, "image "+im+": "+pr)
+		}
+	}
+	return live, nil
+}
+
+// removeImages removes the image links that are not roots.
+func (r *Repo) removeImages(images []string, roots map[string][]string, dryRun bool, res *GCResult) error {
+	var dir *beneath.Dir
+	for _, im := range images {
+		if _, ok := roots[im]; ok {
+			res.ImagesKept++
+			continue
+		}
+		res.ImagesRemoved = append(res.ImagesRemoved, im)
+		if dryRun {
+			continue
+		}
+		if dir == nil {
+			var err error
+			if dir, err = r.root.Dir(imagesDir, false); err != nil {
+				return fmt.Errorf("repo: %w", err)
+			}
+			defer dir.Close()
+		}
+		if err := dir.Remove(im); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("repo: %w", err)
+		}
+	}
+	return nil
+}
+
+// pruneStreams removes the stream links whose object is not live.
+func (r *Repo) pruneStreams(streams []string, live map[digest.Digest]bool, dryRun bool, res *GCResult) error {
+	if len(streams) == 0 {
+		return nil
+	}
+	dir, err := r.root.Dir(streamsDir, false)
+	if err != nil {
+		return fmt.Errorf("repo: %w", err)
+	}
+	defer dir.Close()
+	for _, name := range streams {
+		if target, err := dir.Readlink(name); err == nil {
+			rel, ok := strings.CutPrefix(target, "../"+objectsDir+"/")
+			if d, err := r.ParseObjectRel(rel); ok && err == nil && live[d] {
+				continue
+			}
+		}
+		res.StreamsPruned = append(res.StreamsPruned, streamsDir+"/"+name)
+		if !dryRun {
+			if err := dir.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("repo: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // A StreamKeeper lets garbage collection keep what split streams need.
@@ -210,14 +258,14 @@ type StreamKeeper struct {
 	// under streams/refs/. It is called with the repository locked
 	// exclusively, so it must not call Repo methods that lock it.
 	// Stream links (streams/NAME) whose object is not kept are removed.
-	Live func(r *Repo) ([][]byte, error)
+	Live func(r *Repo) ([]digest.Digest, error)
 	// Refs, when not nil, returns the digests of the objects that the
 	// stream streams/NAME, whose own object has the given digest, refers
 	// to (other streams' objects included). Fsck checks that each is
 	// there and intact, and reports the stream damaged otherwise; an
 	// error reports it invalid. It is called with the repository locked
 	// shared, so it must not call Repo methods that lock it.
-	Refs func(r *Repo, name string, digest []byte) ([][]byte, error)
+	Refs func(r *Repo, name string, d digest.Digest) ([]digest.Digest, error)
 }
 
 var (
@@ -271,98 +319,81 @@ func keeperOf(name string) (StreamKeeper, bool) {
 }
 
 // streamLinks lists the names of the stream links (streams/NAME, not
-// refs).
+// refs). streams/ is opened beneath the repository: a symbolic link there
+// is an error.
 func (r *Repo) streamLinks() ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(r.dir, streamsDir))
+	dir, err := r.root.Dir(streamsDir, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
 	}
+	defer dir.Close()
+	ents, err := dir.ReadDir()
+	if err != nil {
+		return nil, fmt.Errorf("repo: %w", err)
+	}
 	var names []string
 	for _, e := range ents {
-		if e.Name() != "refs" {
-			names = append(names, e.Name())
+		if e.Name != "refs" {
+			names = append(names, e.Name)
 		}
 	}
 	return names, nil
 }
 
-// isObjectTmp reports whether name, in an objects/XX directory, is a
-// temporary file of the store package (mkcomposefs --digest-store).
-func isObjectTmp(name string) bool { return strings.HasPrefix(name, ".tmp-") }
-
-// sweepObjects removes the objects not in live, and temporary files.
-func (r *Repo) sweepObjects(ctx context.Context, live map[string]bool, dryRun bool, res *GCResult) error {
-	top := r.ObjectsDir()
-	fanout, err := os.ReadDir(top)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("repo: %w", err)
-	}
-	n := 2*r.alg.Size() - 2
-	p := r.startProgress("collecting objects", int64(len(fanout)), false)
+// sweepObjects removes the objects not in live. What is not an object
+// (a symbolic link, a directory, a misnamed file) is reported and left
+// alone.
+func (r *Repo) sweepObjects(ctx context.Context, live map[digest.Digest]bool, dryRun bool, res *GCResult) error {
+	p := r.startProgress("collecting objects", -1, false)
 	defer p.finish()
-	for _, fd := range fanout {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	return r.st.Walk(ctx, func(e store.Entry) error {
 		p.add(1)
-		if !fd.IsDir() || !isHex(fd.Name(), 2) {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s/%s: unexpected in the object store", objectsDir, fd.Name()))
-			continue
+		switch {
+		case e.Problem != "":
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s/%s: %s; left alone", objectsDir, e.Path, e.Problem))
+			return nil
+		case live[e.Digest]:
+			res.ObjectsKept++
+			return nil
 		}
-		dir := filepath.Join(top, fd.Name())
-		ents, err := os.ReadDir(dir)
-		if err != nil {
+		res.ObjectsRemoved++
+		res.BytesRemoved += e.Size
+		if dryRun {
+			return nil
+		}
+		if err := r.st.Remove(e.Digest); err != nil {
+			if errors.Is(err, store.ErrUnexpected) {
+				res.Warnings = append(res.Warnings, fmt.Sprintf("%s/%s: %v; left alone", objectsDir, e.Path, err))
+				return nil
+			}
 			return fmt.Errorf("repo: %w", err)
 		}
-		for _, e := range ents {
-			rel := fd.Name() + "/" + e.Name()
-			switch {
-			case isHex(e.Name(), n):
-				if live[rel] {
-					res.ObjectsKept++
-					continue
-				}
-				if fi, err := e.Info(); err == nil {
-					res.BytesRemoved += fi.Size()
-				}
-				res.ObjectsRemoved++
-			case isObjectTmp(e.Name()):
-				res.Leftovers = append(res.Leftovers, objectsDir+"/"+rel)
-			default:
-				res.Warnings = append(res.Warnings, fmt.Sprintf("%s/%s: unexpected in the object store", objectsDir, rel))
-				continue
-			}
-			if !dryRun {
-				if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("repo: %w", err)
-				}
-			}
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // sweepTmp removes everything under tmp/: with the lock held exclusively,
-// no operation is under way, so all of it is left over.
+// no operation is under way, so all of it is left over. A tmp/ that is
+// not a directory of the repository (a symbolic link) is reported and
+// left alone, as is everything it leads to.
 func (r *Repo) sweepTmp(dryRun bool, res *GCResult) error {
-	top := filepath.Join(r.dir, tmpDir)
-	ents, err := os.ReadDir(top)
-	if errors.Is(err, fs.ErrNotExist) {
+	if r.tmp == nil {
+		if !errors.Is(r.tmpErr, fs.ErrNotExist) {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %v; left alone", tmpDir, r.tmpErr))
+		}
 		return nil
 	}
+	ents, err := r.tmp.ReadDir()
 	if err != nil {
 		return fmt.Errorf("repo: %w", err)
 	}
 	for _, e := range ents {
-		res.Leftovers = append(res.Leftovers, tmpDir+"/"+e.Name())
+		res.Leftovers = append(res.Leftovers, tmpDir+"/"+e.Name)
 		if !dryRun {
-			if err := os.RemoveAll(filepath.Join(top, e.Name())); err != nil {
+			if err := r.tmp.RemoveAll(e.Name); err != nil {
 				return fmt.Errorf("repo: %w", err)
 			}
 		}

@@ -1,12 +1,13 @@
 package repo
 
 import (
-	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/mount"
@@ -16,15 +17,14 @@ import (
 
 // objUse is an object an image refers to, and where.
 type objUse struct {
-	rel    string // "XX/REST"
-	digest []byte
+	digest digest.Digest
 	files  []string // paths in the image with that content
 }
 
 // objectsOf lists the objects root refers to, sorted by path, and what is
 // wrong with the files that do not refer to one properly.
 func (r *Repo) objectsOf(root *tree.Node) ([]*objUse, []string) {
-	byRel := make(map[string]*objUse)
+	byDigest := make(map[digest.Digest]*objUse)
 	var problems []string
 	root.Walk(func(p string, n *tree.Node) error {
 		if !hasObject(n) {
@@ -39,29 +39,28 @@ func (r *Repo) objectsOf(root *tree.Node) ([]*objUse, []string) {
 			problems = append(problems, fmt.Sprintf("%s: %v", p, err))
 			return nil
 		}
-		if r.alg == fsverity.SHA256 && n.Digest != nil && !bytes.Equal(n.Digest, d) {
+		if r.alg == fsverity.SHA256 && n.Digest != nil && !d.Equal(r.alg, n.Digest) {
 			problems = append(problems, fmt.Sprintf("%s: its fs-verity digest %s is not that of its object %s", p, fsverity.Hex(n.Digest), n.Payload))
 		}
-		rel := ObjectRel(d)
-		u := byRel[rel]
+		u := byDigest[d]
 		if u == nil {
-			u = &objUse{rel: rel, digest: d}
-			byRel[rel] = u
+			u = &objUse{digest: d}
+			byDigest[d] = u
 		}
 		u.files = append(u.files, p)
 		return nil
 	})
-	uses := make([]*objUse, 0, len(byRel))
-	for _, u := range byRel {
+	uses := make([]*objUse, 0, len(byDigest))
+	for _, u := range byDigest {
 		uses = append(uses, u)
 	}
-	sort.Slice(uses, func(i, j int) bool { return uses[i].rel < uses[j].rel })
+	sort.Slice(uses, func(i, j int) bool { return uses[i].digest.Hex() < uses[j].digest.Hex() })
 	return uses, problems
 }
 
 // readImage reads the image with the given digest from its object.
-func (r *Repo) readImage(digest []byte) (*tree.Node, error) {
-	f, err := os.Open(r.ObjectPath(digest))
+func (r *Repo) readImage(d digest.Digest) (*tree.Node, error) {
+	f, err := r.st.OpenObject(d)
 	if err != nil {
 		return nil, err
 	}
@@ -75,19 +74,19 @@ func (r *Repo) readImage(digest []byte) (*tree.Node, error) {
 
 // ReadImage reads the image called name (see Resolve) into a tree, and
 // returns its digest. The image's digest is not checked (Fsck does).
-func (r *Repo) ReadImage(name string) (*tree.Node, []byte, error) {
-	unlock, err := r.lock(false)
+func (r *Repo) ReadImage(name string) (*tree.Node, digest.Digest, error) {
+	unlock, err := r.Lock(context.Background(), false)
 	if err != nil {
-		return nil, nil, err
+		return nil, digest.Digest{}, err
 	}
 	defer unlock()
 	d, err := r.Resolve(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, digest.Digest{}, err
 	}
 	root, err := r.readImage(d)
 	if err != nil {
-		return nil, nil, fmt.Errorf("repo: image %s: %w", fsverity.Hex(d), err)
+		return nil, digest.Digest{}, fmt.Errorf("repo: image %s: %w", d, err)
 	}
 	return root, d, nil
 }
@@ -101,11 +100,11 @@ func (r *Repo) ImageObjects(name string) ([]string, error) {
 	}
 	uses, problems := r.objectsOf(root)
 	if len(problems) > 0 {
-		return nil, fmt.Errorf("repo: image %s: %s", fsverity.Hex(d), problems[0])
+		return nil, fmt.Errorf("repo: image %s: %s", d, problems[0])
 	}
 	out := make([]string, len(uses))
 	for i, u := range uses {
-		out[i] = fsverity.Hex(u.digest)
+		out[i] = u.digest.Hex()
 	}
 	return out, nil
 }
@@ -123,7 +122,7 @@ func (r *Repo) ImageObjects(name string) ([]string, error) {
 // the mount checks the SHA-256 digest of the same bytes; per-file digests
 // are SHA-512 ones, which overlayfs checks as it does SHA-256 ones.
 func (r *Repo) Mount(name, target string, opts mount.Options) (*mounter.Mounted, error) {
-	unlock, err := r.lock(false)
+	unlock, err := r.Lock(context.Background(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +138,7 @@ func (r *Repo) Mount(name, target string, opts mount.Options) (*mounter.Mounted,
 	}
 	switch r.alg {
 	case fsverity.SHA256:
-		opts.ExpectedDigest = fsverity.Hex(d)
+		opts.ExpectedDigest = d.Hex()
 	default:
 		// Check the image's own digest here, and have mount check the
 		// SHA-256 digest of the same content, which it knows how to.
@@ -154,7 +153,7 @@ func (r *Repo) Mount(name, target string, opts mount.Options) (*mounter.Mounted,
 
 // verifyImageFile checks that the file at path has the repository digest
 // d, and returns its SHA-256 fs-verity digest, computed from the same read.
-func (r *Repo) verifyImageFile(path string, d []byte) ([]byte, error) {
+func (r *Repo) verifyImageFile(path string, d digest.Digest) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
@@ -165,8 +164,8 @@ func (r *Repo) verifyImageFile(path string, d []byte) ([]byte, error) {
 	if _, err := io.Copy(io.MultiWriter(h, h256), f); err != nil {
 		return nil, fmt.Errorf("repo: reading %s: %w", path, err)
 	}
-	if got := h.Sum(nil); !bytes.Equal(got, d) {
-		return nil, fmt.Errorf("%w: image %s has digest %s", ErrCorrupt, fsverity.Hex(d), fsverity.Hex(got))
+	if got := h.Sum(nil); !d.Equal(r.alg, got) {
+		return nil, fmt.Errorf("%w: image %s has digest %s", ErrCorrupt, d, fsverity.Hex(got))
 	}
 	return h256.Sum(nil), nil
 }

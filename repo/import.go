@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,12 +8,15 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/scan"
+	"github.com/gocfs/gocfs/store"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -31,8 +33,8 @@ type ImportResult struct {
 	NewObjects int `json:"new_objects"`
 	// BytesWritten counts the content written: new objects and the image.
 	BytesWritten int64 `json:"bytes_written"`
-	// Digest is Image in binary.
-	Digest []byte `json:"-"`
+	// Digest is the image's digest.
+	Digest digest.Digest `json:"-"`
 }
 
 // CreateOptions control CreateImage and CommitTree.
@@ -107,13 +109,12 @@ func (r *Repo) CommitTree(ctx context.Context, root *tree.Node, srcDir, name str
 		return nil, err
 	}
 	if !opts.Locked {
-		unlock, err := r.lock(false)
+		unlock, err := r.Lock(ctx, false)
 		if err != nil {
 			return nil, err
 		}
 		defer unlock()
 	}
-
 	files, err := r.collectFiles(root, srcDir != "")
 	if err != nil {
 		return nil, err
@@ -129,49 +130,57 @@ func (r *Repo) CommitTree(ctx context.Context, root *tree.Node, srcDir, name str
 			w.Abort()
 		}
 	}()
-	res := &ImportResult{Ref: name}
 	if srcDir != "" {
-		if err := r.storeFiles(ctx, w, files, srcDir); err != nil {
-			p.finish()
-			return nil, err
-		}
-	} else if err := r.checkPresent(files); err != nil {
-		p.finish()
-		return nil, err
+		err = r.storeFiles(ctx, w, files, srcDir)
+	} else {
+		err = r.checkPresent(files)
 	}
 	p.finish()
-	res.NewObjects = w.newObjects // the image is not counted
-	objects := make(map[string]bool)
-	for _, f := range files {
-		objects[f.nodes[0].Payload] = true
+	if err != nil {
+		return nil, err
 	}
-	res.Objects = len(objects)
-
+	res := &ImportResult{Ref: name, Objects: countObjects(files)}
+	res.NewObjects, _ = w.Stats() // the image is not counted
 	iopts := image.DefaultOptions
 	if opts.Image != nil {
 		iopts = *opts.Image
 	}
+	if res.Digest, err = writeImage(w, root, iopts); err != nil {
+		return nil, err
+	}
+	_, res.BytesWritten = w.Stats()
+	if err := r.publish(res.Digest, name); err != nil {
+		return nil, err
+	}
+	res.Image = res.Digest.Hex()
+	return res, nil
+}
+
+// countObjects counts the distinct objects of files.
+func countObjects(files []*fileObject) int {
+	objects := make(map[string]bool)
+	for _, f := range files {
+		objects[f.nodes[0].Payload] = true
+	}
+	return len(objects)
+}
+
+// writeImage stores the image of root as an object, and makes it and
+// every object w wrote durable under their names.
+func writeImage(w *store.Writer, root *tree.Node, opts image.Options) (digest.Digest, error) {
 	s, err := w.Create()
 	if err != nil {
-		return nil, err
+		return digest.Digest{}, err
 	}
-	if err := image.Write(s, root, iopts); err != nil {
+	if err := image.Write(s, root, opts); err != nil {
 		s.Abort()
-		return nil, err
+		return digest.Digest{}, err
 	}
-	digest, _, err := s.commit(nil)
+	d, err := s.Commit()
 	if err != nil {
-		return nil, err
+		return digest.Digest{}, err
 	}
-	if err := w.Sync(); err != nil {
-		return nil, err
-	}
-	res.BytesWritten = w.written
-	if err := r.publish(digest, name); err != nil {
-		return nil, err
-	}
-	res.Digest, res.Image = digest, fsverity.Hex(digest)
-	return res, nil
+	return d, w.Sync()
 }
 
 func (r *Repo) checkWrite(name string) error {
@@ -188,8 +197,8 @@ func (r *Repo) checkWrite(name string) error {
 // links) that have that content.
 type fileObject struct {
 	nodes []*tree.Node
-	path  string // the first node's path in the tree
-	want  []byte // expected digest, nil if not known
+	path  string        // the first node's path in the tree
+	want  digest.Digest // expected digest, zero if not known
 }
 
 // hasObject reports whether n is a regular file whose content is an object.
@@ -202,103 +211,99 @@ func hasObject(n *tree.Node) bool {
 // without, every payload must be an object path of the repository.
 func (r *Repo) collectFiles(root *tree.Node, content bool) ([]*fileObject, error) {
 	var files []*fileObject
-	byRel := make(map[string]*fileObject)
+	byDigest := make(map[digest.Digest]*fileObject)
 	err := root.Walk(func(p string, n *tree.Node) error {
 		if !hasObject(n) {
 			return nil
 		}
-		var want []byte
-		switch {
-		case content && r.alg == fsverity.SHA256 && len(n.Digest) == fsverity.SHA256.Size():
-			want = n.Digest
-		case content:
-		case n.Payload != "":
-			d, err := r.ParseObjectRel(n.Payload)
-			if err != nil {
-				return fmt.Errorf("repo: %s: %w", p, err)
-			}
-			if len(n.Digest) == r.alg.Size() && !bytes.Equal(n.Digest, d) {
-				return fmt.Errorf("repo: %s: digest %s does not match its object %s", p, fsverity.Hex(n.Digest), n.Payload)
-			}
-			if r.alg != fsverity.SHA256 {
-				// The object's name is its digest: the image carries it,
-				// so that overlayfs can check the object (a SHA-256 image
-				// keeps what its input said, as mkcomposefs does).
-				n.Digest = d
-			}
-			want = d
-		case r.alg == fsverity.SHA256 && len(n.Digest) == fsverity.SHA256.Size():
-			want = n.Digest
-			n.Payload = ObjectRel(want)
-		default:
-			return fmt.Errorf("repo: %s: a %d-byte file with neither inline content nor an object path (payload)", p, n.Size)
+		want, err := r.expectedObject(p, n, content)
+		if err != nil {
+			return err
 		}
-		if want != nil {
-			rel := ObjectRel(want)
-			if f := byRel[rel]; f != nil {
-				f.nodes = append(f.nodes, n)
-				return nil
-			}
-			f := &fileObject{nodes: []*tree.Node{n}, path: p, want: want}
-			byRel[rel] = f
-			files = append(files, f)
+		if want.IsZero() {
+			files = append(files, &fileObject{nodes: []*tree.Node{n}, path: p})
 			return nil
 		}
-		files = append(files, &fileObject{nodes: []*tree.Node{n}, path: p})
+		if f := byDigest[want]; f != nil {
+			f.nodes = append(f.nodes, n)
+			return nil
+		}
+		f := &fileObject{nodes: []*tree.Node{n}, path: p, want: want}
+		byDigest[want] = f
+		files = append(files, f)
 		return nil
 	})
 	return files, err
 }
 
+// expectedObject returns the object file n, at p, should have: with
+// content (read from a source directory), the digest the scan found if it
+// is of the repository's algorithm (zero if not known); without, the one
+// its payload names, or its digest (SHA-256 repositories).
+func (r *Repo) expectedObject(p string, n *tree.Node, content bool) (digest.Digest, error) {
+	sha256 := r.alg == fsverity.SHA256 && len(n.Digest) == fsverity.SHA256.Size()
+	switch {
+	case content && sha256:
+		return digest.MustNew(r.alg, n.Digest), nil
+	case content:
+		return digest.Digest{}, nil
+	case n.Payload != "":
+		d, err := r.ParseObjectRel(n.Payload)
+		if err != nil {
+			return digest.Digest{}, fmt.Errorf("repo: %s: %w", p, err)
+		}
+		if len(n.Digest) == r.alg.Size() && !d.Equal(r.alg, n.Digest) {
+			return digest.Digest{}, fmt.Errorf("repo: %s: digest %s does not match its object %s", p, fsverity.Hex(n.Digest), n.Payload)
+		}
+		if r.alg != fsverity.SHA256 {
+			// The object's name is its digest: the image carries it, so
+			// that overlayfs can check the object (a SHA-256 image keeps
+			// what its input said, as mkcomposefs does).
+			n.Digest = d.Bytes()
+		}
+		return d, nil
+	case sha256:
+		d := digest.MustNew(r.alg, n.Digest)
+		n.Payload = d.ObjectPath()
+		return d, nil
+	}
+	return digest.Digest{}, fmt.Errorf("repo: %s: a %d-byte file with neither inline content nor an object path (payload)", p, n.Size)
+}
+
 // storeFiles copies the files' content from srcDir into objects, in
-// parallel, and points the nodes at them.
-func (r *Repo) storeFiles(ctx context.Context, w *ObjectWriter, files []*fileObject, srcDir string) error {
+// parallel, and points the nodes at them. A file whose content is not
+// what the scan found is read once more, then an error naming it.
+func (r *Repo) storeFiles(ctx context.Context, w *store.Writer, files []*fileObject, srcDir string) error {
 	threads := r.opts.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	var (
-		mu       sync.Mutex
-		next     int
-		firstErr error
-		wg       sync.WaitGroup
-	)
-	for range min(threads, max(len(files), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, 256<<10)
-			for {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = ctx.Err()
-				}
-				if firstErr != nil || next >= len(files) {
-					mu.Unlock()
-					return
-				}
-				f := files[next]
-				next++
-				mu.Unlock()
-				src := filepath.Join(srcDir, filepath.FromSlash(strings.TrimPrefix(f.path, "/")))
-				digest, _, err := w.writeFile(src, f.want, int64(f.nodes[0].Size), buf)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-				for _, n := range f.nodes {
-					n.Payload = ObjectRel(digest)
-					n.Digest = digest
-				}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(threads)
+	for _, f := range files {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
 			}
-		}()
+			src := filepath.Join(srcDir, filepath.FromSlash(strings.TrimPrefix(f.path, "/")))
+			d, _, err := w.ImportFile(store.Source{Path: src, Digest: f.want, Size: int64(f.nodes[0].Size)})
+			if err != nil {
+				return fmt.Errorf("repo: %w", err)
+			}
+			for _, n := range f.nodes {
+				n.Payload = d.ObjectPath()
+				n.Digest = d.Bytes()
+			}
+			return nil
+		})
 	}
-	wg.Wait()
-	return firstErr
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
 }
 
 // MissingObject is an object an image refers to that the repository does
@@ -336,14 +341,14 @@ func (e *MissingObjectsError) Unwrap() error { return ErrMissingObjects }
 func (r *Repo) checkPresent(files []*fileObject) error {
 	var missing []MissingObject
 	for _, f := range files {
-		if ok, err := r.checkExisting(r.ObjectPath(f.want), f.want); err != nil {
-			return err
+		if ok, err := r.st.Has(f.want); err != nil {
+			return fmt.Errorf("repo: %w", err)
 		} else if !ok {
 			var paths []string
 			for _, n := range f.nodes {
 				paths = append(paths, n.Path())
 			}
-			missing = append(missing, MissingObject{Object: fsverity.Hex(f.want), Files: paths})
+			missing = append(missing, MissingObject{Object: f.want.Hex(), Files: paths})
 		}
 	}
 	if len(missing) > 0 {
@@ -361,7 +366,7 @@ func (r *Repo) ImportImage(ctx context.Context, rd io.Reader, name string) (_ *I
 	if err := r.checkWrite(name); err != nil {
 		return nil, err
 	}
-	unlock, err := r.lock(false)
+	unlock, err := r.Lock(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -384,34 +389,42 @@ func (r *Repo) ImportImage(ctx context.Context, rd io.Reader, name string) (_ *I
 		s.Abort()
 		return nil, fmt.Errorf("repo: reading the image: %w", err)
 	}
-	root, err := image.Read(s.t.f, s.n, image.ReadOptions{})
+	files, err := r.checkImage(s)
 	if err != nil {
 		s.Abort()
+		return nil, err
+	}
+	d, err := s.Commit()
+	if err == nil {
+		err = w.Sync()
+	}
+	if err == nil {
+		err = r.publish(d, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, written := w.Stats()
+	return &ImportResult{Image: d.Hex(), Ref: name, Digest: d, Objects: len(files), BytesWritten: written}, nil
+}
+
+// checkImage checks that the image being stored as s reads as a
+// composefs image and that the repository has every object it refers to.
+func (r *Repo) checkImage(s *store.File) ([]*fileObject, error) {
+	root, err := image.Read(s, s.Size(), image.ReadOptions{})
+	if err != nil {
 		return nil, fmt.Errorf("repo: %w", err)
 	}
 	files, err := r.collectFiles(root, false)
-	if err == nil {
-		err = r.checkPresent(files)
-	}
-	if err != nil {
-		s.Abort()
-		return nil, err
-	}
-	digest, _, err := s.commit(nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := w.Sync(); err != nil {
-		return nil, err
-	}
-	if err := r.publish(digest, name); err != nil {
-		return nil, err
-	}
-	return &ImportResult{
-		Image: fsverity.Hex(digest), Ref: name, Digest: digest,
-		Objects: len(files), BytesWritten: w.written,
-	}, nil
+	return files, r.checkPresent(files)
 }
+
+// onlyReader hides WriterTo so that io.Copy goes through the object's
+// Write.
+type onlyReader struct{ io.Reader }
 
 // ctxReader stops reading when its context is done.
 type ctxReader struct {
@@ -430,8 +443,8 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // reference, then makes it durable. The image link is made durable before
 // the reference is set, so that after a crash a reference never names a
 // missing image.
-func (r *Repo) publish(digest []byte, name string) error {
-	if err := r.linkImage(digest); err != nil {
+func (r *Repo) publish(d digest.Digest, name string) error {
+	if err := r.linkImage(d); err != nil {
 		return err
 	}
 	if name == "" {
@@ -440,7 +453,7 @@ func (r *Repo) publish(digest []byte, name string) error {
 	if err := r.sync(); err != nil {
 		return err
 	}
-	if err := r.setRef(name, digest); err != nil {
+	if err := r.setRef(name, d); err != nil {
 		return err
 	}
 	return r.sync()

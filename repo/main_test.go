@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
@@ -179,7 +180,7 @@ func checkImage(t testing.TB, r *Repo, name, src string) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				n.Payload, n.Digest = ObjectRel(sum), sum
+				n.Payload, n.Digest = digest.MustNew(r.Algorithm(), sum).ObjectPath(), sum
 			}
 			return nil
 		})
@@ -193,8 +194,8 @@ func checkImage(t testing.TB, r *Repo, name, src string) {
 		if err := image.Write(h, root, image.DefaultOptions); err != nil {
 			t.Fatal(err)
 		}
-		if sum := h.Sum(nil); !bytes.Equal(sum, d) {
-			t.Errorf("image %s has digest %s, %s has %s", name, fsverity.Hex(d), what, fsverity.Hex(sum))
+		if sum := h.Sum(nil); !d.Equal(r.Algorithm(), sum) {
+			t.Errorf("image %s has digest %s, %s has %s", name, d, what, fsverity.Hex(sum))
 		}
 	}
 	files := 0

@@ -1,17 +1,20 @@
 package repo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/digest"
+	"github.com/gocfs/gocfs/internal/beneath"
 )
 
 // CheckRefName reports whether name can name a reference: slash-separated
@@ -37,43 +40,39 @@ func CheckRefName(name string) error {
 }
 
 // imageLinkTarget is what images/DIGEST points at.
-func imageLinkTarget(digest []byte) string {
-	return "../" + objectsDir + "/" + ObjectRel(digest)
+func imageLinkTarget(d digest.Digest) string {
+	return "../" + objectsDir + "/" + d.ObjectPath()
 }
 
 // refLinkTarget is what images/refs/NAME points at: images/DIGEST, relative
 // to the link, as composefs-rs writes it.
-func refLinkTarget(name string, digest []byte) string {
-	return strings.Repeat("../", strings.Count(name, "/")+1) + fsverity.Hex(digest)
+func refLinkTarget(name string, d digest.Digest) string {
+	return strings.Repeat("../", strings.Count(name, "/")+1) + d.Hex()
 }
 
 // parseRefTarget returns the digest a reference's link names.
-func (r *Repo) parseRefTarget(name, target string) ([]byte, error) {
+func (r *Repo) parseRefTarget(name, target string) (digest.Digest, error) {
 	rest, ok := strings.CutPrefix(target, strings.Repeat("../", strings.Count(name, "/")+1))
 	if !ok || !isHex(rest, 2*r.alg.Size()) {
-		return nil, fmt.Errorf("reference %s points at %q, not at an image (images/DIGEST)", name, target)
+		return digest.Digest{}, fmt.Errorf("reference %s points at %q, not at an image (images/DIGEST)", name, target)
 	}
 	return r.ParseDigest(rest)
 }
 
 // linkImage links a stored image as images/DIGEST.
-func (r *Repo) linkImage(digest []byte) error {
-	path := r.ImagePath(digest)
-	target := imageLinkTarget(digest)
-	err := os.Symlink(target, path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-			err = os.Symlink(target, path)
-		}
+func (r *Repo) linkImage(d digest.Digest) error {
+	images, err := r.root.Dir(imagesDir, true)
+	if err != nil {
+		return fmt.Errorf("repo: linking image %s: %w", d, err)
 	}
+	defer images.Close()
+	target := imageLinkTarget(d)
+	err = images.Symlink(target, d.Hex())
 	if errors.Is(err, fs.ErrExist) {
-		if cur, lerr := os.Readlink(path); lerr == nil && cur == target {
-			return nil
-		}
-		err = r.ReplaceSymlink(target, path)
+		err = r.replaceSymlinkIn(images, d.Hex(), target)
 	}
 	if err != nil {
-		return fmt.Errorf("repo: linking image %s: %w", fsverity.Hex(digest), err)
+		return fmt.Errorf("repo: linking image %s: %w", d, err)
 	}
 	return nil
 }
@@ -83,53 +82,85 @@ func (r *Repo) linkImage(digest []byte) error {
 // (whose parent directories are created if needed). A symlink to target
 // there already is left as it is. It is how references are set, for a
 // package that names things in the repository by itself (with the
-// repository lock held).
+// repository lock held). Nothing is reached through a symbolic link.
 func (r *Repo) ReplaceSymlink(target, path string) error {
-	if cur, err := os.Readlink(path); err == nil && cur == target {
-		return nil
+	rel, err := filepath.Rel(r.dir, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return fmt.Errorf("repo: %s is not a path inside the repository %s", path, r.dir)
 	}
-	tmp := filepath.Join(r.dir, tmpDir, "link-"+randomName())
-	err := os.Symlink(target, tmp)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err = os.MkdirAll(filepath.Dir(tmp), 0o755); err == nil {
-			err = os.Symlink(target, tmp)
-		}
-	}
-	if err != nil {
-		return err
-	}
+	return r.replaceSymlinkAt(filepath.ToSlash(rel), target)
+}
+
+// replaceSymlinkAt is ReplaceSymlink for rel, relative to the repository.
+// A parent directory removed meanwhile (a concurrent untag removes those
+// it leaves empty) is made again.
+func (r *Repo) replaceSymlinkAt(rel, target string) error {
+	dir, base := path.Split(rel)
 	for attempt := 0; ; attempt++ {
-		err = os.Rename(tmp, path)
-		if err == nil {
-			return nil
-		}
-		// A concurrent untag may have removed the (empty) parent.
-		if errors.Is(err, fs.ErrNotExist) && attempt < 5 {
-			if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-				continue
+		parent := r.root
+		if dir != "" {
+			var err error
+			if parent, err = r.root.Dir(strings.TrimSuffix(dir, "/"), true); err != nil {
+				return err
 			}
 		}
-		os.Remove(tmp)
-		if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("%s is a directory", path)
+		err := r.replaceSymlinkIn(parent, base, target)
+		if parent != r.root {
+			parent.Close()
+		}
+		if errors.Is(err, fs.ErrNotExist) && attempt < 5 {
+			continue
 		}
 		return err
 	}
 }
 
+// replaceSymlinkIn makes name in dir a symlink to target, atomically.
+func (r *Repo) replaceSymlinkIn(dir *beneath.Dir, name, target string) error {
+	if cur, err := dir.Readlink(name); err == nil && cur == target {
+		return nil
+	}
+	if r.tmp == nil {
+		return fmt.Errorf("%s: %w", tmpDir, r.tmpErr)
+	}
+	tmp := "link-" + randomName()
+	if err := r.tmp.Symlink(target, tmp); err != nil {
+		return err
+	}
+	err := r.tmp.Rename(tmp, dir, name)
+	if err != nil {
+		r.tmp.Remove(tmp)
+		if errors.Is(err, unix.EISDIR) || errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("%s is a directory", dir.Join(name))
+		}
+	}
+	return err
+}
+
 // setRef points the reference name at an image, atomically.
-func (r *Repo) setRef(name string, digest []byte) error {
+func (r *Repo) setRef(name string, d digest.Digest) error {
 	if err := CheckRefName(name); err != nil {
 		return err
 	}
-	path := filepath.Join(r.dir, refsDir, filepath.FromSlash(name))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("repo: setting reference %s: %w", name, err)
-	}
-	if err := r.ReplaceSymlink(refLinkTarget(name, digest), path); err != nil {
+	if err := r.replaceSymlinkAt(refsDir+"/"+name, refLinkTarget(name, d)); err != nil {
 		return fmt.Errorf("repo: setting reference %s: %w", name, err)
 	}
 	return nil
+}
+
+// readlink reads the symlink rel, relative to the repository, reached
+// through no symbolic link.
+func (r *Repo) readlink(rel string) (string, error) {
+	dir, base := path.Split(rel)
+	if dir == "" {
+		return r.root.Readlink(base)
+	}
+	parent, err := r.root.Dir(strings.TrimSuffix(dir, "/"), false)
+	if err != nil {
+		return "", err
+	}
+	defer parent.Close()
+	return parent.Readlink(base)
 }
 
 // Tag points the reference name at image (any name Resolve takes),
@@ -138,16 +169,16 @@ func (r *Repo) Tag(name, image string) error {
 	if err := r.checkWrite(name); err != nil {
 		return err
 	}
-	unlock, err := r.lock(false)
+	unlock, err := r.Lock(context.Background(), false)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	digest, err := r.Resolve(image)
+	d, err := r.Resolve(image)
 	if err != nil {
 		return err
 	}
-	if err := r.setRef(name, digest); err != nil {
+	if err := r.setRef(name, d); err != nil {
 		return err
 	}
 	return r.sync()
@@ -159,91 +190,110 @@ func (r *Repo) Untag(name string) error {
 	if err := r.checkWrite(name); err != nil {
 		return err
 	}
-	unlock, err := r.lock(false)
+	unlock, err := r.Lock(context.Background(), false)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	path := filepath.Join(r.dir, refsDir, filepath.FromSlash(name))
-	fi, err := os.Lstat(path)
+	dir, base := path.Split(refsDir + "/" + name)
+	parent, err := r.root.Dir(strings.TrimSuffix(dir, "/"), false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%w: reference %s", ErrNotFound, name)
 	}
 	if err != nil {
 		return fmt.Errorf("repo: %w", err)
 	}
-	if fi.Mode()&fs.ModeSymlink == 0 {
-		return fmt.Errorf("repo: %s is not a reference", path)
+	defer parent.Close()
+	st, err := parent.Lstat(base)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: reference %s", ErrNotFound, name)
 	}
-	if err := os.Remove(path); err != nil {
+	if err != nil {
 		return fmt.Errorf("repo: %w", err)
 	}
-	top := filepath.Join(r.dir, refsDir)
-	for d := filepath.Dir(path); d != top && strings.HasPrefix(d, top); d = filepath.Dir(d) {
-		if os.Remove(d) != nil {
-			break
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return fmt.Errorf("repo: %s is not a reference", parent.Join(base))
+	}
+	if err := parent.Remove(base); err != nil {
+		return fmt.Errorf("repo: %w", err)
+	}
+	r.removeEmptyDirs(refsDir, path.Dir(name))
+	return r.sync()
+}
+
+// removeEmptyDirs removes the directory rel of top (relative to the
+// repository) and those above it, up to top, while they are empty.
+func (r *Repo) removeEmptyDirs(top, rel string) {
+	for ; rel != "." && rel != "/" && rel != ""; rel = path.Dir(rel) {
+		dir, base := path.Split(top + "/" + rel)
+		parent, err := r.root.Dir(strings.TrimSuffix(dir, "/"), false)
+		if err != nil {
+			return
+		}
+		err = unix.Unlinkat(parent.Fd(), base, unix.AT_REMOVEDIR)
+		parent.Close()
+		if err != nil {
+			return
 		}
 	}
-	return r.sync()
 }
 
 // Resolve returns the digest of the image called name: "refs/NAME" or NAME
 // for a reference, or the image's hex digest. The image must be linked
 // under images/.
-func (r *Repo) Resolve(name string) ([]byte, error) {
+func (r *Repo) Resolve(name string) (digest.Digest, error) {
 	if ref, ok := strings.CutPrefix(name, "refs/"); ok {
 		return r.ResolveRef(ref)
 	}
 	if isHex(name, 2*r.alg.Size()) {
 		d, err := r.ParseDigest(name)
 		if err != nil {
-			return nil, err
+			return digest.Digest{}, err
 		}
 		if err := r.checkImageLink(d); err == nil || !errors.Is(err, ErrNotFound) {
 			return d, err
 		}
-		if _, rerr := os.Lstat(filepath.Join(r.dir, refsDir, name)); rerr != nil {
-			return nil, fmt.Errorf("%w: image %s", ErrNotFound, name)
+		if _, rerr := r.readlink(refsDir + "/" + name); rerr != nil {
+			return digest.Digest{}, fmt.Errorf("%w: image %s", ErrNotFound, name)
 		}
 	}
 	return r.ResolveRef(name)
 }
 
 // ResolveRef returns the digest of the image the reference name points at.
-func (r *Repo) ResolveRef(name string) ([]byte, error) {
+func (r *Repo) ResolveRef(name string) (digest.Digest, error) {
 	if err := CheckRefName(name); err != nil {
-		return nil, err
+		return digest.Digest{}, err
 	}
-	target, err := os.Readlink(filepath.Join(r.dir, refsDir, filepath.FromSlash(name)))
+	target, err := r.readlink(refsDir + "/" + name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: no image or reference %s", ErrNotFound, name)
+		return digest.Digest{}, fmt.Errorf("%w: no image or reference %s", ErrNotFound, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("repo: reference %s: %w", name, err)
+		return digest.Digest{}, fmt.Errorf("repo: reference %s: %w", name, err)
 	}
 	d, err := r.parseRefTarget(name, target)
 	if err != nil {
-		return nil, fmt.Errorf("repo: %w", err)
+		return digest.Digest{}, fmt.Errorf("repo: %w", err)
 	}
 	if err := r.checkImageLink(d); err != nil {
-		return nil, fmt.Errorf("reference %s: %w", name, err)
+		return digest.Digest{}, fmt.Errorf("reference %s: %w", name, err)
 	}
 	return d, nil
 }
 
 // checkImageLink checks that images/DIGEST is the link to the image's
 // object.
-func (r *Repo) checkImageLink(digest []byte) error {
-	path := r.ImagePath(digest)
-	target, err := os.Readlink(path)
+func (r *Repo) checkImageLink(d digest.Digest) error {
+	target, err := r.readlink(imagesDir + "/" + d.Hex())
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: image %s", ErrNotFound, fsverity.Hex(digest))
+		return fmt.Errorf("%w: image %s", ErrNotFound, d)
 	}
 	if err != nil {
-		return fmt.Errorf("repo: image %s: %w", fsverity.Hex(digest), err)
+		return fmt.Errorf("repo: image %s: %w", d, err)
 	}
-	if target != imageLinkTarget(digest) {
-		return fmt.Errorf("repo: %s points at %q, not at its object %s", path, target, imageLinkTarget(digest))
+	if target != imageLinkTarget(d) {
+		return fmt.Errorf("repo: %s points at %q, not at its object %s", r.ImagePath(d), target, imageLinkTarget(d))
 	}
 	return nil
 }
@@ -261,57 +311,71 @@ type badEntry struct {
 }
 
 // readRefs lists the references (sorted by name), and the entries under
-// images/refs/ that are not references.
+// images/refs/ that are not references. Directories are walked beneath
+// the repository; a symbolic link is never followed.
 func (r *Repo) readRefs() ([]Ref, []badEntry, error) {
-	top := filepath.Join(r.dir, refsDir)
+	top, err := r.root.Dir(refsDir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("repo: reading references: %w", err)
+	}
+	defer top.Close()
 	var refs []Ref
 	var bad []badEntry
-	err := filepath.WalkDir(top, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if path == top && errors.Is(err, fs.ErrNotExist) {
-				return filepath.SkipDir
-			}
-			return err
-		}
-		if path == top {
-			return nil
-		}
-		rel, _ := filepath.Rel(top, path)
-		name := filepath.ToSlash(rel)
-		switch {
-		case d.IsDir():
-			return nil
-		case d.Type()&fs.ModeSymlink == 0:
-			bad = append(bad, badEntry{refsDir + "/" + name, "not a symlink"})
-			return nil
-		}
-		target, err := os.Readlink(path)
-		if err != nil {
-			return err
-		}
-		if CheckRefName(name) != nil {
-			bad = append(bad, badEntry{refsDir + "/" + name, "not a valid reference name"})
-			return nil
-		}
-		d2, err := r.parseRefTarget(name, target)
-		if err != nil {
-			bad = append(bad, badEntry{refsDir + "/" + name, err.Error()})
-			return nil
-		}
-		refs = append(refs, Ref{Name: name, Image: fsverity.Hex(d2)})
-		return nil
-	})
-	if err != nil {
+	if err := r.walkRefs(top, "", &refs, &bad); err != nil {
 		return nil, nil, fmt.Errorf("repo: reading references: %w", err)
 	}
 	sort.Slice(refs, func(i, j int) bool { return refs[i].Name < refs[j].Name })
 	return refs, bad, nil
 }
 
+// walkRefs adds the references under dir, named prefix + NAME.
+func (r *Repo) walkRefs(dir *beneath.Dir, prefix string, refs *[]Ref, bad *[]badEntry) error {
+	ents, err := dir.ReadDir()
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name := prefix + e.Name
+		switch {
+		case e.Type.IsDir():
+			sub, err := dir.Dir(e.Name, false)
+			if err != nil {
+				return err
+			}
+			err = r.walkRefs(sub, name+"/", refs, bad)
+			sub.Close()
+			if err != nil {
+				return err
+			}
+			continue
+		case e.Type&fs.ModeSymlink == 0:
+			*bad = append(*bad, badEntry{refsDir + "/" + name, "not a symlink"})
+			continue
+		case CheckRefName(name) != nil:
+			*bad = append(*bad, badEntry{refsDir + "/" + name, "not a valid reference name"})
+			continue
+		}
+		target, err := dir.Readlink(e.Name)
+		if err != nil {
+			return err
+		}
+		d, err := r.parseRefTarget(name, target)
+		if err != nil {
+			*bad = append(*bad, badEntry{refsDir + "/" + name, err.Error()})
+			continue
+		}
+		*refs = append(*refs, Ref{Name: name, Image: d.Hex()})
+	}
+	return nil
+}
+
 // Refs lists the references, sorted by name (references that do not
 // point at images/DIGEST are left out; Fsck reports them).
 func (r *Repo) Refs() ([]Ref, error) {
-	unlock, err := r.lock(false)
+	unlock, err := r.Lock(context.Background(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -321,35 +385,42 @@ func (r *Repo) Refs() ([]Ref, error) {
 }
 
 // readImageLinks lists the images under images/ (hex digests, sorted) and
-// the entries there that are not image links.
+// the entries there that are not image links. images/ is opened beneath
+// the repository: a symbolic link there is an error.
 func (r *Repo) readImageLinks() ([]string, []badEntry, error) {
-	ents, err := os.ReadDir(filepath.Join(r.dir, imagesDir))
+	images, err := r.root.Dir(imagesDir, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("repo: %w", err)
 	}
-	var images []string
+	defer images.Close()
+	ents, err := images.ReadDir()
+	if err != nil {
+		return nil, nil, fmt.Errorf("repo: %w", err)
+	}
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
+	var names []string
 	var bad []badEntry
 	for _, e := range ents {
-		name := e.Name()
+		name := e.Name
 		if name == "refs" {
 			continue
 		}
 		rel := imagesDir + "/" + name
-		if !isHex(name, 2*r.alg.Size()) {
+		d, err := r.ParseDigest(name)
+		if err != nil {
 			bad = append(bad, badEntry{rel, "not named by a " + r.alg.String() + " digest"})
 			continue
 		}
-		d, _ := r.ParseDigest(name)
 		if err := r.checkImageLink(d); err != nil {
 			bad = append(bad, badEntry{rel, err.Error()})
 			continue
 		}
-		images = append(images, name)
+		names = append(names, name)
 	}
-	return images, bad, nil
+	return names, bad, nil
 }
 
 // ImageInfo describes an image of the repository.
@@ -364,7 +435,7 @@ type ImageInfo struct {
 
 // Images lists the repository's images, sorted by digest.
 func (r *Repo) Images() ([]ImageInfo, error) {
-	unlock, err := r.lock(false)
+	unlock, err := r.Lock(context.Background(), false)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +14,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/internal/beneath"
+	"github.com/gocfs/gocfs/store"
 )
 
 // FormatVersion is the repository format version gocfs reads and writes
@@ -56,8 +61,9 @@ var (
 	// repository holds composefs-rs split streams, whose references gocfs
 	// does not follow.
 	ErrStreams = errors.New("repo: repository has split streams")
-	// ErrCorrupt reports content whose digest is not its name.
-	ErrCorrupt = errors.New("repo: corrupt object")
+	// ErrCorrupt reports content whose digest is not its name (the
+	// object store's error).
+	ErrCorrupt = store.ErrCorrupt
 )
 
 // Meta is the content of meta.json, as composefs-rs defines it.
@@ -147,6 +153,13 @@ type Repo struct {
 	readOnly bool
 	secure   bool // meta.json has fs-verity: objects must have it too
 	opts     Options
+
+	// Everything the repository writes or removes is reached from root,
+	// through no symbolic link (see package internal/beneath).
+	root   *beneath.Dir
+	tmp    *beneath.Dir // tmp/, nil when it can't be used (tmpErr says why)
+	tmpErr error
+	st     *store.Store // objects/
 }
 
 // Init creates a repository at dir (and dir, if needed), or opens the one
@@ -193,32 +206,55 @@ func Init(dir string, iopts InitOptions, opts Options) (*Repo, error) {
 	return Open(dir, opts)
 }
 
-// writeMeta creates meta.json with data, complete or not at all: written to
-// an unnamed file, synced, given fs-verity if asked (best effort), then
-// linked. An existing meta.json is kept (another init won).
+// writeMeta creates meta.json with data, complete or not at all: written
+// to a new file under tmp/, synced, given fs-verity if asked (best
+// effort), then linked. An existing meta.json is kept (another init won).
 func writeMeta(dir string, data []byte, alg fsverity.Algorithm, verity bool) error {
 	final := filepath.Join(dir, MetaFile)
-	t, err := newTmpFile(dir, filepath.Join(dir, tmpDir))
+	root, err := beneath.OpenDir(dir)
 	if err != nil {
 		return fmt.Errorf("repo: writing %s: %w", final, err)
 	}
-	defer t.discard()
-	if _, err := t.f.Write(data); err != nil {
+	defer root.Close()
+	tmp, err := root.Dir(tmpDir, true)
+	if err != nil {
 		return fmt.Errorf("repo: writing %s: %w", final, err)
 	}
-	if err := t.f.Sync(); err != nil {
-		return fmt.Errorf("repo: writing %s: %w", final, err)
-	}
-	if err := t.readOnly(); err != nil {
+	defer tmp.Close()
+	name := "meta-" + randomName()
+	defer tmp.Remove(name)
+	if err := writeNew(tmp, name, data); err != nil {
 		return fmt.Errorf("repo: writing %s: %w", final, err)
 	}
 	if verity {
-		_ = fsverity.Enable(t.f, alg) // best effort: marks a secure repository
+		if f, err := tmp.Open(name, unix.O_RDONLY|unix.O_NOFOLLOW, 0); err == nil {
+			_ = fsverity.Enable(f, alg) // best effort: marks a secure repository
+			f.Close()
+		}
 	}
-	if err := t.link(final); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := unix.Linkat(tmp.Fd(), name, root.Fd(), MetaFile, 0); err != nil && err != unix.EEXIST {
 		return fmt.Errorf("repo: writing %s: %w", final, err)
 	}
-	return syncDir(dir)
+	return root.Sync()
+}
+
+// writeNew writes data to the new file name in dir, mode 0644, synced.
+func writeNew(dir *beneath.Dir, name string, data []byte) error {
+	f, err := dir.Open(name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Open opens the repository at dir. A repository without meta.json (made
@@ -272,8 +308,82 @@ func Open(dir string, opts Options) (*Repo, error) {
 	default:
 		return nil, fmt.Errorf("repo: %w", err)
 	}
+	if err := r.openDirs(); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
+
+// openDirs opens the repository's directories, beneath its own and
+// through no symbolic link, and its object store. A bad tmp/ is not an
+// error here (gc and fsck report it; what needs it fails).
+func (r *Repo) openDirs() (retErr error) {
+	root, err := beneath.OpenDir(r.dir)
+	if err != nil {
+		return fmt.Errorf("repo: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			r.Close()
+		}
+	}()
+	r.root = root
+	r.tmp, r.tmpErr = root.Dir(tmpDir, !r.readOnly)
+	sopts := store.Options{
+		Algorithm:     r.alg,
+		ReadOnly:      r.readOnly,
+		NoVerity:      r.opts.NoVerity,
+		RequireVerity: r.secure,
+		TmpDir:        r.tmpDirFile,
+		Batch:         maxPending,
+		Threads:       r.opts.Threads,
+		Notice:        r.opts.Notice,
+	}
+	objects, err := root.Dir(objectsDir, !r.readOnly)
+	if errors.Is(err, fs.ErrNotExist) && r.readOnly {
+		// Nothing was ever stored: an empty store.
+		sopts.EmptyIfMissing = true
+		r.st, err = store.Open(filepath.Join(r.dir, objectsDir), sopts)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("repo: the object store: %w", err)
+	}
+	defer objects.Close()
+	f, err := objects.File()
+	if err != nil {
+		return fmt.Errorf("repo: the object store: %w", err)
+	}
+	defer f.Close()
+	if r.st, err = store.OpenDir(f, sopts); err != nil {
+		return fmt.Errorf("repo: %w", err)
+	}
+	return nil
+}
+
+// tmpDirFile gives the store tmp/ for its named temporary files.
+func (r *Repo) tmpDirFile() (*os.File, error) {
+	if r.tmp == nil {
+		return nil, fmt.Errorf("repo: %s: %w", tmpDir, r.tmpErr)
+	}
+	return r.tmp.File()
+}
+
+// Close releases the repository's directory descriptors. The Repo must
+// not be used afterwards.
+func (r *Repo) Close() error {
+	if r.st != nil {
+		r.st.Close()
+	}
+	if r.tmp != nil {
+		r.tmp.Close()
+	}
+	return r.root.Close()
+}
+
+// Store returns the repository's object store (objects/). Writing to it
+// directly needs the repository lock (Lock), as NewObjectWriter says.
+func (r *Repo) Store() *store.Store { return r.st }
 
 // inferAlgorithm tells a repository's algorithm from the length of its
 // objects' names, for repositories without meta.json.
@@ -320,40 +430,36 @@ func (r *Repo) Secure() bool { return r.secure }
 // repository's images.
 func (r *Repo) ObjectsDir() string { return filepath.Join(r.dir, objectsDir) }
 
-// ObjectRel returns an object's path relative to the object store
-// ("XX/REST"), as images name it.
-func ObjectRel(digest []byte) string {
-	h := fsverity.Hex(digest)
-	return h[:2] + "/" + h[2:]
-}
-
 // ObjectPath returns the path of the object with the given digest.
-func (r *Repo) ObjectPath(digest []byte) string {
-	return filepath.Join(r.dir, objectsDir, ObjectRel(digest))
+func (r *Repo) ObjectPath(d digest.Digest) string {
+	return filepath.Join(r.dir, objectsDir, d.ObjectPath())
 }
 
 // ImagePath returns the path of an image's link under images/.
-func (r *Repo) ImagePath(digest []byte) string {
-	return filepath.Join(r.dir, imagesDir, fsverity.Hex(digest))
+func (r *Repo) ImagePath(d digest.Digest) string {
+	return filepath.Join(r.dir, imagesDir, d.Hex())
 }
 
 // ParseObjectRel parses an object path ("XX/REST", as an image's payload
 // holds it, a leading slash allowed) of this repository's algorithm.
-func (r *Repo) ParseObjectRel(rel string) ([]byte, error) {
-	rel = strings.TrimPrefix(rel, "/")
-	n := 2 * r.alg.Size()
-	if len(rel) != n+1 || rel[2] != '/' || !isHex(rel[:2], 2) || !isHex(rel[3:], n-2) {
-		return nil, fmt.Errorf("repo: %q is not a %s object path (XX/ and %d more lowercase hex digits)", rel, r.alg, n-2)
+func (r *Repo) ParseObjectRel(rel string) (digest.Digest, error) {
+	d, err := digest.ParseObjectPath(rel)
+	if err == nil && d.Algorithm() != r.alg {
+		err = fmt.Errorf("%w: %q is not a %s object path", digest.ErrInvalid, rel, r.alg)
 	}
-	return fsverity.ParseHex(rel[:2]+rel[3:], r.alg)
+	if err != nil {
+		return digest.Digest{}, fmt.Errorf("repo: %w", err)
+	}
+	return d, nil
 }
 
 // ParseDigest parses a hexadecimal digest of this repository's algorithm.
-func (r *Repo) ParseDigest(s string) ([]byte, error) {
-	if !isHex(s, 2*r.alg.Size()) {
-		return nil, fmt.Errorf("repo: %q is not a %s digest (%d lowercase hex digits)", s, r.alg, 2*r.alg.Size())
+func (r *Repo) ParseDigest(s string) (digest.Digest, error) {
+	d, err := digest.ParseAlg(s, r.alg)
+	if err != nil {
+		return digest.Digest{}, fmt.Errorf("repo: %w", err)
 	}
-	return fsverity.ParseHex(s, r.alg)
+	return d, nil
 }
 
 // isHex reports whether s is n lowercase hexadecimal digits.
@@ -392,22 +498,14 @@ func (r *Repo) Sync() error { return r.sync() }
 
 // sync makes everything written to the repository's file system durable.
 func (r *Repo) sync() error {
-	fd, err := unix.Open(r.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("repo: syncing %s: %w", r.dir, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Syncfs(fd); err != nil {
-		return fmt.Errorf("repo: syncing %s: %w", r.dir, err)
+	if err := r.root.Syncfs(); err != nil {
+		return fmt.Errorf("repo: %w", err)
 	}
 	return nil
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+func randomName() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/scan"
 	"github.com/gocfs/gocfs/tree"
@@ -91,7 +92,7 @@ func TestOpenOldFormat(t *testing.T) {
 	for _, alg := range algorithms() {
 		dir := t.TempDir()
 		d := fsverity.Sum([]byte("x"), alg)
-		p := filepath.Join(dir, "objects", ObjectRel(d))
+		p := filepath.Join(dir, "objects", digest.MustNew(alg, d).ObjectPath())
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte("x"), 0o644)
 		r, err := Open(dir, Options{})
@@ -145,7 +146,7 @@ func TestCreateImage(t *testing.T) {
 			for _, o := range objs {
 				d, _ := r.ParseDigest(o)
 				sum, err := fsverity.DigestFile(r.ObjectPath(d), alg)
-				if err != nil || !bytes.Equal(sum, d) {
+				if err != nil || !d.Equal(alg, sum) {
 					t.Errorf("object %s: digest %x, %v", o, sum, err)
 				}
 			}
@@ -249,7 +250,7 @@ func TestGC(t *testing.T) {
 	}
 	// Leftovers of interrupted operations.
 	os.WriteFile(filepath.Join(r.Dir(), "tmp", "link-dead"), nil, 0o644)
-	os.WriteFile(filepath.Join(r.Dir(), "objects", res1.Image[:2], ".tmp-0123"), nil, 0o644)
+	os.WriteFile(filepath.Join(r.Dir(), "tmp", "obj-0123"), nil, 0o644) // an object written without O_TMPFILE
 	if f := fsckClean(t, r); len(f.Leftovers) != 2 {
 		t.Errorf("fsck leftovers: %q", f.Leftovers)
 	}
@@ -307,7 +308,7 @@ func TestGC(t *testing.T) {
 	os.Remove(filepath.Join(r.Dir(), "streams", "x"))
 
 	// Streams a registered keeper owns are collected as it says.
-	put := func(data string) []byte {
+	put := func(data string) digest.Digest {
 		w := r.NewObjectWriter()
 		s, err := w.Create()
 		if err != nil {
@@ -328,7 +329,7 @@ func TestGC(t *testing.T) {
 	os.Symlink(imageLinkTarget(dropped), filepath.Join(r.Dir(), "streams", "test-dropped"))
 	RegisterStreamKeeper(StreamKeeper{
 		Owns: func(name string) bool { return strings.HasPrefix(name, "test-") },
-		Live: func(*Repo) ([][]byte, error) { return [][]byte{kept}, nil },
+		Live: func(*Repo) ([]digest.Digest, error) { return []digest.Digest{kept}, nil },
 	})
 	g, err = r.GC(ctx, GCOptions{})
 	if err != nil {
@@ -419,7 +420,7 @@ func TestCreateImageFromDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel := ObjectRel(sum)
+	rel := digest.MustNew(fsverity.SHA256, sum).ObjectPath()
 	if !strings.Contains(d, rel) {
 		t.Fatalf("dump has no payload %s", rel)
 	}
@@ -462,7 +463,7 @@ func TestFsckCorruption(t *testing.T) {
 				t.Fatal(err)
 			}
 			obj := fsverity.Hex(sum)
-			path := r.ObjectPath(sum)
+			path := r.ObjectPath(digest.MustNew(alg, sum))
 			data, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -497,7 +498,7 @@ func TestFsckCorruption(t *testing.T) {
 					t.Errorf("unexpected problem %+v", p)
 				}
 			}
-			if objProblem == nil || objProblem.Object != obj || objProblem.Path != "objects/"+ObjectRel(sum) {
+			if objProblem == nil || objProblem.Object != obj || objProblem.Path != "objects/"+digest.MustNew(alg, sum).ObjectPath() {
 				t.Fatalf("corrupt object not named: %+v", res.Problems)
 			}
 			users := map[string][]string{}
@@ -519,7 +520,7 @@ func TestFsckCorruption(t *testing.T) {
 
 func TestObjectWriterAndLockedCommit(t *testing.T) {
 	r := newRepo(t, fsverity.SHA256)
-	unlock, err := r.Lock(false)
+	unlock, err := r.Lock(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +531,7 @@ func TestObjectWriterAndLockedCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(d, fsverity.Sum(data, fsverity.SHA256)) {
+	if !d.Equal(fsverity.SHA256, fsverity.Sum(data, fsverity.SHA256)) {
 		t.Fatalf("Put gave digest %x", d)
 	}
 	if _, err := os.Stat(r.ObjectPath(d)); err == nil {
@@ -541,7 +542,7 @@ func TestObjectWriterAndLockedCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Write(data)
-	if d2, err := f.Commit(); err != nil || !bytes.Equal(d2, d) {
+	if d2, err := f.Commit(); err != nil || d2 != d {
 		t.Fatalf("Commit of the same content: %x, %v", d2, err)
 	}
 	if err := w.Sync(); err != nil {
@@ -563,7 +564,7 @@ func TestObjectWriterAndLockedCommit(t *testing.T) {
 	// CommitTree under the caller's lock.
 	root := tree.New(tree.ModeDir | 0o755)
 	file := tree.New(tree.ModeRegular | 0o644)
-	file.Size, file.Payload = uint64(len(data)), ObjectRel(d)
+	file.Size, file.Payload = uint64(len(data)), d.ObjectPath()
 	if err := root.AddChild("f", file); err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +572,7 @@ func TestObjectWriterAndLockedCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := r.ResolveRef("locked"); err != nil || !bytes.Equal(got, res.Digest) {
+	if got, err := r.ResolveRef("locked"); err != nil || got != res.Digest {
 		t.Errorf("reference: %x, %v", got, err)
 	}
 }

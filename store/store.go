@@ -45,16 +45,20 @@ type Options struct {
 	// ReadOnly opens the store for reading only (with O_PATH: the
 	// directory need only be searchable).
 	ReadOnly bool
+	// EmptyIfMissing makes Open of a missing directory with ReadOnly
+	// give an empty store (a repository whose objects/ was never made).
+	EmptyIfMissing bool
 	// NoVerity does not try to enable fs-verity on new objects.
 	NoVerity bool
 	// RequireVerity makes an object that fs-verity can't be enabled on
 	// an error, and Check report objects without it (ErrNoVerity).
 	RequireVerity bool
-	// TmpDir is the directory for named temporary files, used where the
-	// file system has no O_TMPFILE; it must be on the store's file
-	// system. nil means ".tmp" in the store directory. The store keeps
-	// its own duplicate of the descriptor.
-	TmpDir *os.File
+	// TmpDir, when not nil, opens the directory for named temporary
+	// files (a repository's tmp/), called once where the file system has
+	// no O_TMPFILE; it must be on the store's file system. nil means
+	// ".tmp" in the store directory. The store keeps its own duplicate of
+	// the descriptor, and closes the file.
+	TmpDir func() (*os.File, error)
 	// Batch is the number of objects written but not yet named that a
 	// Writer holds (each holds a descriptor) before it publishes them;
 	// 0 means 256.
@@ -70,7 +74,8 @@ type Options struct {
 // Store is an object store rooted at a directory. Its methods may be
 // called from several goroutines at once.
 type Store struct {
-	dir  *beneath.Dir
+	dir  *beneath.Dir // nil: an empty store (Options.EmptyIfMissing)
+	path string
 	alg  fsverity.Algorithm
 	opts Options
 
@@ -100,6 +105,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	var err error
 	if opts.ReadOnly {
 		d, err = beneath.OpenSearchable(dir)
+		if errors.Is(err, fs.ErrNotExist) && opts.EmptyIfMissing {
+			return &Store{path: dir, alg: opts.Algorithm, opts: opts}, checkOptions(&opts)
+		}
 	} else {
 		d, err = beneath.OpenDir(dir)
 	}
@@ -121,12 +129,20 @@ func OpenDir(f *os.File, opts Options) (*Store, error) {
 }
 
 func newStore(d *beneath.Dir, opts Options) (*Store, error) {
+	if err := checkOptions(&opts); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return &Store{dir: d, path: d.Path(), alg: opts.Algorithm, opts: opts, fan: make(map[string]*beneath.Dir), ownTmp: opts.TmpDir == nil}, nil
+}
+
+// checkOptions checks opts and fills in the defaults.
+func checkOptions(opts *Options) error {
 	if opts.Algorithm == 0 {
 		opts.Algorithm = fsverity.SHA256
 	}
 	if !opts.Algorithm.Valid() {
-		d.Close()
-		return nil, fmt.Errorf("store: unknown algorithm %v", opts.Algorithm)
+		return fmt.Errorf("store: unknown algorithm %v", opts.Algorithm)
 	}
 	if opts.Batch <= 0 {
 		opts.Batch = 256
@@ -134,18 +150,7 @@ func newStore(d *beneath.Dir, opts Options) (*Store, error) {
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
 	}
-	s := &Store{dir: d, alg: opts.Algorithm, opts: opts, fan: make(map[string]*beneath.Dir), ownTmp: opts.TmpDir == nil}
-	if opts.TmpDir != nil {
-		s.tmpOnce.Do(func() {
-			s.tmp, s.tmpErr = beneath.FromFile(opts.TmpDir, opts.TmpDir.Name())
-		})
-		if s.tmpErr != nil {
-			d.Close()
-			return nil, fmt.Errorf("store: %w", s.tmpErr)
-		}
-	}
-	s.opts.TmpDir = nil
-	return s, nil
+	return nil
 }
 
 // Close releases the store's descriptors. Writers must be done.
@@ -159,17 +164,20 @@ func (s *Store) Close() error {
 	if s.tmp != nil {
 		s.tmp.Close()
 	}
+	if s.dir == nil {
+		return nil
+	}
 	return s.dir.Close()
 }
 
 // Dir returns the store's directory.
-func (s *Store) Dir() string { return s.dir.Path() }
+func (s *Store) Dir() string { return s.path }
 
 // Algorithm returns the algorithm objects are named by.
 func (s *Store) Algorithm() fsverity.Algorithm { return s.alg }
 
 // Path returns the path of d's object (which may not exist).
-func (s *Store) Path(d digest.Digest) string { return s.dir.Join(d.ObjectPath()) }
+func (s *Store) Path(d digest.Digest) string { return s.path + "/" + d.ObjectPath() }
 
 func (s *Store) notice(format string, a ...any) {
 	if s.opts.Notice != nil {
@@ -201,8 +209,11 @@ func (s *Store) OpenObject(d digest.Digest) (*os.File, error) {
 // error wraps ErrUnexpected). It is opened non-blocking, so that a FIFO
 // can't hang the caller, and then made blocking.
 func (s *Store) OpenPath(rel string) (*os.File, error) {
+	where := s.path + "/" + rel
+	if s.dir == nil {
+		return nil, &os.PathError{Op: "open", Path: where, Err: unix.ENOENT}
+	}
 	fd, err := beneath.Open(s.dir.Fd(), rel, unix.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
-	where := s.dir.Join(rel)
 	if err != nil {
 		if errors.Is(err, beneath.ErrSymlink) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrUnexpected, where, err)
@@ -247,6 +258,9 @@ func (s *Store) Has(d digest.Digest) (bool, error) {
 // Sync makes everything written to the store's file system durable
 // (syncfs).
 func (s *Store) Sync() error {
+	if s.dir == nil {
+		return nil
+	}
 	if err := s.dir.Syncfs(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -272,7 +286,17 @@ func (s *Store) fanout(xx string) (*beneath.Dir, error) {
 // tmpDir returns the directory for named temporary files.
 func (s *Store) tmpDir() (*beneath.Dir, error) {
 	s.tmpOnce.Do(func() {
-		s.tmp, s.tmpErr = s.dir.Dir(".tmp", true)
+		if s.ownTmp {
+			s.tmp, s.tmpErr = s.dir.Dir(".tmp", true)
+			return
+		}
+		f, err := s.opts.TmpDir()
+		if err != nil {
+			s.tmpErr = err
+			return
+		}
+		defer f.Close()
+		s.tmp, s.tmpErr = beneath.FromFile(f, f.Name())
 	})
 	return s.tmp, s.tmpErr
 }

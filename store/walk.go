@@ -38,6 +38,9 @@ type Entry struct {
 // directories are visited in directory order, and fn may remove the
 // entry it is given. An error from fn stops the walk.
 func (s *Store) Walk(ctx context.Context, fn func(Entry) error) error {
+	if s.dir == nil {
+		return nil
+	}
 	fanout, err := s.dir.ReadDir()
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
@@ -130,6 +133,9 @@ func isHex(s string, n int) bool {
 func (s *Store) Remove(d digest.Digest) error {
 	if err := s.checkAlg(d); err != nil {
 		return err
+	}
+	if s.dir == nil {
+		return nil
 	}
 	rel := d.ObjectPath()
 	dir, err := s.dir.Dir(rel[:2], false)

@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/repo"
@@ -428,7 +427,7 @@ func newRepoTagCmd(rf *repoFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ref := repo.Ref{Name: name, Image: fsverity.Hex(d)}
+			ref := repo.Ref{Name: name, Image: d.Hex()}
 			return rf.output(cmd, ref, func(io.Writer) {})
 		},
 	}

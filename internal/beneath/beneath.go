@@ -33,7 +33,7 @@ var noOpenat2 atomic.Bool
 // link, with flags (O_CLOEXEC is added). path must be relative and
 // "clean" (no "." or ".." components, no empty ones).
 func Open(dirfd int, path string, flags int, mode uint32) (int, error) {
-	if !validPath(path) {
+	if !ValidPath(path) {
 		return -1, fmt.Errorf("%q: not a relative path beneath the directory: %w", path, unix.EXDEV)
 	}
 	flags |= unix.O_CLOEXEC
@@ -76,9 +76,9 @@ func symlinkErr(err error) error {
 	return err
 }
 
-// validPath reports whether p is relative, with no empty, "." or ".."
-// component.
-func validPath(p string) bool {
+// ValidPath reports whether p is relative, with no empty, "." or ".."
+// component: what Open takes.
+func ValidPath(p string) bool {
 	if p == "" || p[0] == '/' {
 		return false
 	}
@@ -136,6 +136,15 @@ func FromFile(f *os.File, name string) (*Dir, error) {
 
 // Fd returns the directory's descriptor (owned by d).
 func (d *Dir) Fd() int { return int(d.f.Fd()) }
+
+// File returns a new *os.File on a duplicate of d's descriptor.
+func (d *Dir) File() (*os.File, error) {
+	fd, err := unix.FcntlInt(d.f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "dup", Path: d.path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), d.path), nil
+}
 
 // Path returns the directory's path, for messages.
 func (d *Dir) Path() string { return d.path }
