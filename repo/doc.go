@@ -19,16 +19,27 @@
 //
 // # Crash safety
 //
-// An object only ever appears complete under its final name. New content
-// is written to an unnamed temporary file (O_TMPFILE) in the objects
-// directory, its digest computed as it is written and checked against the
-// name it is to get; the content of a batch of objects is made durable
-// (syncfs) before any of them gets its name (linkat), and those names are
-// made durable before an image that refers to them is linked under images/.
+// Objects are written by package store, the one object store of gocfs,
+// which the repository opens on objects/ with its tmp/, progress and
+// notice functions as options. An object only ever appears complete under
+// its final name. New content is written to an unnamed temporary file
+// (O_TMPFILE) in the objects directory, its digest computed over the very
+// bytes written and checked against the name it is to get (a source file
+// that changed meanwhile is an error naming it, never a misnamed object);
+// the content of a batch of objects is made durable (syncfs) before any
+// of them gets its name (linkat), and those names are made durable before
+// an image that refers to them is linked under images/.
 // A killed import leaves at most objects that nothing refers to yet, which
 // [Repo.GC] removes. Image and reference names are symlinks, created in one
 // step (symlinkat) or replaced atomically (a symlink made under tmp/, then
 // renamed over the old one).
+//
+// # Nothing outside the repository
+//
+// Everything the repository writes or removes is reached from its own
+// directory descriptors through no symbolic link: a symlink put where
+// tmp/, objects/XX, images/ or streams/ should be is reported by [Repo.GC]
+// and [Repo.Fsck], never followed, and an import through one fails.
 //
 // # Concurrency
 //
@@ -39,7 +50,8 @@
 // [Repo.GC] holds an exclusive one, so it never runs while an import is
 // under way and can't delete an object that an import found already present
 // and is about to refer to. composefs-rs takes the same locks on the same
-// directory, so gocfs and cfsctl exclude each other too.
+// directory, so gocfs and cfsctl exclude each other too. Waiting for the
+// lock ends when the operation's context is done ([Repo.Lock]).
 //
 // # Digest algorithms
 //

@@ -269,18 +269,19 @@ func (c *fsck) lookup(d digest.Digest) *objectState {
 	if o, ok := c.byObj[d]; ok {
 		return o
 	}
-	if ok, _ := c.r.st.Has(d); !ok {
-		c.byObj[d] = nil
-		return nil
-	}
 	if c.buf == nil {
 		c.buf = make([]byte, 256<<10)
 	}
-	o := &objectState{d: d}
+	res := c.r.st.Check(d, c.buf, nil)
+	if errors.Is(res.Err, fs.ErrNotExist) {
+		c.byObj[d] = nil
+		return nil
+	}
+	o := &objectState{d: d, size: res.Read}
 	if st, err := os.Lstat(c.r.ObjectPath(d)); err == nil {
 		o.size = st.Size()
 	}
-	c.record(o, c.r.st.Check(d, c.buf, nil))
+	c.record(o, res)
 	c.objects = append(c.objects, o)
 	c.byObj[d] = o
 	return o

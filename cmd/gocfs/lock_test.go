@@ -29,8 +29,8 @@ func TestLockWaitInterruptible(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		hold, cmd string // flock's lock mode, the gocfs command
-		sig          syscall.Signal
-		want         string
+		sig       syscall.Signal
+		want      string
 	}{
 		{"--exclusive", "fsck", syscall.SIGINT, "waiting for another process holding the repository lock"},
 		{"--shared", "gc", syscall.SIGTERM, "waiting for other processes holding the repository lock"},

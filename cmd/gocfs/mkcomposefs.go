@@ -150,38 +150,9 @@ func runMkcomposefs(cmd *cobra.Command, f *mkcfsFlags, args []string) error {
 			return exitCode(1, err)
 		}
 	} else {
-		sopts := scan.Options{
-			SkipXattrs:        f.skipXattrs,
-			UserXattrsOnly:    f.userXattrs,
-			SkipDevices:       f.skipDevices,
-			UseEpoch:          f.useEpoch,
-			PreserveHardlinks: f.hardlinks,
-			Threads:           threads,
-		}
-		var objects *store.Writer
-		if f.digestStore != "" {
-			// Each file is stored as the scan reads it, named by the
-			// digest of what was stored, which the image then carries.
-			st, err := store.Open(f.digestStore, store.Options{Create: true, Threads: threads})
-			if err != nil {
-				return exitCode(1, err)
-			}
-			defer st.Close()
-			objects = st.NewWriter(nil)
-			defer objects.Abort()
-			sopts.Store = func(f *os.File, size int64) (digest.Digest, error) {
-				d, _, err := objects.PutFile(f, digest.Digest{}, size)
-				return d, err
-			}
-		}
 		var err error
-		if root, err = scan.DirContext(cmd.Context(), src, sopts); err != nil {
+		if root, err = scanSource(cmd, f, src, threads); err != nil {
 			return exitCode(1, err)
-		}
-		if objects != nil {
-			if err := objects.Sync(); err != nil {
-				return exitCode(1, fmt.Errorf("cannot fill store: %w", err))
-			}
 		}
 	}
 
@@ -204,6 +175,44 @@ func runMkcomposefs(cmd *cobra.Command, f *mkcfsFlags, args []string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), fsverity.Hex(digest))
 	}
 	return nil
+}
+
+// scanSource scans the directory src and, with --digest-store, stores
+// each file as the scan reads it: named by the digest of what was stored,
+// which the image then carries, so a file changing meanwhile can't leave
+// an object whose content is not its name, nor an image naming another
+// content.
+func scanSource(cmd *cobra.Command, f *mkcfsFlags, src string, threads int) (*tree.Node, error) {
+	sopts := scan.Options{
+		SkipXattrs:        f.skipXattrs,
+		UserXattrsOnly:    f.userXattrs,
+		SkipDevices:       f.skipDevices,
+		UseEpoch:          f.useEpoch,
+		PreserveHardlinks: f.hardlinks,
+		Threads:           threads,
+	}
+	if f.digestStore == "" {
+		return scan.DirContext(cmd.Context(), src, sopts)
+	}
+	st, err := store.Open(f.digestStore, store.Options{Create: true, Threads: threads})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	objects := st.NewWriter(nil)
+	defer objects.Abort()
+	sopts.Store = func(f *os.File, size int64) (digest.Digest, error) {
+		d, _, err := objects.PutFile(f, digest.Digest{}, size)
+		return d, err
+	}
+	root, err := scan.DirContext(cmd.Context(), src, sopts)
+	if err != nil {
+		return nil, err
+	}
+	if err := objects.Sync(); err != nil {
+		return nil, fmt.Errorf("cannot fill store: %w", err)
+	}
+	return root, nil
 }
 
 // readDumpFile parses a dump file ("-" for standard input); upstream's
