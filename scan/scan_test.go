@@ -186,22 +186,48 @@ func upstreamMkcomposefs(t *testing.T) string {
 // TestSampleStoreMatchesUpstream checks --digest-store's set of objects for
 // the sample tree against the list upstream's mkcomposefs wrote (208
 // objects; the sha256 of their sorted relative paths, one per line).
+// Stored after the scan (ImportTree) or as it reads (Options.Store, as
+// mkcomposefs does), the objects are the same, and so is the tree.
 func TestSampleStoreMatchesUpstream(t *testing.T) {
 	dir := sampleDir(t)
 	root, err := scan.Dir(dir, scan.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	objects := filepath.Join(t.TempDir(), "objects")
-	st, err := store.Open(objects, store.Options{Create: true})
-	if err != nil {
-		t.Fatal(err)
+	for _, during := range []bool{false, true} {
+		objects := filepath.Join(t.TempDir(), "objects")
+		st, err := store.Open(objects, store.Options{Create: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if during {
+			w := st.NewWriter(nil)
+			root2, err := scan.Dir(dir, scan.Options{Store: func(f *os.File, size int64) (digest.Digest, error) {
+				d, _, err := w.PutFile(f, digest.Digest{}, size)
+				return d, err
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			d1, _ := image.Digest(root, image.DefaultOptions)
+			d2, _ := image.Digest(root2, image.DefaultOptions)
+			if !bytes.Equal(d1, d2) {
+				t.Errorf("storing while scanning changed the image: %x, not %x", d2, d1)
+			}
+		} else if err := st.ImportTree(context.Background(), root, dir, 2); err != nil {
+			t.Fatal(err)
+		}
+		checkUpstreamObjects(t, objects)
 	}
-	if err := st.ImportTree(context.Background(), root, dir, 2); err != nil {
-		t.Fatal(err)
-	}
+}
+
+func checkUpstreamObjects(t *testing.T, objects string) {
+	t.Helper()
 	var list []string
-	err = filepath.Walk(objects, func(p string, fi os.FileInfo, err error) error {
+	err := filepath.Walk(objects, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			rel, _ := filepath.Rel(objects, p)
 			list = append(list, rel)

@@ -258,11 +258,17 @@ func (w *Writer) Put(data []byte) (digest.Digest, error) {
 	if err != nil {
 		return digest.Digest{}, err
 	}
-	if _, err := f.Write(data); err != nil {
+	// The very bytes hashed are written.
+	_, err = f.writeSparse(data)
+	if err == nil {
+		err = f.extend()
+	}
+	if err != nil {
 		f.Abort()
 		return digest.Digest{}, err
 	}
-	_, _, err = f.CommitAs(d) // hashed again as written: what is stored is checked
+	w.add(int64(len(data)))
+	_, err = w.queue(f.t, d, f.off)
 	return d, err
 }
 
