@@ -56,6 +56,9 @@ func Open(dirfd int, path string, flags int, mode uint32) (int, error) {
 			f = flags | unix.O_NOFOLLOW
 		}
 		fd, err := unix.Openat(cur, c, f, mode)
+		if err == unix.ENOTDIR && isSymlink(cur, c) { // O_NOFOLLOW|O_DIRECTORY on a symlink
+			err = unix.ELOOP
+		}
 		if cur != dirfd {
 			unix.Close(cur)
 		}
@@ -65,6 +68,12 @@ func Open(dirfd int, path string, flags int, mode uint32) (int, error) {
 		cur = fd
 	}
 	return cur, nil
+}
+
+// isSymlink reports whether name in dirfd is a symbolic link.
+func isSymlink(dirfd int, name string) bool {
+	var st unix.Stat_t
+	return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
 }
 
 // symlinkErr says what ELOOP means here; other errors are returned as
