@@ -104,11 +104,14 @@ func (f *File) kernelCopy(src *os.File, size int64) (ok bool, err error) {
 	s := f.w.s
 	in, out := int(src.Fd()), int(f.t.f.Fd())
 	if !s.noClone.Load() {
-		if err := unix.IoctlFileClone(out, in); err == nil {
+		err := unix.IoctlFileClone(out, in)
+		if err == nil {
 			f.off, f.end = size, size
 			return true, f.checkSize(src, size)
 		}
-		s.noClone.Store(true) // it fails the same way for every file of the store
+		if fsUnsupported(err) { // the same for every file of the store
+			s.noClone.Store(true)
+		}
 	}
 	if s.noCopyRange.Load() {
 		return false, nil
@@ -133,7 +136,9 @@ func (f *File) kernelCopy(src *os.File, size int64) (ok bool, err error) {
 		return nil
 	})
 	if err != nil && copied == 0 && isUnsupported(err) {
-		s.noCopyRange.Store(true)
+		if fsUnsupported(err) {
+			s.noCopyRange.Store(true)
+		}
 		if terr := f.t.f.Truncate(0); terr != nil {
 			return false, fmt.Errorf("store: %w", terr)
 		}
@@ -154,6 +159,13 @@ func (f *File) kernelCopy(src *os.File, size int64) (ok bool, err error) {
 func isUnsupported(err error) bool {
 	return errors.Is(err, unix.EXDEV) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) ||
 		errors.Is(err, unix.ENOSYS)
+}
+
+// fsUnsupported tells the errors that say the file system (or the
+// kernel) can't do it at all, as opposed to not between these two files
+// (EXDEV: another file system; EINVAL: this file).
+func fsUnsupported(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.ENOSYS)
 }
 
 // checkSize fails when src no longer has size bytes.
