@@ -68,9 +68,9 @@ func (r *Repo) Lock(ctx context.Context, exclusive bool) (unlock func(), err err
 // another process.
 const lockPoll = 100 * time.Millisecond
 
-// flock locks fd (what, for messages), saying so through Notice if it has to wait, and polling
-// so that ctx can end the wait (a blocking flock(2) can't be
-// interrupted: Go restarts it after a signal).
+// flock locks fd (what names it, for messages), saying so through
+// Notice if it has to wait, and polling so that ctx can end the wait (a
+// blocking flock(2) can't be interrupted: Go restarts it after a signal).
 func (r *Repo) flock(ctx context.Context, fd int, exclusive bool, what string) error {
 	how := unix.LOCK_SH
 	if exclusive {
