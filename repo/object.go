@@ -5,9 +5,9 @@ import (
 )
 
 // maxPending bounds the objects written but not yet named, each holding a
-// file descriptor until the batch is made durable and linked. (A variable
-// for the tests.)
-var maxPending = 256
+// file descriptor until the batch is made durable and linked; 0 is the
+// store's default. (A variable for the tests.)
+var maxPending = 0
 
 // NewObjectWriter returns a writer of objects into the repository's
 // object store (see store.Writer): content written to unnamed files,

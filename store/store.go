@@ -60,8 +60,9 @@ type Options struct {
 	// the descriptor, and closes the file.
 	TmpDir func() (*os.File, error)
 	// Batch is the number of objects written but not yet named that a
-	// Writer holds (each holds a descriptor) before it publishes them;
-	// 0 means 256.
+	// Writer holds (each holds a descriptor) before it publishes them
+	// (each publication costs a syncfs); 0 means a quarter of the
+	// process's limit on open files, between 256 and 4096.
 	Batch int
 	// Threads bounds parallel work (Import, hashing large files); <= 0
 	// means the number of CPUs.
@@ -145,12 +146,22 @@ func checkOptions(opts *Options) error {
 		return fmt.Errorf("store: unknown algorithm %v", opts.Algorithm)
 	}
 	if opts.Batch <= 0 {
-		opts.Batch = 256
+		opts.Batch = defaultBatch()
 	}
 	if opts.Threads <= 0 {
 		opts.Threads = runtime.NumCPU()
 	}
 	return nil
+}
+
+// defaultBatch is a quarter of the limit on open files, between 256 and
+// 4096.
+func defaultBatch() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 256
+	}
+	return int(min(max(rl.Cur/4, 256), 4096))
 }
 
 // Close releases the store's descriptors. Writers must be done.
