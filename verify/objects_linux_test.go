@@ -14,6 +14,7 @@ import (
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/internal/beneath"
 )
 
 // symlinkStore writes an image of files whose objects are in a new store,
@@ -63,8 +64,7 @@ func TestObjectSymlinks(t *testing.T) {
 	for _, mode := range []string{"openat2", "nofollow"} {
 		t.Run(mode, func(t *testing.T) {
 			if mode == "nofollow" {
-				openat2 = func(int, string, *unix.OpenHow) (int, error) { return -1, unix.ENOSYS }
-				defer func() { openat2 = unix.Openat2 }()
+				defer beneath.WithoutOpenat2()()
 			}
 			img, base, objs := symlinkStore(t, "file", "dir", "fifo", "plain")
 			if r := run(t, img, base); !r.OK || r.Stats.Checked != 4 {

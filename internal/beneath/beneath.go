@@ -29,6 +29,14 @@ var ErrSymlink = errors.New("symbolic link in the path")
 
 var noOpenat2 atomic.Bool
 
+// WithoutOpenat2 makes Open resolve paths one component at a time, as it
+// does on kernels without openat2 (before 5.6), until the returned
+// function restores the previous setting. It is for tests of that path.
+func WithoutOpenat2() (restore func()) {
+	old := noOpenat2.Swap(true)
+	return func() { noOpenat2.Store(old) }
+}
+
 // Open opens path relative to dirfd, beneath it and through no symbolic
 // link, with flags (O_CLOEXEC is added). path must be relative and
 // "clean" (no "." or ".." components, no empty ones).
