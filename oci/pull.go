@@ -1,28 +1,23 @@
 package oci
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
+	"io/fs"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/gocfs/gocfs/fsverity"
-	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
-	"github.com/gocfs/gocfs/store"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -40,30 +35,55 @@ type PullOptions struct {
 	// Keychain gives registry credentials; nil means authn.DefaultKeychain
 	// (the docker configuration and its credential helpers).
 	Keychain authn.Keychain
-	// Transport, when not nil, carries registry requests.
+	// Transport, when not nil, carries registry requests (under the idle
+	// timeout and the authentication Pull adds).
 	Transport http.RoundTripper
 	// Insecure allows plain HTTP to any registry (it is always allowed
 	// to localhost and loopback addresses).
 	Insecure bool
+	// IdleTimeout is how long a registry may send nothing (no connection,
+	// no response, no next bytes of a body) before the request is given
+	// up; 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// Retries is how many times a registry request that failed in a way
+	// that may pass (network errors, stalls, 408, 429 and 5xx answers) is
+	// tried again, after 0.25 s, then twice as long each time; 0 means
+	// DefaultRetries, a negative number none. A blob is fetched on from
+	// where it stopped when the registry takes range requests.
+	Retries int
+	// MaxBytes bounds what the pull may write: the uncompressed size of
+	// the layers it reads, all together, and the size of each blob it
+	// downloads (checked before the download). 0 means the space free on
+	// the repository's file system when the pull starts, so that a
+	// decompression bomb is refused before the disk is full; a negative
+	// number means no limit.
+	MaxBytes int64
 	// Progress, when not nil, is told how each layer advances.
 	Progress func(Progress)
 }
 
-// Progress is one report on a layer being pulled. Reports of one layer
-// come from one goroutine, layers one after the other.
+// Progress is one report on a layer being pulled. Layers are imported one
+// after the other, in order, and downloaded one after the other; the
+// download of the next layer goes on while a layer is imported, so that
+// their reports interleave. The reports of one layer's download, and those
+// of its import, are in order; Progress is never called concurrently.
 type Progress struct {
 	// Layer is the layer's index (0 for the bottom one), Layers their
 	// number.
 	Layer, Layers int
 	// Digest is the layer blob's digest.
 	Digest string
-	// Done is how many bytes of the blob have been read, Total its size
-	// (-1 when not known).
+	// Fetching marks the reports of a layer being downloaded from a
+	// registry (into a file of the repository's tmp/, without the
+	// repository lock), which come before those of its import.
+	Fetching bool
+	// Done is how many bytes of the blob have been read (or downloaded),
+	// Total its size.
 	Done, Total int64
 	// Stored says that the repository has the layer already: nothing is
 	// read.
 	Stored bool
-	// Finished marks the layer's last report.
+	// Finished marks the last report of the download, and of the layer.
 	Finished bool
 }
 
@@ -91,6 +111,10 @@ type LayerResult struct {
 	NewObjects int   `json:"new_objects"`
 }
 
+// maxCommitAttempts bounds how often a pull fetches layers again that
+// garbage collection removed before the pull could name them.
+const maxCommitAttempts = 3
+
 // Pull stores the OCI image src in the repository: each layer's files as
 // objects and the layer itself as a split stream (nothing is unpacked to
 // disk), then the composefs image of the merged layers, tagged with the
@@ -101,14 +125,21 @@ type LayerResult struct {
 // optional), "oci:DIR[:TAG]" (an OCI image layout) or
 // "docker-archive:FILE[:REF]" (a docker save archive).
 //
-// Pull holds the repository's shared lock throughout. What an interrupted
-// pull leaves is complete objects and layers that nothing refers to until a
-// later pull, which uses them.
+// Every manifest, index, configuration and layer blob is checked against
+// the digest and size of the descriptor that names it, and every layer
+// against its diff ID; a blob that fails (ErrDigestMismatch) leaves
+// nothing named. The repository lock is never held while the network is
+// used: a layer from a registry is downloaded first (checked as it comes),
+// then imported under the shared lock, and the image is named under it.
+// What an interrupted pull leaves is complete objects and layers that
+// nothing refers to until a later pull, which uses them.
 func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*PullResult, error) {
+	opts.setDefaults(r)
 	s, err := openSource(ctx, src, &opts)
 	if err != nil {
 		return nil, err
 	}
+	defer s.close()
 	nm := opts.Name
 	if nm == "" {
 		nm = s.name
@@ -119,300 +150,324 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*Pul
 	if err := repo.CheckRefName(nm); err != nil {
 		return nil, err
 	}
-	// Garbage collection stays out until the record refers to all that
-	// is written.
-	unlock, err := r.Lock(ctx, false)
+	p := &puller{r: r, s: s, opts: &opts, name: nm, budget: &budget{limit: opts.MaxBytes}}
+	return p.run(ctx)
+}
+
+// setDefaults turns the zero values of the options into the defaults.
+func (o *PullOptions) setDefaults(r *repo.Repo) {
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	switch {
+	case o.Retries == 0:
+		o.Retries = DefaultRetries
+	case o.Retries < 0:
+		o.Retries = 0
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = -1
+		var st unix.Statfs_t
+		if err := unix.Statfs(r.Dir(), &st); err == nil {
+			o.MaxBytes = int64(st.Bavail) * st.Bsize
+		}
+	}
+}
+
+// puller pulls one image.
+type puller struct {
+	r      *repo.Repo
+	s      *source
+	opts   *PullOptions
+	name   string
+	budget *budget
+
+	progressMu sync.Mutex // Progress is never called concurrently
+}
+
+// pulledLayer is a layer in the repository: its entries, and the split
+// stream that holds it.
+type pulledLayer struct {
+	entries []entry
+	stream  []byte
+	result  LayerResult
+}
+
+// run gets every layer into the repository, then names the image. If
+// garbage collection removed a layer before the image could be named (no
+// lock is held between the layers' imports), it is fetched again.
+func (p *puller) run(ctx context.Context) (*PullResult, error) {
+	layers := make([]*pulledLayer, len(p.s.layers))
+	for attempt := 1; ; attempt++ {
+		if err := p.getLayers(ctx, layers); err != nil {
+			return nil, err
+		}
+		res, gone, err := p.commit(ctx, layers)
+		if err != nil || len(gone) == 0 {
+			return res, err
+		}
+		if attempt == maxCommitAttempts {
+			return nil, fmt.Errorf("oci: garbage collection removed layers of the image %d times while it was pulled; try again", attempt)
+		}
+		for _, i := range gone {
+			layers[i] = nil
+		}
+	}
+}
+
+// report sends a progress report about layer i.
+func (p *puller) report(i int, pr Progress) {
+	if p.opts.Progress != nil {
+		pr.Layer, pr.Layers, pr.Digest = i, len(p.s.layers), p.s.layers[i].Digest.String()
+		p.progressMu.Lock()
+		defer p.progressMu.Unlock()
+		p.opts.Progress(pr)
+	}
+}
+
+// layerErr says which layer an error is about.
+func (p *puller) layerErr(i int, err error) error {
+	return fmt.Errorf("oci: layer %d (%s): %w", i, p.s.layers[i].Digest, err)
+}
+
+// fetched is a layer blob ready to import.
+type fetched struct {
+	i        int
+	blob     io.ReadCloser
+	verified bool  // checked already against its descriptor
+	read     int64 // bytes downloaded
+	err      error
+}
+
+// getLayers fills in the layers that are nil: from their stored split
+// streams, or else from the source. Layers are imported one after the
+// other, each under the lock, while the next one is fetched.
+func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
+	var todo []int
+	for i := range layers {
+		if layers[i] != nil {
+			continue
+		}
+		l, err := p.storedLayer(i)
+		if err != nil {
+			return p.layerErr(i, err)
+		}
+		if l == nil {
+			todo = append(todo, i)
+			continue
+		}
+		layers[i] = l
+		p.report(i, Progress{Stored: true, Done: p.s.layers[i].Size, Total: p.s.layers[i].Size, Finished: true})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	blobs := make(chan fetched)
+	go p.fetchAll(ctx, todo, blobs)
+	defer func() {
+		cancel()
+		for b := range blobs {
+			if b.blob != nil {
+				b.blob.Close()
+			}
+		}
+	}()
+	for range todo {
+		b := <-blobs
+		if b.err != nil {
+			return p.layerErr(b.i, b.err)
+		}
+		l, err := p.importLayer(ctx, b.i, b.blob, b.verified)
+		b.blob.Close()
+		if err != nil {
+			return p.layerErr(b.i, err)
+		}
+		if b.read > 0 {
+			l.result.Read = b.read
+		}
+		layers[b.i] = l
+	}
+	return nil
+}
+
+// fetchAll fetches the layers todo in order and hands them to out, until
+// one fails or ctx is done; then it closes out.
+func (p *puller) fetchAll(ctx context.Context, todo []int, out chan<- fetched) {
+	defer close(out)
+	for _, i := range todo {
+		b := fetched{i: i}
+		b.blob, b.verified, b.read, b.err = p.fetch(ctx, i)
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			if b.blob != nil {
+				b.blob.Close()
+			}
+			return
+		}
+		if b.err != nil {
+			return
+		}
+	}
+}
+
+// storedLayer returns layer i from its split stream, or nil if the
+// repository does not have it. (Read without the lock: a stream removed
+// meanwhile is found missing when the image is named.)
+func (p *puller) storedLayer(i int) (*pulledLayer, error) {
+	diffID := p.s.diffIDs[i]
+	d, err := resolveStream(p.r, LayerStreamName(diffID.String()))
+	if err != nil {
+		return nil, nil
+	}
+	want, _ := hex.DecodeString(diffID.Hex) // checked by setImage
+	entries, err := storedLayer(p.r, d, want)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
+	}
+	l := &pulledLayer{entries: entries, stream: d, result: LayerResult{DiffID: diffID.String(), Stored: true}}
+	for _, e := range entries {
+		if e.kind == entryAdd && e.mode&tree.ModeType == tree.ModeRegular {
+			l.result.Files++
+		}
+	}
+	return l, nil
+}
+
+// fetch returns the blob of layer i to import: a local source's as it is
+// (verified false: the import checks it), a registry's downloaded into an
+// unnamed file of the repository and checked (verified true, read the
+// bytes downloaded). No lock is held.
+func (p *puller) fetch(ctx context.Context, i int) (blob io.ReadCloser, verified bool, read int64, err error) {
+	desc := p.s.layers[i]
+	if p.s.fetchLayer == nil {
+		rc, err := p.s.openLayer(i)
+		return rc, false, 0, err
+	}
+	if left := p.budget.left(); left >= 0 && desc.Size > left {
+		return nil, false, 0, fmt.Errorf("%w: the blob is %d bytes, more than the %d left of what this pull may write (PullOptions.MaxBytes, oci pull --max-size)", ErrTooLarge, desc.Size, left)
+	}
+	f, err := p.r.StagingFile()
+	if err != nil {
+		return nil, false, 0, err
+	}
+	var last time.Time
+	progress := func(n int64) {
+		if now := time.Now(); now.Sub(last) >= 50*time.Millisecond {
+			last = now
+			p.report(i, Progress{Fetching: true, Done: n, Total: desc.Size})
+		}
+	}
+	p.report(i, Progress{Fetching: true, Total: desc.Size})
+	if err := p.s.fetchLayer(ctx, i, fileSink{f}, progress); err != nil {
+		f.Close()
+		return nil, false, 0, err
+	}
+	p.report(i, Progress{Fetching: true, Done: desc.Size, Total: desc.Size, Finished: true})
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, false, 0, err
+	}
+	return f, true, desc.Size, nil
+}
+
+// commit names the image: under the lock, it checks that every layer's
+// split stream is still there (it returns the layers that are not, for
+// them to be fetched again), then stores the composefs image of the merged
+// layers, the manifest, the configuration and the record.
+func (p *puller) commit(ctx context.Context, layers []*pulledLayer) (*PullResult, []int, error) {
+	fs := newRootfs()
+	for i, l := range layers {
+		if err := fs.apply(l.entries); err != nil {
+			return nil, nil, fmt.Errorf("oci: layer %d (%s): %w", i, p.s.layers[i].Digest, err)
+		}
+	}
+	root, err := fs.tree(p.r.Algorithm())
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err := p.r.Lock(ctx, false)
+	if err != nil {
+		return nil, nil, err
 	}
 	defer unlock()
-	objs := r.NewObjectWriter()
-	defer objs.Abort()
-
-	rawManifest, err := s.img.RawManifest()
-	if err != nil {
-		return nil, fmt.Errorf("oci: reading the manifest: %w", err)
-	}
-	manifest, err := v1.ParseManifest(bytes.NewReader(rawManifest))
-	if err != nil {
-		return nil, fmt.Errorf("oci: reading the manifest: %w", err)
-	}
-	mdigest, err := s.img.Digest()
-	if err != nil {
-		return nil, fmt.Errorf("oci: %w", err)
-	}
-	mtype, err := s.img.MediaType()
-	if err != nil {
-		return nil, fmt.Errorf("oci: %w", err)
-	}
-	rawConfig, err := s.img.RawConfigFile()
-	if err != nil {
-		return nil, fmt.Errorf("oci: reading the configuration: %w", err)
-	}
-	if got := sha256.Sum256(rawConfig); manifest.Config.Digest.Algorithm != "sha256" || hex.EncodeToString(got[:]) != manifest.Config.Digest.Hex {
-		return nil, fmt.Errorf("oci: the configuration has digest sha256:%x, the manifest says %s", got, manifest.Config.Digest)
-	}
-	config, err := v1.ParseConfigFile(bytes.NewReader(rawConfig))
-	if err != nil {
-		return nil, fmt.Errorf("oci: reading the configuration: %w", err)
-	}
-	layers, err := s.img.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("oci: %w", err)
-	}
-	if len(layers) != len(config.RootFS.DiffIDs) || len(layers) != len(manifest.Layers) {
-		return nil, fmt.Errorf("oci: the manifest lists %d layers, the configuration %d diff IDs", len(manifest.Layers), len(config.RootFS.DiffIDs))
-	}
-
-	rec := &ImageRecord{
-		ManifestDigest: mdigest.String(), MediaType: string(mtype),
-		ConfigDigest: manifest.Config.Digest.String(),
-	}
-	res := &PullResult{Name: nm, ManifestDigest: mdigest.String()}
-	fs := newRootfs()
-	var streams [][]byte
+	var gone []int
 	for i, l := range layers {
-		diffID := config.RootFS.DiffIDs[i]
-		if diffID.Algorithm != "sha256" {
-			return nil, fmt.Errorf("oci: layer %d: diff ID %s is not a sha256 digest", i, diffID)
+		if d, err := resolveStream(p.r, LayerStreamName(p.s.diffIDs[i].String())); err != nil || !bytes.Equal(d, l.stream) {
+			gone = append(gone, i)
 		}
-		desc := manifest.Layers[i]
-		lr := LayerResult{DiffID: diffID.String()}
-		entries, stream, err := pullLayer(ctx, r, objs, s, l, desc, diffID, i, len(layers), opts.Progress, &lr)
-		if err != nil {
-			return nil, fmt.Errorf("oci: layer %d (%s): %w", i, desc.Digest, err)
-		}
-		if err := fs.apply(entries); err != nil {
-			return nil, fmt.Errorf("oci: layer %d (%s): %w", i, desc.Digest, err)
-		}
-		streams = append(streams, stream)
-		rec.Layers = append(rec.Layers, LayerRecord{
-			Digest: desc.Digest.String(), Size: desc.Size, MediaType: string(desc.MediaType),
-			DiffID: diffID.String(), Stream: fsverity.Hex(stream),
-		})
-		res.Layers = append(res.Layers, lr)
 	}
-	root, err := fs.tree(r.Algorithm())
+	if len(gone) > 0 {
+		return nil, gone, nil
+	}
+	res, err := p.nameImage(ctx, root, layers)
+	return res, nil, err
+}
+
+// nameImage stores the image, its manifest, configuration and record,
+// and names them. The caller holds the lock.
+func (p *puller) nameImage(ctx context.Context, root *tree.Node, layers []*pulledLayer) (*PullResult, error) {
+	s := p.s
+	objs := p.r.NewObjectWriter()
+	defer objs.Abort()
+	mobj, err := objs.Put(s.manifest)
 	if err != nil {
 		return nil, err
 	}
-	mobj, err := objs.Put(rawManifest)
-	if err != nil {
-		return nil, err
-	}
-	cobj, err := objs.Put(rawConfig)
+	cobj, err := objs.Put(s.config)
 	if err != nil {
 		return nil, err
 	}
 	if err := objs.Sync(); err != nil {
 		return nil, err
 	}
-	rec.Manifest, rec.Config = mobj.Hex(), cobj.Hex()
-	// The caller's lock is held: CommitTree must not take it again.
-	img, err := r.CommitTree(ctx, root, "", nm, repo.CreateOptions{Locked: true})
+	// The lock is held: CommitTree must not take it again.
+	img, err := p.r.CommitTree(ctx, root, "", p.name, repo.CreateOptions{Locked: true})
 	if err != nil {
 		return nil, err
 	}
-	rec.Image = img.Image
-	if err := writeRecord(r, objs, rec, streams, nm); err != nil {
+	rec := &ImageRecord{
+		ManifestDigest: s.manifestDigest.String(), MediaType: string(s.mediaType),
+		Manifest: mobj.Hex(), Config: cobj.Hex(),
+		ConfigDigest: s.configDigest.String(), Image: img.Image,
+	}
+	res := &PullResult{Name: p.name, ManifestDigest: rec.ManifestDigest, Image: img.Image}
+	streams := make([][]byte, len(layers))
+	for i, l := range layers {
+		desc := s.layers[i]
+		rec.Layers = append(rec.Layers, LayerRecord{
+			Digest: desc.Digest.String(), Size: desc.Size, MediaType: string(desc.MediaType),
+			DiffID: s.diffIDs[i].String(), Stream: fsverity.Hex(l.stream),
+		})
+		res.Layers = append(res.Layers, l.result)
+		streams[i] = l.stream
+	}
+	if err := writeRecord(p.r, objs, rec, streams, p.name); err != nil {
 		return nil, err
 	}
-	res.Image = rec.Image
 	return res, nil
 }
 
-// pullLayer returns a layer's entries and the digest of its split stream,
-// from the repository if it has the layer, else from the source.
-func pullLayer(ctx context.Context, r *repo.Repo, objs *store.Writer, s *source, l v1.Layer, desc v1.Descriptor,
-	diffID v1.Hash, i, n int, progress func(Progress), lr *LayerResult) ([]entry, []byte, error) {
-	report := func(p Progress) {
-		if progress != nil {
-			p.Layer, p.Layers, p.Digest = i, n, desc.Digest.String()
-			progress(p)
-		}
-	}
-	want, err := hex.DecodeString(diffID.Hex)
-	if err != nil || len(want) != sha256.Size {
-		return nil, nil, fmt.Errorf("invalid diff ID %s", diffID)
-	}
-	name := LayerStreamName(diffID.String())
-	if d, err := resolveStream(r, name); err == nil {
-		entries, err := storedLayer(r, d, want)
-		if err != nil {
-			return nil, nil, err
-		}
-		lr.Stored = true
-		for _, e := range entries {
-			if e.kind == entryAdd && e.mode&tree.ModeType == tree.ModeRegular {
-				lr.Files++
-			}
-		}
-		report(Progress{Stored: true, Done: desc.Size, Total: desc.Size, Finished: true})
-		return entries, d, nil
-	}
-
-	var rc io.ReadCloser
-	total := desc.Size
-	if s.uncompressed {
-		rc, err = l.Uncompressed()
-		total = -1
-	} else {
-		rc, err = l.Compressed()
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rc.Close()
-	report(Progress{Total: total})
-
-	var read atomic.Int64
-	pr, pw := io.Pipe()
-	type result struct {
-		sum [32]byte
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		src := &countingReader{ctx: ctx, r: rc, n: &read, report: func(k int64) { report(Progress{Done: k, Total: total}) }}
-		var verify *v1.Hash
-		if s.verifyBlobs {
-			verify = &desc.Digest
-		}
-		sum, err := decompress(pw, src, !s.uncompressed, verify, desc.Size)
-		pw.CloseWithError(err)
-		done <- result{sum, err}
-	}()
-	before, _ := objs.Stats()
-	im := newImporter(r.Algorithm(), objs)
-	entries, err := im.importTar(pr)
-	if err != nil {
-		pr.CloseWithError(err)
-		if res := <-done; res.err != nil && !errors.Is(res.err, err) && !errors.Is(res.err, io.ErrClosedPipe) {
-			// The source failed first: that is the error to tell.
-			return nil, nil, res.err
-		}
-		return nil, nil, err
-	}
-	res := <-done
-	if res.err != nil {
-		return nil, nil, res.err
-	}
-	lr.Read = read.Load()
-	report(Progress{Done: lr.Read, Total: total, Finished: true})
-	if !bytes.Equal(res.sum[:], want) {
-		return nil, nil, fmt.Errorf("the layer has diff ID sha256:%x, the configuration says %s", res.sum, diffID)
-	}
-	if err := objs.Flush(); err != nil {
-		return nil, nil, err
-	}
-	lr.Files = im.files
-	after, _ := objs.Stats()
-	lr.NewObjects = after - before
-	d, err := storeStream(r, objs, im.ss, res.sum, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	return entries, d, nil
+// budget counts what a pull writes against its limit (negative: none).
+type budget struct {
+	limit int64
+	used  atomic.Int64
 }
 
-// storedLayer reads the entries of a layer from its split stream.
-func storedLayer(r *repo.Repo, stream, diffID []byte) ([]entry, error) {
-	ss, f, err := openStream(r, stream, splitstream.TarLayer)
-	if err != nil {
-		return nil, err
+// left returns what may still be written (negative: no limit).
+func (b *budget) left() int64 {
+	if b.limit < 0 {
+		return -1
 	}
-	defer f.Close()
-	defer ss.Close()
-	if h := ss.Header(); !bytes.Equal(h.SHA256[:], diffID) {
-		return nil, fmt.Errorf("oci: split stream %s holds the layer sha256:%x, not sha256:%x", fsverity.Hex(stream), h.SHA256, diffID)
-	}
-	return replayLayer(ss)
+	return max(b.limit-b.used.Load(), 0)
 }
 
-// countingReader counts what is read, reports it now and then, and stops
-// when its context is done.
-type countingReader struct {
-	ctx    context.Context
-	r      io.Reader
-	n      *atomic.Int64
-	report func(int64)
-	last   time.Time
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+// take counts n bytes more, unless that would pass the limit.
+func (b *budget) take(n int64) bool {
+	if b.limit >= 0 && b.used.Load()+n > b.limit {
+		return false
 	}
-	k, err := c.r.Read(p)
-	total := c.n.Add(int64(k))
-	if now := time.Now(); now.Sub(c.last) >= 50*time.Millisecond {
-		c.last = now
-		c.report(total)
-	}
-	return k, err
-}
-
-// decompress copies the uncompressed content of src to dst (gzip and zstd
-// are recognized by their magic numbers when compressed is set), and
-// returns its SHA-256. With verify set, src's own SHA-256 and size are
-// checked against it and size.
-func decompress(dst io.Writer, src io.Reader, compressed bool, verify *v1.Hash, size int64) ([32]byte, error) {
-	var sum [32]byte
-	var blobHash hash.Hash
-	var blobSize int64
-	if verify != nil {
-		if verify.Algorithm != "sha256" {
-			return sum, fmt.Errorf("blob digest %s is not a sha256 digest", verify)
-		}
-		blobHash = sha256.New()
-		src = io.TeeReader(src, countWriter{blobHash, &blobSize})
-	}
-	br := bufio.NewReaderSize(src, 256<<10)
-	var dr io.Reader = br
-	if compressed {
-		magic, _ := br.Peek(4)
-		switch {
-		case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
-			gz, err := gzip.NewReader(br)
-			if err != nil {
-				return sum, fmt.Errorf("gzip: %w", err)
-			}
-			defer gz.Close()
-			dr = gz
-		case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-			zd, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(1<<30))
-			if err != nil {
-				return sum, fmt.Errorf("zstd: %w", err)
-			}
-			defer zd.Close()
-			dr = zd.IOReadCloser()
-		}
-	}
-	h := sha256.New()
-	buf := make([]byte, 256<<10)
-	if _, err := io.CopyBuffer(io.MultiWriter(h, dst), onlyReader{dr}, buf); err != nil {
-		return sum, err
-	}
-	// Read the blob to its end (a registry client checks its digest
-	// there).
-	if _, err := io.CopyBuffer(io.Discard, br, buf); err != nil {
-		return sum, err
-	}
-	if verify != nil {
-		if got := hex.EncodeToString(blobHash.Sum(nil)); got != verify.Hex || (size > 0 && blobSize != size) {
-			return sum, fmt.Errorf("the blob has digest sha256:%s (%d bytes), expected %s (%d bytes)", got, blobSize, verify, size)
-		}
-	}
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
-}
-
-type countWriter struct {
-	w io.Writer
-	n *int64
-}
-
-func (c countWriter) Write(p []byte) (int, error) {
-	*c.n += int64(len(p))
-	return c.w.Write(p)
+	b.used.Add(n)
+	return true
 }

@@ -341,7 +341,7 @@ func TestPullRegistryStopped(t *testing.T) {
 	r := newTestRepo(t)
 	var stopped atomic.Bool
 	_, err := Pull(context.Background(), r, ref, PullOptions{Progress: func(p Progress) {
-		if p.Layer == 1 && p.Done > 512<<10 && !stopped.Load() {
+		if p.Layer == 1 && p.Fetching && p.Done > 0 && !stopped.Load() {
 			stopped.Store(true)
 			reg.stop()
 		}

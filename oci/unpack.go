@@ -1,0 +1,189 @@
+package oci
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/oci/splitstream"
+	"github.com/gocfs/gocfs/repo"
+)
+
+// zstdMagic starts a zstd frame.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// importLayer imports layer i from its blob (checked against its
+// descriptor as it is read, unless verified) under the repository lock:
+// its files become objects, the layer a split stream, named once its diff
+// ID is checked.
+func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verified bool) (*pulledLayer, error) {
+	desc, diffID := p.s.layers[i], p.s.diffIDs[i]
+	want, _ := hex.DecodeString(diffID.Hex) // checked by setImage
+	if !verified {
+		v, err := newVerifier(fmt.Sprintf("layer %d", i), desc, blob)
+		if err != nil {
+			return nil, err
+		}
+		blob = v
+	}
+	unlock, err := p.r.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	objs := p.r.NewObjectWriter()
+	defer objs.Abort()
+
+	l := &pulledLayer{result: LayerResult{DiffID: diffID.String()}}
+	src := &countingReader{ctx: ctx, r: blob, report: func(k int64) { p.report(i, Progress{Done: k, Total: desc.Size}) }}
+	p.report(i, Progress{Total: desc.Size})
+	im := newImporter(p.r.Algorithm(), objs)
+	sum, entries, err := unpack(im, src, &budgetWriter{b: p.budget, layer: i, blob: desc.Digest.String()})
+	if err != nil {
+		return nil, err
+	}
+	l.result.Read = src.n
+	p.report(i, Progress{Done: src.n, Total: desc.Size, Finished: true})
+	if !bytes.Equal(sum[:], want) {
+		return nil, fmt.Errorf("%w: the layer unpacks to diff ID sha256:%x, the configuration says %s", ErrDigestMismatch, sum, diffID)
+	}
+	if err := objs.Flush(); err != nil {
+		return nil, err
+	}
+	l.entries, l.result.Files = entries, im.files
+	l.result.NewObjects, _ = objs.Stats()
+	if l.stream, err = storeStream(p.r, objs, im.ss, sum, LayerStreamName(diffID.String())); err != nil {
+		return nil, err
+	}
+	return l, objs.Sync()
+}
+
+// unpack decompresses a layer blob and imports the tar archive: the
+// decompressor runs in a goroutine of its own, feeding the importer
+// through a pipe, and counts what it writes on limit. It returns the
+// archive's SHA-256 and entries.
+func unpack(im *importer, blob io.Reader, limit *budgetWriter) ([32]byte, []entry, error) {
+	pr, pw := io.Pipe()
+	type result struct {
+		sum [32]byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		limit.w = pw
+		sum, err := decompress(limit, blob)
+		pw.CloseWithError(err)
+		done <- result{sum, err}
+	}()
+	entries, err := im.importTar(pr)
+	if err != nil {
+		pr.CloseWithError(err)
+		if res := <-done; res.err != nil && !errors.Is(res.err, err) && !errors.Is(res.err, io.ErrClosedPipe) {
+			// The source failed first: that is the error to tell.
+			return res.sum, nil, res.err
+		}
+		return [32]byte{}, nil, err
+	}
+	res := <-done
+	return res.sum, entries, res.err
+}
+
+// budgetWriter writes to w what the pull's budget allows.
+type budgetWriter struct {
+	w     io.Writer
+	b     *budget
+	layer int
+	blob  string
+}
+
+func (bw *budgetWriter) Write(p []byte) (int, error) {
+	if !bw.b.take(int64(len(p))) {
+		return 0, fmt.Errorf("%w: the layers unpack to more than the %d bytes this pull may write (PullOptions.MaxBytes, oci pull --max-size), at layer %d (%s)",
+			ErrTooLarge, bw.b.limit, bw.layer, bw.blob)
+	}
+	return bw.w.Write(p)
+}
+
+// storedLayer reads the entries of a layer from its split stream.
+func storedLayer(r *repo.Repo, stream, diffID []byte) ([]entry, error) {
+	ss, f, err := openStream(r, stream, splitstream.TarLayer)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	defer ss.Close()
+	if h := ss.Header(); !bytes.Equal(h.SHA256[:], diffID) {
+		return nil, fmt.Errorf("oci: split stream %s holds the layer sha256:%x, not sha256:%x", fsverity.Hex(stream), h.SHA256, diffID)
+	}
+	return replayLayer(ss)
+}
+
+// countingReader counts what is read, reports it now and then, and stops
+// when its context is done.
+type countingReader struct {
+	ctx    context.Context
+	r      io.Reader
+	n      int64
+	report func(int64)
+	last   time.Time
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	if now := time.Now(); now.Sub(c.last) >= 50*time.Millisecond {
+		c.last = now
+		c.report(c.n)
+	}
+	return k, err
+}
+
+// decompress copies the uncompressed content of src to dst (gzip and zstd
+// are recognized by their magic numbers, anything else is copied as it
+// is) and returns its SHA-256. src is read to its end.
+func decompress(dst io.Writer, src io.Reader) ([32]byte, error) {
+	var sum [32]byte
+	br := bufio.NewReaderSize(src, 256<<10)
+	var dr io.Reader = br
+	magic, _ := br.Peek(4)
+	switch {
+	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
+		gz, err := gzip.NewReader(br)
+		if err != nil {
+			return sum, fmt.Errorf("gzip: %w", err)
+		}
+		defer gz.Close()
+		dr = gz
+	case bytes.Equal(magic, zstdMagic):
+		zd, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(1<<30))
+		if err != nil {
+			return sum, fmt.Errorf("zstd: %w", err)
+		}
+		defer zd.Close()
+		dr = zd.IOReadCloser()
+	}
+	h := sha256.New()
+	buf := make([]byte, 256<<10)
+	if _, err := io.CopyBuffer(io.MultiWriter(h, dst), onlyReader{dr}, buf); err != nil {
+		return sum, err
+	}
+	// Read the blob to its end (where its digest is checked).
+	if _, err := io.CopyBuffer(io.Discard, onlyReader{br}, buf); err != nil {
+		return sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
