@@ -88,8 +88,8 @@ func layoutPick(root *os.Root, dir, tag string) (v1.Descriptor, error) {
 }
 
 // openLayoutBlob opens the blob a descriptor names (blobs/ALG/HEX), which
-// must be a regular file of the descriptor's size: a longer or shorter one
-// is refused before it is read.
+// must be a regular file: one longer than the descriptor's size is refused
+// before it is read. (One shorter is refused once read, with its digest.)
 func openLayoutBlob(root *os.Root, what string, d v1.Descriptor) (*os.File, error) {
 	if _, err := hasherFor(what, d.Digest); err != nil {
 		return nil, err
@@ -106,8 +106,6 @@ func openLayoutBlob(root *os.Root, what string, d v1.Descriptor) (*os.File, erro
 		err = fmt.Errorf("oci: %s %s is not a regular file", what, d.Digest)
 	case fi.Size() > d.Size:
 		err = tooLong(what, d.Digest, d.Size)
-	case fi.Size() < d.Size:
-		err = fmt.Errorf("%w: %s: %s has %d bytes, its descriptor says %d", ErrDigestMismatch, what, d.Digest, fi.Size(), d.Size)
 	}
 	if err != nil {
 		f.Close()

@@ -345,7 +345,9 @@ func (c *registryClient) blobOnce(ctx context.Context, what string, d v1.Descrip
 		}
 	}
 	if *n < d.Size {
-		return fmt.Errorf("oci: %s: the registry sent %d of its %d bytes", what, *n, d.Size)
+		// The response ended where the registry meant it to (a cut
+		// connection is an error above): the blob is shorter.
+		return mismatch(what, d.Digest, d.Size, hex.EncodeToString(h.Sum(nil)), *n)
 	}
 	return nil
 }

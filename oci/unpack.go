@@ -48,7 +48,7 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 	src := &countingReader{ctx: ctx, r: blob, report: func(k int64) { p.report(i, Progress{Done: k, Total: desc.Size}) }}
 	p.report(i, Progress{Total: desc.Size})
 	im := newImporter(p.r.Algorithm(), objs)
-	sum, entries, err := unpack(im, src, &budgetWriter{b: p.budget, layer: i, blob: desc.Digest.String()})
+	sum, entries, err := unpack(im, src, &budgetWriter{b: p.budget})
 	if err != nil {
 		return nil, err
 	}
@@ -100,16 +100,13 @@ func unpack(im *importer, blob io.Reader, limit *budgetWriter) ([32]byte, []entr
 
 // budgetWriter writes to w what the pull's budget allows.
 type budgetWriter struct {
-	w     io.Writer
-	b     *budget
-	layer int
-	blob  string
+	w io.Writer
+	b *budget
 }
 
 func (bw *budgetWriter) Write(p []byte) (int, error) {
 	if !bw.b.take(int64(len(p))) {
-		return 0, fmt.Errorf("%w: the layers unpack to more than the %d bytes this pull may write (PullOptions.MaxBytes, oci pull --max-size), at layer %d (%s)",
-			ErrTooLarge, bw.b.limit, bw.layer, bw.blob)
+		return 0, fmt.Errorf("%w: the layers unpack to more than %d bytes, the most this pull may write (PullOptions.MaxBytes, oci pull --max-size)", ErrTooLarge, bw.b.limit)
 	}
 	return bw.w.Write(p)
 }
