@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
@@ -72,6 +73,7 @@ See docs/oci.md.`,
 
 func newOCIPullCmd(rf *repoFlags) *cobra.Command {
 	var opts oci.PullOptions
+	var retries int
 	cmd := &cobra.Command{
 		Use:   "pull SOURCE [NAME]",
 		Short: "Pull an OCI image into the repository",
@@ -82,7 +84,11 @@ credentials from the docker configuration), "oci:DIR[:TAG]" (an OCI image
 layout) or "docker-archive:FILE[:REF]" (a docker save archive). NAME defaults
 to the full registry reference, the layout's TAG or the archive's tag. Layers
 the repository has already are not read again, so an interrupted pull goes
-on where it stopped. Prints the composefs image's digest.`,
+on where it stopped. Every manifest, index, configuration and layer is
+checked against the digest that names it. A registry's layers are downloaded
+into the repository's tmp/ before they are imported, without the repository
+lock: a stalled or slow registry never holds garbage collection up. Prints
+the composefs image's digest.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := rf.open(cmd)
@@ -93,6 +99,9 @@ on where it stopped. Prints the composefs image's digest.`,
 				opts.Name = refName(args[1])
 			}
 			opts.Progress = layerBars(cmd.ErrOrStderr())
+			if opts.Retries = retries; retries == 0 {
+				opts.Retries = -1
+			}
 			ctx, cancel := interruptible()
 			defer cancel()
 			res, err := oci.Pull(ctx, r, args[0], opts)
@@ -104,39 +113,96 @@ on where it stopped. Prints the composefs image's digest.`,
 	}
 	cmd.Flags().StringVar(&opts.Platform, "platform", "", "the platform to pick from a multi-platform image (OS/ARCH[/VARIANT]; default linux and this machine's)")
 	cmd.Flags().BoolVar(&opts.Insecure, "insecure", false, "allow plain HTTP to the registry (always allowed to localhost)")
+	cmd.Flags().DurationVar(&opts.IdleTimeout, "idle-timeout", oci.DefaultIdleTimeout, "give a registry request up when the registry sends nothing for this long")
+	cmd.Flags().IntVar(&retries, "retries", oci.DefaultRetries, "how many times a registry request that failed (network errors, stalls, 408, 429, 5xx) is tried again")
+	cmd.Flags().Var(byteSize{&opts.MaxBytes}, "max-size", "the most the pull may write: the layers uncompressed, and each download (e.g. 20G; none: no limit; default: the space free on the repository's file system)")
 	return cmd
 }
 
-// layerBars returns a progress reporter drawing a bar per layer on w when
-// w is a terminal, else nil.
+// layerBars returns a progress reporter for oci pull when w is a
+// terminal (else nil): a status line with the layer being downloaded and
+// the layer being imported (a registry's next layer downloads while one is
+// imported), and a line for each layer done.
 func layerBars(w io.Writer) func(oci.Progress) {
 	f := terminal(w)
 	if f == nil {
 		return nil
 	}
-	var bar *progressbar.ProgressBar
+	var fetch, imp *oci.Progress
+	var last time.Time
+	draw := func() {
+		var parts []string
+		for _, p := range []*oci.Progress{fetch, imp} {
+			if p == nil {
+				continue
+			}
+			verb := "importing"
+			if p.Fetching {
+				verb = "downloading"
+			}
+			parts = append(parts, fmt.Sprintf("%s layer %d/%d %s %s/%s", verb, p.Layer+1, p.Layers,
+				shortDigest(p.Digest), humanBytes(p.Done), humanBytes(p.Total)))
+		}
+		fmt.Fprintf(f, "\r\033[K%s", strings.Join(parts, " · "))
+	}
+	done := func(p oci.Progress, what string) {
+		fmt.Fprintf(f, "\r\033[Klayer %d/%d %s: %s\n", p.Layer+1, p.Layers, shortDigest(p.Digest), what)
+	}
 	return func(p oci.Progress) {
-		desc := fmt.Sprintf("layer %d/%d %s", p.Layer+1, p.Layers, shortDigest(p.Digest))
-		if p.Stored {
-			fmt.Fprintf(f, "%s: stored already\n", desc)
-			return
+		switch {
+		case p.Stored:
+			done(p, "stored already")
+		case p.Fetching && p.Finished:
+			fetch = nil
+		case p.Fetching:
+			fetch = &p
+		case p.Finished:
+			imp = nil
+			done(p, humanBytes(p.Total)+" imported")
+		default:
+			imp = &p
 		}
-		if bar == nil {
-			bar = progressbar.NewOptions64(p.Total,
-				progressbar.OptionSetWriter(f),
-				progressbar.OptionSetDescription(desc),
-				progressbar.OptionShowBytes(true),
-				progressbar.OptionThrottle(100*time.Millisecond),
-				progressbar.OptionSetPredictTime(true),
-				progressbar.OptionOnCompletion(func() { fmt.Fprintln(f) }),
-			)
-		}
-		bar.Set64(p.Done)
-		if p.Finished {
-			bar.Finish()
-			bar = nil
+		if now := time.Now(); p.Finished || p.Stored || now.Sub(last) >= 100*time.Millisecond {
+			last = now
+			draw()
 		}
 	}
+}
+
+// byteSize is a size flag: a number of bytes with an optional K, M, G or
+// T suffix (powers of 1024), or "none".
+type byteSize struct{ n *int64 }
+
+func (b byteSize) String() string {
+	switch {
+	case b.n == nil || *b.n == 0:
+		return ""
+	case *b.n < 0:
+		return "none"
+	}
+	return strconv.FormatInt(*b.n, 10)
+}
+
+func (b byteSize) Type() string { return "SIZE" }
+
+func (b byteSize) Set(s string) error {
+	if s == "none" {
+		*b.n = -1
+		return nil
+	}
+	num := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "B"), "I")
+	shift := 0
+	if k := len(num); k > 0 {
+		if i := strings.IndexByte("KMGT", num[k-1]); i >= 0 {
+			shift, num = 10*(i+1), num[:k-1]
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v <= 0 || v > math.MaxInt64>>shift {
+		return fmt.Errorf("%q is not a size (bytes, or a number with K, M, G or T, or none)", s)
+	}
+	*b.n = v << shift
+	return nil
 }
 
 // shortDigest shortens "sha256:HEX" for display.

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -106,6 +107,15 @@ func TestOCICommands(t *testing.T) {
 		t.Errorf("pull as v1: %v %q", err, out)
 	}
 
+	// --max-size: the layers unpack to more than 1 KiB.
+	rdir2 := filepath.Join(t.TempDir(), "repo")
+	if _, err := repo.Init(rdir2, repo.InitOptions{Insecure: true}, repo.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runOCI(t, "--repo", rdir2, "pull", "--max-size", "1K", "oci:"+dir+":v1", "small/img"); !errors.Is(err, oci.ErrTooLarge) {
+		t.Errorf("pull --max-size 1K: %v, want ErrTooLarge", err)
+	}
+
 	out, err = runOCI(t, "--repo", rdir, "images")
 	if err != nil || !strings.Contains(out, "test/img") || !strings.Contains(out, res.Image[:12]) {
 		t.Errorf("images: %v %q", err, out)
@@ -170,5 +180,24 @@ func TestOCICommands(t *testing.T) {
 	out, err = runOCI(t, "--repo", rdir, "--json", "images")
 	if err != nil || json.Unmarshal([]byte(out), &infos) != nil || len(infos) != 1 || infos[0].Name != "v1" {
 		t.Errorf("images after rm: %v %q", err, out)
+	}
+}
+
+func TestByteSizeFlag(t *testing.T) {
+	for in, want := range map[string]int64{
+		"1": 1, "1K": 1 << 10, "20G": 20 << 30, "3MiB": 3 << 20, "2tb": 2 << 40, "none": -1,
+		"0": 0, "-5": 0, "1P": 0, "G": 0, "9223372036854775807K": 0,
+	} {
+		var n int64
+		err := byteSize{&n}.Set(in)
+		if want == 0 {
+			if err == nil {
+				t.Errorf("%q: %d, want an error", in, n)
+			}
+			continue
+		}
+		if err != nil || n != want {
+			t.Errorf("%q: %d %v, want %d", in, n, err, want)
+		}
 	}
 }
