@@ -4,15 +4,20 @@
 // [Pull] reads an image from a registry (credentials from the docker
 // configuration, through authn.DefaultKeychain), an OCI image layout
 // directory ("oci:DIR[:TAG]") or a docker save archive
-// ("docker-archive:FILE[:REF]"). Each layer (gzip, zstd or uncompressed)
-// is streamed straight into the repository: every regular file's fs-verity
-// digest is computed as the archive is read, files of more than 64 bytes
-// become objects (hashed in memory, or while being written to an unnamed
-// file for those over 1 MiB, then linked under their digest), smaller ones
-// stay inline; nothing is unpacked to disk. The layer itself is kept as a split stream (package
-// splitstream): the tar headers and padding inline, file contents as
-// references to objects, so that [WriteLayer] gives back the layer's
-// archive byte for byte.
+// ("docker-archive:FILE[:REF]"). Every manifest, index, configuration and
+// layer blob is checked against the digest and size of the descriptor that
+// names it ([ErrDigestMismatch]). A registry's layer is downloaded first,
+// without the repository lock, into an unnamed file of the repository
+// (with an idle timeout and retries: [PullOptions]); then each layer (gzip,
+// zstd or uncompressed) is imported under the lock: every regular file's
+// fs-verity digest is computed as the archive is read, files of more than
+// 64 bytes become objects (hashed in memory, or while being written to an
+// unnamed file for those over 1 MiB, then linked under their digest),
+// smaller ones stay inline; nothing is unpacked to disk, and a pull writes
+// at most [PullOptions].MaxBytes ([ErrTooLarge]). The layer itself is kept
+// as a split stream (package splitstream): the tar headers and padding
+// inline, file contents as references to objects, so that [WriteLayer]
+// gives back the layer's archive byte for byte.
 //
 // The layers are merged in order into one rootfs, as a container runtime
 // applies them (whiteouts, opaque directories, hard links kept as hard
