@@ -46,7 +46,7 @@ func openLayout(ctx context.Context, s string, plat v1.Platform) (_ *source, ret
 		return nil, fmt.Errorf("oci: OCI layout %s: %w", dir, err)
 	}
 	src.openLayer = func(i int) (io.ReadCloser, error) {
-		return openLayoutBlob(root, fmt.Sprintf("layer %d", i), src.layers[i])
+		return openLayoutBlob(root, "blob", src.layers[i])
 	}
 	return src, nil
 }

@@ -223,6 +223,7 @@ func (c *registryClient) manifest(ctx context.Context, what string, d v1.Descrip
 					return permanent{fmt.Errorf("oci: %s: the registry's Docker-Content-Digest %q: %w", what, hdr, err)}
 				}
 				want = v1.Descriptor{Digest: h, Size: sizeUnknown}
+				what += " (the digest is the registry's Docker-Content-Digest)"
 			}
 		}
 		if want.Digest.Algorithm == "" {

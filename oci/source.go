@@ -137,14 +137,12 @@ func openRegistry(ctx context.Context, rest string, plat v1.Platform, opts *Pull
 		return nil, err
 	}
 	root := v1.Descriptor{Size: sizeUnknown}
-	what := "manifest " + ref.String()
 	if d, ok := ref.(name.Digest); ok {
 		if root.Digest, err = v1.NewHash(d.DigestStr()); err != nil {
 			return nil, fmt.Errorf("oci: %s: %w", rest, err)
 		}
-		what = "manifest"
 	}
-	data, mt, err := c.manifest(ctx, what, root)
+	data, mt, err := c.manifest(ctx, "manifest", root)
 	if err != nil {
 		return nil, fmt.Errorf("oci: %s: %w", rest, err)
 	}
@@ -171,7 +169,7 @@ func openRegistry(ctx context.Context, rest string, plat v1.Platform, opts *Pull
 		return nil, fmt.Errorf("oci: %s: %w", rest, err)
 	}
 	s.fetchLayer = func(ctx context.Context, i int, w blobSink, progress func(int64)) error {
-		return c.blob(ctx, fmt.Sprintf("layer %d", i), s.layers[i], w, progress)
+		return c.blob(ctx, "blob", s.layers[i], w, progress)
 	}
 	return s, nil
 }

@@ -30,7 +30,7 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 	desc, diffID := p.s.layers[i], p.s.diffIDs[i]
 	want, _ := hex.DecodeString(diffID.Hex) // checked by setImage
 	if !verified {
-		v, err := newVerifier(fmt.Sprintf("layer %d", i), desc, blob)
+		v, err := newVerifier("blob", desc, blob)
 		if err != nil {
 			return nil, err
 		}
