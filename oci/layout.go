@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -54,7 +55,7 @@ func openLayout(ctx context.Context, s string, plat v1.Platform) (_ *source, ret
 // layoutPick returns the descriptor of index.json tagged tag (with no
 // tag, its only one).
 func layoutPick(root *os.Root, dir, tag string) (v1.Descriptor, error) {
-	f, err := root.Open("index.json")
+	f, err := openRegular(root, "index.json")
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("oci: OCI layout %s: %w", dir, err)
 	}
@@ -94,18 +95,31 @@ func openLayoutBlob(root *os.Root, what string, d v1.Descriptor) (*os.File, erro
 	if _, err := hasherFor(what, d.Digest); err != nil {
 		return nil, err
 	}
-	f, err := root.Open(path.Join("blobs", d.Digest.Algorithm, d.Digest.Hex))
+	f, err := openRegular(root, path.Join("blobs", d.Digest.Algorithm, d.Digest.Hex))
 	if err != nil {
 		return nil, fmt.Errorf("oci: %s %s: %w", what, d.Digest, err)
 	}
+	if fi, err := f.Stat(); err != nil || fi.Size() > d.Size {
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("oci: %s %s: %w", what, d.Digest, err)
+		}
+		return nil, tooLong(what, d.Digest, d.Size)
+	}
+	return f, nil
+}
+
+// openRegular opens name in the layout, which must be a regular file. It
+// opens without blocking, so that a FIFO (or a device) put in a blob's
+// place is refused instead of hanging the pull.
+func openRegular(root *os.Root, name string) (*os.File, error) {
+	f, err := root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
 	fi, err := f.Stat()
-	switch {
-	case err != nil:
-		err = fmt.Errorf("oci: %s %s: %w", what, d.Digest, err)
-	case !fi.Mode().IsRegular():
-		err = fmt.Errorf("oci: %s %s is not a regular file", what, d.Digest)
-	case fi.Size() > d.Size:
-		err = tooLong(what, d.Digest, d.Size)
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file (%s)", name, fi.Mode().Type())
 	}
 	if err != nil {
 		f.Close()

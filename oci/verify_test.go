@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -449,4 +450,43 @@ func TestArchiveVerified(t *testing.T) {
 		expectRefused(t, r, "docker-archive:"+file, PullOptions{}, ErrDigestMismatch, "layer 0", diffID.String(), sha256Hash(other).String())
 		checkNothingNamed(t, r)
 	})
+}
+
+// TestLayoutSpecialFiles: a FIFO or a directory put in the place of a
+// blob or of index.json is refused at once, not opened for reading (a
+// FIFO used to hang the pull forever).
+func TestLayoutSpecialFiles(t *testing.T) {
+	requireRoot(t)
+	img := testImage(t, smallLayers(1))
+	d0 := must(must(img.Layers())[0].Digest())
+	for _, c := range []struct {
+		name string
+		path func(dir string) string
+		make func(p string) error
+	}{
+		{"fifo layer", func(dir string) string { return blobPath(dir, d0) }, func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+		{"fifo index", func(dir string) string { return filepath.Join(dir, "index.json") }, func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+		{"directory layer", func(dir string) string { return blobPath(dir, d0) }, func(p string) error { return os.Mkdir(p, 0o755) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := writeLayout(t, img, "v1")
+			p := c.path(dir)
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.make(p); err != nil {
+				t.Fatal(err)
+			}
+			r := newTestRepo(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			start := time.Now()
+			_, err := Pull(ctx, r, "oci:"+dir+":v1", PullOptions{})
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") || time.Since(start) > 10*time.Second {
+				t.Fatalf("pull with a %s: %v after %v; want a prompt refusal naming it not a regular file", c.name, err, time.Since(start))
+			}
+			t.Logf("refused: %v", err)
+			checkNothingNamed(t, r)
+		})
+	}
 }
