@@ -103,6 +103,9 @@ type FsckResult struct {
 	KernelVerified int   `json:"objects_kernel_verified"`
 	Images         int   `json:"images_checked"`
 	Refs           int   `json:"refs_checked"`
+	// Streams counts the stream links checked (streams/NAME and
+	// streams/refs/NAME).
+	Streams int `json:"streams_checked"`
 	// Problems are what is wrong, sorted by kind and path.
 	Problems []Problem `json:"problems"`
 	// Leftovers are temporary files of interrupted operations (harmless;
@@ -146,7 +149,10 @@ type fsck struct {
 // What is not where it should be (a symbolic link for a directory of the
 // repository, a non-regular object) is reported, never followed. The
 // repository lock is held shared.
-func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
+func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) { return r.FsckWith(ctx, FsckOptions{}) }
+
+// FsckWith is Fsck with options.
+func (r *Repo) FsckWith(ctx context.Context, opts FsckOptions) (*FsckResult, error) {
 	unlock, err := r.Lock(ctx, false)
 	if err != nil {
 		return nil, err
@@ -157,8 +163,10 @@ func (r *Repo) Fsck(ctx context.Context) (*FsckResult, error) {
 	if err := c.listObjects(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.checkObjects(ctx); err != nil {
-		return nil, err
+	if !opts.MetadataOnly {
+		if err := c.checkObjects(ctx); err != nil {
+			return nil, err
+		}
 	}
 	images, err := c.checkLinks()
 	if err != nil {
@@ -528,6 +536,7 @@ func (c *fsck) walkStreams(dir *beneath.Dir, rel string) {
 		case e.Type&fs.ModeSymlink == 0:
 			c.problem(Problem{Kind: KindBadLink, Path: p, Detail: "not a symlink"})
 		default:
+			c.res.Streams++
 			if _, err := os.Stat(filepath.Join(c.r.dir, p)); err != nil {
 				c.problem(Problem{Kind: KindBadLink, Path: p, Detail: "does not resolve: " + err.Error()})
 			}

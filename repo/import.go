@@ -57,23 +57,7 @@ type CreateOptions struct {
 // with name, as images/refs/NAME. The image is the one mkcomposefs makes of
 // src with the same options (in a SHA-256 repository, byte for byte).
 func (r *Repo) CreateImage(ctx context.Context, src, name string, opts CreateOptions) (*ImportResult, error) {
-	if err := r.checkWrite(name); err != nil {
-		return nil, err
-	}
-	sopts := opts.Scan
-	if sopts.Threads <= 0 {
-		sopts.Threads = r.opts.Threads
-	}
-	p := r.startProgress("scanning "+src, -1, false)
-	root, err := scan.DirContext(ctx, src, sopts)
-	p.finish()
-	if err != nil {
-		return nil, err
-	}
-	if !root.IsDir() {
-		return nil, fmt.Errorf("repo: %s is not a directory", src)
-	}
-	return r.CommitTree(ctx, root, src, name, opts)
+	return r.CreateImageEdited(ctx, src, name, opts, nil)
 }
 
 // CreateImageFromDump stores the image described by a composefs-dump(5)

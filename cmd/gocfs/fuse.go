@@ -46,13 +46,54 @@ data-only layers, EROFS), the image is served by this process through FUSE
 instead, read-only, checking every file's content against its fs-verity
 digest in userspace before serving it. The command then stays in the
 foreground until the mount is unmounted (gocfs umount, fusermount3 -u) or it
-is interrupted, unless --background is given. --fuse=false never uses FUSE.`
+is interrupted, unless --background is given. --fuse=no never uses FUSE.`
 
 // policyFlags are the flags that reach package mounter.
 type policyFlags struct {
-	fuse, background, allowOther    bool
+	fuse                            fuseMode
+	background, allowOther          bool
 	noVerify, allowDevices, allowSU bool
 }
+
+// fuseMode is the value of --fuse: cfsctl's auto, yes or no ("--fuse
+// yes" is joined into "--fuse=yes" before parsing); "--fuse" alone is
+// yes, and true and false are yes and no.
+type fuseMode string
+
+const (
+	fuseAuto fuseMode = "auto"
+	fuseYes  fuseMode = "yes"
+	fuseNo   fuseMode = "no"
+)
+
+func parseFuseMode(s string) (fuseMode, error) {
+	switch strings.ToLower(s) {
+	case "auto":
+		return fuseAuto, nil
+	case "yes", "true", "1":
+		return fuseYes, nil
+	case "no", "false", "0":
+		return fuseNo, nil
+	}
+	return "", fmt.Errorf("%q: want auto, yes or no", s)
+}
+
+func (m *fuseMode) String() string {
+	if *m == "" {
+		return string(fuseAuto)
+	}
+	return string(*m)
+}
+
+func (m *fuseMode) Set(s string) error {
+	v, err := parseFuseMode(s)
+	if err == nil {
+		*m = v
+	}
+	return err
+}
+
+func (m *fuseMode) Type() string { return "auto|yes|no" }
 
 // addPolicyFlags adds the policy flags to cmd.
 func addPolicyFlags(cmd *cobra.Command, pf *policyFlags) {
@@ -60,8 +101,10 @@ func addPolicyFlags(cmd *cobra.Command, pf *policyFlags) {
 	fl.BoolVar(&pf.noVerify, "no-verify", false, "do not check the image's structure first (trusted images only)")
 	fl.BoolVar(&pf.allowDevices, "allow-devices", false, "let device nodes of the image open as devices (default: nodev)")
 	fl.BoolVar(&pf.allowSU, "allow-suid", false, "let setuid and setgid bits of the image take effect (default: nosuid)")
-	fl.BoolVar(&pf.fuse, "fuse", false, "serve the image with FUSE from this process (default: when the kernel mount is not possible; --fuse=false: never)")
-	fl.BoolVar(&pf.background, "background", false, "FUSE: return once mounted, leaving the server running (default: serve in the foreground)")
+	pf.fuse = fuseAuto
+	fl.Var(&pf.fuse, "fuse", "mount with FUSE, served by this process: auto (when the kernel mount is not possible), yes (--fuse alone), or no")
+	fl.Lookup("fuse").NoOptDefVal = string(fuseYes)
+	fl.BoolVar(&pf.background, "background", false, "FUSE: return once mounted, leaving the server running")
 	fl.BoolVar(&pf.allowOther, "allow-other", false, "FUSE: let every user use the mount (default: as root; for others /etc/fuse.conf needs user_allow_other)")
 	cmd.Long += "\n" + policyHelp
 }
@@ -79,10 +122,10 @@ func (pf *policyFlags) apply(cmd *cobra.Command, opts *mount.Options) {
 	if fl.Changed("allow-suid") {
 		opts.AllowSetuid = pf.allowSU
 	}
-	switch {
-	case fl.Changed("fuse") && pf.fuse:
+	switch pf.fuse {
+	case fuseYes:
 		opts.Method = mount.FUSE
-	case fl.Changed("fuse"):
+	case fuseNo:
 		opts.Method = mount.Kernel
 	}
 	opts.FUSE.AllowOther = os.Geteuid() == 0
@@ -100,7 +143,7 @@ func runMounted(cmd *cobra.Command, pf *policyFlags, name, target string, opts m
 	opts.Notice = noticeTo(stderr)
 	if pf.background {
 		opts.FUSE.Start = func(image, target string, o mount.Options) error {
-			return startFuseServer(stderr, image, target, o)
+			return startFuseServer(stderr, image, target, o, true)
 		}
 	}
 	sigs := make(chan os.Signal, 1)
@@ -161,8 +204,8 @@ type fuseServeConfig struct {
 
 // startFuseServer starts a background server (this program, run again as
 // "gocfs __fuse-serve" in a session of its own) and returns once it has
-// mounted, or with why it could not.
-func startFuseServer(stderr io.Writer, image, target string, o mount.Options) error {
+// mounted, or with why it could not; with announce, it says so on stderr.
+func startFuseServer(stderr io.Writer, image, target string, o mount.Options, announce bool) error {
 	abs := func(p string) string {
 		if a, err := filepath.Abs(p); err == nil {
 			return a
@@ -209,6 +252,9 @@ func startFuseServer(stderr io.Writer, image, target string, o mount.Options) er
 	w.Close()
 	msg, _ := io.ReadAll(r)
 	if string(msg) == "ok\n" {
+		if !announce {
+			return cmd.Process.Release()
+		}
 		fmt.Fprintf(stderr, "gocfs: serving %s on %s with FUSE in the background (pid %d, verity %v); unmount with \"gocfs umount %s\"\n", image, target, cmd.Process.Pid, o.Verity, target)
 		return cmd.Process.Release()
 	}

@@ -68,7 +68,22 @@ func rootCommand() *cobra.Command {
 	for _, mk := range subcommands {
 		root.AddCommand(mk())
 	}
+	setVersion(root)
 	return root
+}
+
+// rewriteArgs applies the argument rewrites to gocfs's command line; for
+// cobra's completion requests ("gocfs __complete ARGS…", which the shell
+// scripts make) to ARGS, so that they are completed as they would run.
+func rewriteArgs(args []string) []string {
+	if len(args) > 1 && (args[1] == cobra.ShellCompRequestCmd || args[1] == cobra.ShellCompNoDescRequestCmd) {
+		rest := rewriteArgs(append([]string{args[0]}, args[2:]...))
+		return append([]string{args[0], args[1]}, rest[1:]...)
+	}
+	for _, f := range argRewrites {
+		args = f(args)
+	}
+	return args
 }
 
 func main() {
@@ -80,10 +95,7 @@ func main() {
 		cmd.SilenceErrors = true
 		cmd.SetArgs(os.Args[1:])
 	} else {
-		args := os.Args
-		for _, f := range argRewrites {
-			args = f(args)
-		}
+		args := rewriteArgs(os.Args)
 		cmd = rootCommand()
 		cmd.SetArgs(args[1:])
 		prog = "gocfs"

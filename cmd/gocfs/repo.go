@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -17,10 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/gocfs/gocfs/mount"
-	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/repo"
-	"github.com/gocfs/gocfs/scan"
 )
 
 func init() {
@@ -28,19 +24,40 @@ func init() {
 	registerArgRewrite(routeRepoArgs)
 }
 
-// repoFlags are the options every repository command takes.
+// repoFlags are the options every repository command takes: cfsctl's
+// global options, and gocfs's --json and --threads.
 type repoFlags struct {
 	path    string
 	json    bool
 	threads int
+
+	user, system            bool
+	hash, erofsVersion      string
+	insecure, requireVerity bool
+	noUpgrade, noRepo       bool
 }
 
-// routeRepoArgs makes "gocfs --repo PATH COMMAND …" (cfsctl's form) mean
-// "gocfs repo --repo PATH COMMAND …": the repository commands live under
-// "repo", where --repo is a flag, and some of their names (mount) are also
-// top-level gocfs commands.
+// cfsctlVerbs are the repository commands that "gocfs VERB" (no global
+// option first) runs as "gocfs repo VERB", as cfsctl's are: those that are
+// not gocfs commands of their own (mount is).
+var cfsctlVerbs = map[string]bool{
+	"cat": true, "compute-id": true, "create-dumpfile": true, "create-image": true,
+	"dump-files": true, "fsck": true, "gc": true, "image-objects": true, "images": true,
+	"import-image": true, "init": true, "list-images": true, "tag": true, "transaction": true,
+	"untag": true,
+}
+
+// routeRepoArgs makes cfsctl's command lines gocfs's: "gocfs --repo PATH
+// COMMAND …" (or any of cfsctl's global options first) means "gocfs repo
+// --repo PATH COMMAND …", and "gocfs images" (a cfsctl command that is no
+// gocfs command) "gocfs repo images". The repository commands live under
+// "repo", where the global options are flags, and some of their names
+// (mount) are also top-level gocfs commands.
 func routeRepoArgs(args []string) []string {
-	if len(args) > 1 && (args[1] == "--repo" || strings.HasPrefix(args[1], "--repo=")) {
+	if len(args) < 2 {
+		return args
+	}
+	if ok, _ := isGlobalFlag(args[1]); ok || cfsctlVerbs[args[1]] {
 		return append([]string{args[0], "repo"}, args[1:]...)
 	}
 	return args
@@ -49,45 +66,35 @@ func routeRepoArgs(args []string) []string {
 func newRepoCmd() *cobra.Command {
 	var rf repoFlags
 	cmd := &cobra.Command{
-		Use:   "repo [--repo PATH] COMMAND",
+		Use:   "repo [--repo PATH|--user|--system] COMMAND",
 		Short: "Manage a composefs repository: an object store with images and references (as cfsctl)",
 		Long: `Manage a composefs repository, laid out as composefs-rs's cfsctl does: objects
 named by fs-verity digest under objects/, images (themselves objects) linked
 under images/, named references under images/refs/. Imports are atomic and
 crash-safe, several may run at once, and gc never removes what a reference, a
---root or an import in progress needs. "gocfs --repo PATH COMMAND" is the same
-as "gocfs repo --repo PATH COMMAND".
+--root or an import in progress needs. The commands and their options are
+cfsctl's (composefs-rs 0.9), with gocfs's additions: "gocfs --repo PATH
+COMMAND" is the same as "gocfs repo --repo PATH COMMAND", as is "gocfs
+COMMAND" for the commands gocfs has no other meaning for.
+
+Without --repo, --user or --system, the repository is cfsctl's default:
+` + systemRepo + ` as root, else ~/.var/lib/composefs.
 
 IMAGE and NAME arguments name an image by reference (NAME or refs/NAME) or by
 its hex digest. See docs/repository.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&rf.path, "repo", "", "the repository `PATH` (default /sysroot/composefs as root, else ~/.var/lib/composefs, as cfsctl)")
-	pf.BoolVar(&rf.json, "json", false, "print results as JSON")
-	pf.IntVar(&rf.threads, "threads", 0, "parallel workers for hashing and copying (default: the number of CPUs)")
+	setVersion(cmd)
+	addGlobalFlags(cmd.PersistentFlags(), &rf)
 	cmd.AddCommand(
 		newRepoInitCmd(&rf), newRepoCreateImageCmd(&rf), newRepoImportImageCmd(&rf),
 		newRepoMountCmd(&rf), newRepoImagesCmd(&rf), newRepoImageObjectsCmd(&rf),
 		newRepoTagCmd(&rf), newRepoUntagCmd(&rf), newRepoGCCmd(&rf), newRepoFsckCmd(&rf),
+		newRepoCatCmd(&rf), newRepoComputeIDCmd(&rf), newRepoCreateDumpfileCmd(&rf),
+		newRepoDumpFilesCmd(&rf), newRepoTransactionCmd(&rf),
 	)
 	return cmd
-}
-
-// repoPath is the repository directory, cfsctl's default when not given.
-func (rf *repoFlags) repoPath() (string, error) {
-	if rf.path != "" {
-		return rf.path, nil
-	}
-	if os.Geteuid() == 0 {
-		return "/sysroot/composefs", nil
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no --repo given and no home directory for the default: %w", err)
-	}
-	return filepath.Join(home, ".var/lib/composefs"), nil
 }
 
 func (rf *repoFlags) options(cmd *cobra.Command) repo.Options {
@@ -99,12 +106,25 @@ func (rf *repoFlags) options(cmd *cobra.Command) repo.Options {
 	}
 }
 
+// open opens the repository the global options name, and checks what
+// they require of it.
 func (rf *repoFlags) open(cmd *cobra.Command) (*repo.Repo, error) {
+	if rf.noRepo {
+		return nil, fmt.Errorf("--no-repo is only supported for compute-id and create-dumpfile, not %s", cmd.Name())
+	}
 	path, err := rf.repoPath()
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(path, rf.options(cmd))
+	r, err := repo.Open(path, rf.options(cmd))
+	if err != nil {
+		return nil, err
+	}
+	if err := rf.checkOpened(r); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
 }
 
 // output prints v as JSON with --json, else calls human.
@@ -223,334 +243,4 @@ PATH, as with cfsctl, is the repository (instead of --repo).`,
 	cmd.Flags().StringVar(&algorithm, "algorithm", "", "the algorithm as cfsctl init takes it: fsverity-sha256-12 or fsverity-sha512-12")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "do not enable fs-verity on meta.json (objects then need not have it)")
 	return cmd
-}
-
-func newRepoCreateImageCmd(rf *repoFlags) *cobra.Command {
-	var so scan.Options
-	cmd := &cobra.Command{
-		Use:   "create-image SOURCE [NAME]",
-		Short: "Store a directory (or a composefs-dump file) and its image, optionally as reference NAME",
-		Long: `Store every file of the directory SOURCE as an object, then its image (the one
-mkcomposefs makes of SOURCE), linked as images/DIGEST and, with NAME, as
-images/refs/NAME. SOURCE may also be a composefs-dump(5) file ("-" for
-standard input), whose files' objects must be in the repository already.
-Prints the image's digest.`,
-		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			name := ""
-			if len(args) == 2 {
-				name = refName(args[1])
-			}
-			ctx, cancel := interruptible()
-			defer cancel()
-			opts := repo.CreateOptions{Scan: so}
-			var res *repo.ImportResult
-			src := args[0]
-			if fi, err := os.Stat(src); err == nil && fi.IsDir() {
-				res, err = r.CreateImage(ctx, src, name, opts)
-				if err != nil {
-					return err
-				}
-			} else {
-				in := io.Reader(os.Stdin)
-				if src != "-" {
-					f, err := os.Open(src)
-					if err != nil {
-						return err
-					}
-					defer f.Close()
-					in = f
-				}
-				if res, err = r.CreateImageFromDump(ctx, in, name, opts); err != nil {
-					return err
-				}
-			}
-			return rf.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, res.Image) })
-		},
-	}
-	fl := cmd.Flags()
-	fl.BoolVar(&so.UseEpoch, "use-epoch", false, "make all mtimes zero")
-	fl.BoolVar(&so.SkipDevices, "skip-devices", false, "don't store device nodes")
-	fl.BoolVar(&so.SkipXattrs, "skip-xattrs", false, "don't store file xattrs")
-	fl.BoolVar(&so.UserXattrsOnly, "user-xattrs", false, "only store user.* xattrs")
-	fl.BoolVar(&so.PreserveHardlinks, "preserve-hardlinks", false, "keep hard links between files (as composefs-rs does)")
-	return cmd
-}
-
-func newRepoImportImageCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "import-image NAME < IMAGE",
-		Short: "Store a composefs image read from standard input as reference NAME",
-		Long: `Read a composefs image from standard input, check that it is one and that
-the repository has every object it refers to (listing those it lacks), then
-store it and point reference NAME at it. Prints the image's digest.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			in := cmd.InOrStdin()
-			if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-				return errors.New("import-image reads the image from standard input, which is a terminal")
-			}
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := interruptible()
-			defer cancel()
-			res, err := r.ImportImage(ctx, in, refName(args[0]))
-			if err != nil {
-				return err
-			}
-			return rf.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, res.Image) })
-		},
-	}
-}
-
-func newRepoMountCmd(rf *repoFlags) *cobra.Command {
-	var mf repoMountFlags
-	cmd := &cobra.Command{
-		Use:   "mount IMAGE MOUNTPOINT",
-		Short: "Mount an image of the repository",
-		Long: `Mount an image of the repository on MOUNTPOINT, with the object store as
-basedir. The image's digest is checked as mount.composefs's digest= option
-does. Unmount with "gocfs umount".`,
-		Args: cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			opts, err := mf.options(cmd)
-			if err != nil {
-				return err
-			}
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			return runMounted(cmd, &mf.policy, args[0], args[1], opts, func(o mount.Options) (*mounter.Mounted, error) {
-				return r.Mount(args[0], args[1], o)
-			})
-		},
-	}
-	mf.addFlags(cmd)
-	return cmd
-}
-
-// repoMountFlags are the flags of the repository's and OCI's mount
-// commands.
-type repoMountFlags struct {
-	verity string
-	policy policyFlags
-}
-
-func (mf *repoMountFlags) addFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&mf.verity, "verity", "try", "fs-verity checks of the objects: off, try or require")
-	addPolicyFlags(cmd, &mf.policy)
-}
-
-// options returns the mount options the flags say.
-func (mf *repoMountFlags) options(cmd *cobra.Command) (mount.Options, error) {
-	mode, err := mount.ParseVerityMode(mf.verity)
-	if err != nil {
-		return mount.Options{}, fmt.Errorf("--verity: %w", err)
-	}
-	opts := mount.Options{Verity: mode}
-	mf.policy.apply(cmd, &opts)
-	return opts, nil
-}
-
-func newRepoImagesCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "images",
-		Short: "List the images and the references to them",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			images, err := r.Images()
-			if err != nil {
-				return err
-			}
-			return rf.output(cmd, images, func(w io.Writer) {
-				for _, im := range images {
-					size := "missing"
-					if im.Size >= 0 {
-						size = fmt.Sprint(im.Size)
-					}
-					fmt.Fprintf(w, "%s %9s %s\n", im.Digest, size, strings.Join(im.Refs, " "))
-				}
-			})
-		},
-	}
-}
-
-func newRepoImageObjectsCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "image-objects IMAGE",
-		Short: "List the digests of the objects an image refers to",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			objs, err := r.ImageObjects(args[0])
-			if err != nil {
-				return err
-			}
-			return rf.output(cmd, objs, func(w io.Writer) {
-				for _, o := range objs {
-					fmt.Fprintln(w, o)
-				}
-			})
-		},
-	}
-}
-
-func newRepoTagCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "tag NAME IMAGE",
-		Short: "Point reference NAME at an image",
-		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			name := refName(args[0])
-			if err := r.Tag(name, args[1]); err != nil {
-				return err
-			}
-			d, err := r.ResolveRef(name)
-			if err != nil {
-				return err
-			}
-			ref := repo.Ref{Name: name, Image: d.Hex()}
-			return rf.output(cmd, ref, func(io.Writer) {})
-		},
-	}
-}
-
-func newRepoUntagCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "untag NAME",
-		Short: "Remove reference NAME (gc then removes what only it kept)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			return r.Untag(refName(args[0]))
-		},
-	}
-}
-
-func newRepoGCCmd(rf *repoFlags) *cobra.Command {
-	var opts repo.GCOptions
-	cmd := &cobra.Command{
-		Use:   "gc [--dry-run] [--root IMAGE]...",
-		Short: "Remove the images no reference names, the objects no image needs, and leftovers",
-		Long: `Remove every image that no reference (and no --root) names, every object that
-no remaining image refers to, and the temporary files of interrupted
-operations. gc waits for imports under way, and they wait for it. A
-repository holding composefs-rs split streams (streams/) is refused: use
-cfsctl gc there.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := interruptible()
-			defer cancel()
-			res, err := r.GC(ctx, opts)
-			if err != nil {
-				return err
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(cmd.ErrOrStderr(), "gocfs: warning: %s\n", w)
-			}
-			return rf.output(cmd, res, func(w io.Writer) {
-				verb := "removed"
-				if res.DryRun {
-					verb = "would remove"
-				}
-				fmt.Fprintf(w, "%s %d image(s), %d object(s) (%d bytes) and %d leftover file(s); kept %d image(s), %d object(s)\n",
-					verb, len(res.ImagesRemoved), res.ObjectsRemoved, res.BytesRemoved, len(res.Leftovers), res.ImagesKept, res.ObjectsKept)
-			})
-		},
-	}
-	cmd.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "only say what would be removed")
-	cmd.Flags().StringArrayVar(&opts.Roots, "root", nil, "also keep this `IMAGE` (and its objects); may be repeated")
-	return cmd
-}
-
-func newRepoFsckCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "fsck",
-		Short: "Check every object, image and reference; exit 1 on any problem",
-		Long: `Check every object's content against its digest (measured by the kernel where
-fs-verity is enabled, else computed), that every image is a composefs image
-whose objects are all there and intact, and that every reference names an
-image. Each bad object is reported with every image that uses it, and each
-such image as damaged. Temporary files of interrupted operations are listed
-too (gc removes them); they are no problem. Exit status 1 on any problem.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := interruptible()
-			defer cancel()
-			res, err := r.Fsck(ctx)
-			if err != nil {
-				return err
-			}
-			if err := rf.output(cmd, res, func(w io.Writer) { printFsck(w, res) }); err != nil {
-				return err
-			}
-			if !res.OK() {
-				if rf.json {
-					return exitCode(1, nil)
-				}
-				return exitCode(1, fmt.Errorf("fsck: %d problem(s) found", len(res.Problems)))
-			}
-			return nil
-		},
-	}
-}
-
-func printFsck(w io.Writer, res *repo.FsckResult) {
-	refs := func(r []string) string {
-		if len(r) == 0 {
-			return ""
-		}
-		return " (refs: " + strings.Join(r, ", ") + ")"
-	}
-	for _, p := range res.Problems {
-		fmt.Fprintf(w, "%s: %s%s: %s\n", p.Kind, p.Path, refs(p.Refs), p.Detail)
-		for _, u := range p.UsedBy {
-			files := u.Files
-			more := ""
-			if len(files) > 3 {
-				files, more = files[:3], fmt.Sprintf(" and %d more", len(files)-3)
-			}
-			fmt.Fprintf(w, "  used by image %s%s as %s%s\n", u.Image, refs(u.Refs), strings.Join(files, ", "), more)
-		}
-		for _, s := range p.Streams {
-			fmt.Fprintf(w, "  used by split stream %s\n", s)
-		}
-		for _, o := range p.Objects {
-			fmt.Fprintf(w, "  bad object %s\n", o)
-		}
-	}
-	for _, l := range res.Leftovers {
-		fmt.Fprintf(w, "leftover: %s (gc removes it)\n", l)
-	}
-	fmt.Fprintf(w, "checked %d object(s) (%d bytes, %d measured by the kernel), %d image(s), %d reference(s): %d problem(s)\n",
-		res.Objects, res.Bytes, res.KernelVerified, res.Images, res.Refs, len(res.Problems))
 }
