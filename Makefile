@@ -1,11 +1,32 @@
-.PHONY: all build demo deps test test-go test-vm fuzz bench lint
+.PHONY: all build install demo deps test test-go test-vm fuzz bench lint
 
 GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+
+# make install [PREFIX=/usr/local] [DESTDIR=staging]: the binary, the links
+# of the upstream tool names (and mount.composefs in SBINDIR, for
+# mount -t composefs), the man pages and the shell completions.
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= /sbin
+MANDIR ?= $(PREFIX)/share/man
+DATADIR ?= $(PREFIX)/share
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -o gocfs ./cmd/gocfs
+	CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(VERSION)" -o gocfs ./cmd/gocfs
+
+install: build
+	install -D -m 0755 gocfs $(DESTDIR)$(BINDIR)/gocfs
+	./gocfs install-links --target $(BINDIR)/gocfs --mount-helper-dir $(DESTDIR)$(SBINDIR) \
+		--man $(DESTDIR)$(MANDIR) $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/site-functions \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	./gocfs completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/gocfs
+	./gocfs completion zsh > $(DESTDIR)$(DATADIR)/zsh/site-functions/_gocfs
+	./gocfs completion fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/gocfs.fish
 
 demo:
 	$(GO) run ./cmd/gocfs demo
