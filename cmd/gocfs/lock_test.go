@@ -45,7 +45,7 @@ func TestLockWaitInterruptible(t *testing.T) {
 			time.Sleep(200 * time.Millisecond) // flock(1) has the lock
 			args := []string{"--repo", dir, tc.cmd}
 			if tc.cmd == "create-image" {
-				args = append(args, t.TempDir(), "x")
+				args = append(args, "--no-propagate-usr-to-root", t.TempDir(), "x")
 			}
 			waiter := exec.Command(bin, args...)
 			stderr, err := waiter.StderrPipe()

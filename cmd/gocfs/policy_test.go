@@ -116,7 +116,7 @@ func TestRepoMountFUSE(t *testing.T) {
 		return string(out)
 	}
 	gocfs("--repo", dir, "init")
-	gocfs("--repo", dir, "create-image", src, "app")
+	gocfs("--repo", dir, "create-image", "--no-propagate-usr-to-root", src, "app")
 	mnt := mountPoint(t)
 	t.Logf("%s", gocfs("--repo", dir, "mount", "--fuse", "--background", "app", mnt))
 	mi := testutil.MountAt(t, mnt)
