@@ -45,36 +45,68 @@ the mounted tree with the source file by file, and unmount.`,
 	return cmd
 }
 
+// demo is one run of the demo: its work directory, what it reports to,
+// and what each phase makes for the next.
+type demo struct {
+	out     io.Writer
+	dir     string
+	root    bool // running as root: the sample has devices, and is mounted
+	src     string
+	tr      *tree.Node
+	objects string
+	img     string
+	digest  []byte
+}
+
+func (d *demo) step(format string, a ...any) { fmt.Fprintf(d.out, "  "+format+"\n", a...) }
+
 func runDemo(out io.Writer, dir string, keep bool) error {
 	start := time.Now()
 	if dir == "" {
-		d, err := os.MkdirTemp("", "gocfs-demo-")
+		tmp, err := os.MkdirTemp("", "gocfs-demo-")
 		if err != nil {
 			return err
 		}
-		dir = d
+		dir = tmp
 		if !keep {
 			defer os.RemoveAll(dir)
 		}
 	}
-	step := func(format string, a ...any) { fmt.Fprintf(out, "  "+format+"\n", a...) }
 	fmt.Fprintf(out, "gocfs demo in %s\n", dir)
-
-	root := os.Geteuid() == 0
-	opts := sample.Full
-	if !root {
-		opts = sample.Options{}
+	d := &demo{out: out, dir: dir, root: os.Geteuid() == 0}
+	for _, phase := range []func() error{d.makeSource, d.build, d.checkReproducible, d.verify} {
+		if err := phase(); err != nil {
+			return err
+		}
 	}
-	src := filepath.Join(dir, "source")
-	if err := sample.Create(src, opts); err != nil {
+	if !d.root {
+		d.step("not mounting: mounting EROFS and overlayfs needs root")
+		fmt.Fprintf(out, "demo passed (without the mount) in %.1fs\n", time.Since(start).Seconds())
+		return nil
+	}
+	if err := d.mountAndCompare(); err != nil {
 		return err
 	}
-	tr, err := scan.Dir(src, scan.Options{PreserveHardlinks: true})
-	if err != nil {
+	fmt.Fprintf(out, "demo passed in %.1fs\n", time.Since(start).Seconds())
+	return nil
+}
+
+// makeSource creates the sample tree and scans it.
+func (d *demo) makeSource() error {
+	opts := sample.Full
+	if !d.root {
+		opts = sample.Options{}
+	}
+	d.src = filepath.Join(d.dir, "source")
+	if err := sample.Create(d.src, opts); err != nil {
+		return err
+	}
+	var err error
+	if d.tr, err = scan.Dir(d.src, scan.Options{PreserveHardlinks: true}); err != nil {
 		return err
 	}
 	var files, inline, stored int
-	tr.Walk(func(_ string, n *tree.Node) error {
+	d.tr.Walk(func(_ string, n *tree.Node) error {
 		files++
 		if n.IsRegular() && n.LinkTo == nil {
 			if n.Content != nil {
@@ -85,61 +117,72 @@ func runDemo(out io.Writer, dir string, keep bool) error {
 		}
 		return nil
 	})
-	step("source: %d entries (%d files inline in the image, %d in the object store)", files, inline, stored)
+	d.step("source: %d entries (%d files inline in the image, %d in the object store)", files, inline, stored)
+	return nil
+}
 
-	objects := filepath.Join(dir, "objects")
-	st, err := store.Open(objects, store.Options{Create: true})
+// build stores the files and writes the image.
+func (d *demo) build() error {
+	d.objects = filepath.Join(d.dir, "objects")
+	st, err := store.Open(d.objects, store.Options{Create: true})
 	if err != nil {
 		return err
 	}
-	if err := st.ImportTree(context.Background(), tr, src, 0); err != nil {
+	defer st.Close()
+	if err := st.ImportTree(context.Background(), d.tr, d.src, 0); err != nil {
 		return err
 	}
-	img := filepath.Join(dir, "demo.cfs")
-	digest, err := image.WriteFile(img, tr, image.DefaultOptions)
-	if err != nil {
+	d.img = filepath.Join(d.dir, "demo.cfs")
+	if d.digest, err = image.WriteFile(d.img, d.tr, image.DefaultOptions); err != nil {
 		return err
 	}
-	fi, _ := os.Stat(img)
-	step("image: %s, %d bytes", img, fi.Size())
-	fmt.Fprintf(out, "digest: %s\n", fsverity.Hex(digest))
+	fi, _ := os.Stat(d.img)
+	d.step("image: %s, %d bytes", d.img, fi.Size())
+	fmt.Fprintf(d.out, "digest: %s\n", fsverity.Hex(d.digest))
+	return nil
+}
 
-	// Same input, same bytes: build it again and compare digests.
-	again, err := image.Digest(tr, image.DefaultOptions)
+// checkReproducible builds the image again: same input, same bytes.
+func (d *demo) checkReproducible() error {
+	again, err := image.Digest(d.tr, image.DefaultOptions)
 	if err != nil {
 		return err
 	}
-	if fsverity.Hex(again) != fsverity.Hex(digest) {
+	if fsverity.Hex(again) != fsverity.Hex(d.digest) {
 		return errors.New("building the same tree twice gave different images")
 	}
-	step("reproducible: a second build has the same digest")
+	d.step("reproducible: a second build has the same digest")
+	return nil
+}
 
-	rep, err := verify.File(img, verify.Options{Basedir: objects, Digest: digest})
+// verify runs the verifier on the image and the object store.
+func (d *demo) verify() error {
+	rep, err := verify.File(d.img, verify.Options{Basedir: d.objects, Digest: d.digest})
 	if err != nil {
 		return err
 	}
 	if !rep.OK {
 		for _, p := range rep.Problems {
-			fmt.Fprintf(out, "  PROBLEM %v\n", p)
+			fmt.Fprintf(d.out, "  PROBLEM %v\n", p)
 		}
 		return errors.New("the verifier found problems in the demo image")
 	}
-	step("verified: image well-formed, every object present with its digest")
+	d.step("verified: image well-formed, every object present with its digest")
+	return nil
+}
 
-	mnt := filepath.Join(dir, "mnt")
+// mountAndCompare mounts the image with its digest checked, compares the
+// mounted tree with the source, and unmounts.
+func (d *demo) mountAndCompare() error {
+	mnt := filepath.Join(d.dir, "mnt")
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		return err
 	}
-	if !root {
-		step("not mounting: mounting EROFS and overlayfs needs root")
-		fmt.Fprintf(out, "demo passed (without the mount) in %.1fs\n", time.Since(start).Seconds())
-		return nil
-	}
 	mo := mount.Options{
-		Basedirs: []string{objects}, ExpectedDigest: fsverity.Hex(digest), Verity: mount.VerityTry,
-		Notice: func(msg string) { step("note: %s", msg) },
+		Basedirs: []string{d.objects}, ExpectedDigest: fsverity.Hex(d.digest), Verity: mount.VerityTry,
+		Notice: func(msg string) { d.step("note: %s", msg) },
 	}
-	if err := mount.Mount(img, mnt, mo); err != nil {
+	if err := mount.Mount(d.img, mnt, mo); err != nil {
 		return fmt.Errorf("mounting: %w", err)
 	}
 	mounted := true
@@ -148,23 +191,22 @@ func runDemo(out io.Writer, dir string, keep bool) error {
 			mount.Unmount(mnt)
 		}
 	}()
-	step("mounted at %s (EROFS + overlayfs, image digest checked)", mnt)
-	diffs, err := treecmp.Diff(src, mnt, treecmp.Options{Hardlinks: true, ComposefsWhiteouts: true, IgnoreRoot: true})
+	d.step("mounted at %s (EROFS + overlayfs, image digest checked)", mnt)
+	diffs, err := treecmp.Diff(d.src, mnt, treecmp.Options{Hardlinks: true, ComposefsWhiteouts: true, IgnoreRoot: true})
 	if err != nil {
 		return err
 	}
 	if len(diffs) > 0 {
-		for _, d := range diffs {
-			fmt.Fprintf(out, "  DIFFERENCE %s\n", d)
+		for _, x := range diffs {
+			fmt.Fprintf(d.out, "  DIFFERENCE %s\n", x)
 		}
 		return fmt.Errorf("the mounted tree differs from the source in %d ways", len(diffs))
 	}
-	step("compared: the mounted tree equals the source (content, modes, owners, mtimes, xattrs, links, devices)")
+	d.step("compared: the mounted tree equals the source (content, modes, owners, mtimes, xattrs, links, devices)")
 	mounted = false
 	if err := mount.Unmount(mnt); err != nil {
 		return err
 	}
-	step("unmounted")
-	fmt.Fprintf(out, "demo passed in %.1fs\n", time.Since(start).Seconds())
+	d.step("unmounted")
 	return nil
 }

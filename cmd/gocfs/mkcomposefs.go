@@ -84,90 +84,24 @@ func runMkcomposefs(cmd *cobra.Command, f *mkcfsFlags, args []string) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(40)
 	}
-	usage := func(msg string) error {
-		fmt.Fprintln(os.Stderr, msg)
-		fmt.Fprint(os.Stderr, cmd.UsageString())
-		return exitCode(1, nil)
+	opts, threads, err := f.options(cmd)
+	if err != nil {
+		return exitCode(1, err)
 	}
-	opts := image.DefaultOptions
-	fl := cmd.Flags()
-	if fl.Changed("min-version") || fl.Changed("max-version") {
-		opts = image.Options{}
-		var err error
-		if fl.Changed("min-version") {
-			if opts.MinVersion, err = parseVersion(f.minVersion, "min"); err != nil {
-				return exitCode(1, err)
-			}
-		}
-		if fl.Changed("max-version") {
-			if opts.MaxVersion, err = parseVersion(f.maxVersion, "max"); err != nil {
-				return exitCode(1, err)
-			}
-		}
+	src, out, err := f.paths(cmd, args)
+	if err != nil {
+		return err
 	}
-	threads := runtime.NumCPU()
-	if fl.Changed("threads") {
-		n, err := strconv.Atoi(f.threads)
-		if err != nil || n <= 0 {
-			return exitCode(1, fmt.Errorf("invalid threads count %s", f.threads))
-		}
-		threads = n
-	}
-	if f.printDigestOnly {
-		f.printDigest = true
-	}
-	if f.skipXattrs && f.userXattrs {
-		return exitCode(1, errors.New("--skip-xattrs and --user-xattrs can't be used together"))
-	}
-	if len(args) < 1 {
-		return usage("No source path specified")
-	}
-	src := args[0]
-	if src == "" {
-		return exitCode(1, errors.New("empty source path specified"))
-	}
-	if len(args) > 2 {
-		return usage("Too many arguments")
-	}
-	var out string
-	switch {
-	case len(args) == 1 && !f.printDigestOnly:
-		return usage("No destination path specified")
-	case len(args) == 2 && f.printDigestOnly:
-		return usage("Cannot specify destination path with --print-digest-only")
-	case len(args) == 2:
-		out = args[1]
-	}
-	if out == "-" && term.IsTerminal(int(os.Stdout.Fd())) {
-		return exitCode(1, errors.New("stdout is a tty. Refusing to use it"))
-	}
-
 	var root *tree.Node
 	if f.fromFile {
-		var err error
 		root, err = readDumpFile(src)
-		if err != nil {
-			return exitCode(1, err)
-		}
 	} else {
-		var err error
-		if root, err = scanSource(cmd, f, src, threads); err != nil {
-			return exitCode(1, err)
-		}
+		root, err = scanSource(cmd, f, src, threads)
 	}
-
-	var digest []byte
-	var err error
-	switch {
-	case f.printDigestOnly:
-		digest, err = image.Digest(root, opts)
-	case out == "-":
-		h := fsverity.New(fsverity.SHA256)
-		err = image.Write(io.MultiWriter(os.Stdout, h), root, opts)
-		digest = h.Sum(nil)
-	default:
-		digest, err = image.WriteFile(out, root, opts)
+	if err != nil {
+		return exitCode(1, err)
 	}
+	digest, err := f.write(root, out, opts)
 	if err != nil {
 		return exitCode(1, fmt.Errorf("cannot write image: %w", err))
 	}
@@ -175,6 +109,87 @@ func runMkcomposefs(cmd *cobra.Command, f *mkcfsFlags, args []string) error {
 		fmt.Fprintln(cmd.OutOrStdout(), fsverity.Hex(digest))
 	}
 	return nil
+}
+
+// options returns the image options and the thread count the flags say,
+// checking the flags that go together.
+func (f *mkcfsFlags) options(cmd *cobra.Command) (image.Options, int, error) {
+	opts := image.DefaultOptions
+	fl := cmd.Flags()
+	if fl.Changed("min-version") || fl.Changed("max-version") {
+		opts = image.Options{}
+		var err error
+		if fl.Changed("min-version") {
+			if opts.MinVersion, err = parseVersion(f.minVersion, "min"); err != nil {
+				return opts, 0, err
+			}
+		}
+		if fl.Changed("max-version") {
+			if opts.MaxVersion, err = parseVersion(f.maxVersion, "max"); err != nil {
+				return opts, 0, err
+			}
+		}
+	}
+	threads := runtime.NumCPU()
+	if fl.Changed("threads") {
+		n, err := strconv.Atoi(f.threads)
+		if err != nil || n <= 0 {
+			return opts, 0, fmt.Errorf("invalid threads count %s", f.threads)
+		}
+		threads = n
+	}
+	if f.printDigestOnly {
+		f.printDigest = true
+	}
+	if f.skipXattrs && f.userXattrs {
+		return opts, 0, errors.New("--skip-xattrs and --user-xattrs can't be used together")
+	}
+	return opts, threads, nil
+}
+
+// paths returns the source and the image to write ("" with
+// --print-digest-only), as upstream checks them.
+func (f *mkcfsFlags) paths(cmd *cobra.Command, args []string) (src, out string, err error) {
+	usage := func(msg string) error {
+		fmt.Fprintln(os.Stderr, msg)
+		fmt.Fprint(os.Stderr, cmd.UsageString())
+		return exitCode(1, nil)
+	}
+	if len(args) < 1 {
+		return "", "", usage("No source path specified")
+	}
+	if src = args[0]; src == "" {
+		return "", "", exitCode(1, errors.New("empty source path specified"))
+	}
+	if len(args) > 2 {
+		return "", "", usage("Too many arguments")
+	}
+	switch {
+	case len(args) == 1 && !f.printDigestOnly:
+		return "", "", usage("No destination path specified")
+	case len(args) == 2 && f.printDigestOnly:
+		return "", "", usage("Cannot specify destination path with --print-digest-only")
+	case len(args) == 2:
+		out = args[1]
+	}
+	if out == "-" && term.IsTerminal(int(os.Stdout.Fd())) {
+		return "", "", exitCode(1, errors.New("stdout is a tty. Refusing to use it"))
+	}
+	return src, out, nil
+}
+
+// write writes root's image to out ("-": standard output; "": nowhere,
+// --print-digest-only) and returns its digest.
+func (f *mkcfsFlags) write(root *tree.Node, out string, opts image.Options) ([]byte, error) {
+	switch {
+	case f.printDigestOnly:
+		return image.Digest(root, opts)
+	case out == "-":
+		h := fsverity.New(fsverity.SHA256)
+		err := image.Write(io.MultiWriter(os.Stdout, h), root, opts)
+		return h.Sum(nil), err
+	}
+	return image.WriteFile(out, root, opts)
 }
 
 // scanSource scans the directory src and, with --digest-store, stores

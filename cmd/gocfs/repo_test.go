@@ -136,6 +136,21 @@ func TestRepoCommands(t *testing.T) {
 		t.Errorf("gc --dry-run: %s", out)
 	}
 
+	checkRepoDamageAndGC(t, tmp, dir, want, objects)
+}
+
+// checkRepoDamageAndGC damages the repository dir that holds the image
+// want (references app/1, other, imported) of objects: fsck reports it;
+// then removes the references: gc removes the image and objects.
+func checkRepoDamageAndGC(t *testing.T, tmp, dir, want string, objects []string) {
+	repoOK := func(stdin io.Reader, args ...string) string {
+		t.Helper()
+		code, out := runRepo(t, dir, stdin, args...)
+		if code != 0 {
+			t.Fatalf("%q: exit %d: %s", args, code, out)
+		}
+		return out
+	}
 	// A flipped byte: fsck names the object and the image, exit 1.
 	obj := filepath.Join(dir, "objects", objects[0][:2], objects[0][2:])
 	data, err := os.ReadFile(obj)
@@ -146,7 +161,7 @@ func TestRepoCommands(t *testing.T) {
 	if err := os.WriteFile(obj, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, out = runRepo(t, dir, nil, "fsck")
+	code, out := runRepo(t, dir, nil, "fsck")
 	if code != 1 || !strings.Contains(out, "fsck: object-corrupt: objects/"+objects[0][:2]+"/"+objects[0][2:]) ||
 		!strings.Contains(out, "objects: "+fmt.Sprint(len(objects))+"/"+fmt.Sprint(len(objects)+1)+" ok") ||
 		!strings.Contains(out, "used by image "+want+" (refs: app/1, imported, other)") ||
