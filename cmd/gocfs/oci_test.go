@@ -126,10 +126,41 @@ func TestOCICommands(t *testing.T) {
 		t.Errorf("images --json: %v %q", err, out)
 	}
 
-	out, err = runOCI(t, "--repo", rdir, "inspect", "test/img")
+	checkOCIInspectAndLayers(t, rdir, img, res.Image)
+
+	if os.Geteuid() == 0 {
+		mnt := t.TempDir()
+		if _, err := runOCI(t, "--repo", rdir, "mount", "--verity", "off", "test/img", mnt); err != nil {
+			t.Fatalf("mount: %v", err)
+		}
+		var names []string
+		ents, _ := os.ReadDir(filepath.Join(mnt, "etc"))
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		b, _ := os.ReadFile(filepath.Join(mnt, "etc", "b"))
+		mount.Unmount(mnt)
+		if !reflect.DeepEqual(names, []string{"b", "small"}) || string(b) != strings.Repeat("b", 70) {
+			t.Errorf("mounted: %v %q", names, b)
+		}
+	}
+
+	if _, err := runOCI(t, "--repo", rdir, "rm", "test/img"); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runOCI(t, "--repo", rdir, "--json", "images")
+	if err != nil || json.Unmarshal([]byte(out), &infos) != nil || len(infos) != 1 || infos[0].Name != "v1" {
+		t.Errorf("images after rm: %v %q", err, out)
+	}
+}
+
+// checkOCIInspectAndLayers checks inspect and layer on the pulled image
+// img, whose composefs image is image, in the repository rdir.
+func checkOCIInspectAndLayers(t *testing.T, rdir string, img v1.Image, image string) {
+	out, err := runOCI(t, "--repo", rdir, "inspect", "test/img")
 	var in oci.Inspection
 	mdigest, _ := img.Digest()
-	if err != nil || json.Unmarshal([]byte(out), &in) != nil || in.ManifestDigest != mdigest.String() || in.Image != res.Image {
+	if err != nil || json.Unmarshal([]byte(out), &in) != nil || in.ManifestDigest != mdigest.String() || in.Image != image {
 		t.Errorf("inspect: %v %q", err, out)
 	}
 	out, err = runOCI(t, "--repo", rdir, "inspect", "--manifest", "test/img")
@@ -155,31 +186,6 @@ func TestOCICommands(t *testing.T) {
 	}
 	if _, err := runOCI(t, "--repo", rdir, "layer", "sha256:"+strings.Repeat("0", 64)); err == nil {
 		t.Errorf("layer of an unknown diff ID: no error")
-	}
-
-	if os.Geteuid() == 0 {
-		mnt := t.TempDir()
-		if _, err := runOCI(t, "--repo", rdir, "mount", "--verity", "off", "test/img", mnt); err != nil {
-			t.Fatalf("mount: %v", err)
-		}
-		var names []string
-		ents, _ := os.ReadDir(filepath.Join(mnt, "etc"))
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
-		b, _ := os.ReadFile(filepath.Join(mnt, "etc", "b"))
-		mount.Unmount(mnt)
-		if !reflect.DeepEqual(names, []string{"b", "small"}) || string(b) != strings.Repeat("b", 70) {
-			t.Errorf("mounted: %v %q", names, b)
-		}
-	}
-
-	if _, err := runOCI(t, "--repo", rdir, "rm", "test/img"); err != nil {
-		t.Fatal(err)
-	}
-	out, err = runOCI(t, "--repo", rdir, "--json", "images")
-	if err != nil || json.Unmarshal([]byte(out), &infos) != nil || len(infos) != 1 || infos[0].Name != "v1" {
-		t.Errorf("images after rm: %v %q", err, out)
 	}
 }
 
