@@ -19,6 +19,7 @@ import (
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
+	"github.com/gocfs/gocfs/schema"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -69,7 +70,7 @@ type entry struct {
 
 // layerError is an error about one member of a layer.
 func layerError(name string, err error) error {
-	return fmt.Errorf("oci: layer member %q: %w", name, err)
+	return fmt.Errorf("oci: layer member %q: %w", schema.Shorten(name), err)
 }
 
 // cleanPath turns a tar member name into a relative path without "." or
@@ -130,7 +131,7 @@ func toEntry(hdr *tar.Header) (e entry, ok bool, err error) {
 		e.size = uint64(hdr.Size)
 	case tar.TypeLink:
 		if e.link, err = cleanPath(hdr.Linkname); err != nil || e.link == "" {
-			return e, false, layerError(hdr.Name, fmt.Errorf("hard link to %q: %v", hdr.Linkname, err))
+			return e, false, layerError(hdr.Name, fmt.Errorf("hard link to %q: %v", schema.Shorten(hdr.Linkname), err))
 		}
 		e.hardlink = true
 		return e, true, nil // the rest is the target's

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/schema"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -82,7 +83,7 @@ func (fs *rootfs) parentDir(p string) (*dirent, string, error) {
 			next = newDir(&inode{mode: implicitDirMode, uid: implicitDirUID, gid: implicitDirGID})
 			d.children[c] = next
 		} else if !next.isDir() {
-			return nil, "", fmt.Errorf("oci: %s: %s is not a directory (symlinks are not followed)", p, strings.Join(parts[:i+1], "/"))
+			return nil, "", fmt.Errorf("oci: %s: %s is not a directory (symlinks are not followed)", schema.Shorten(p), schema.Shorten(strings.Join(parts[:i+1], "/")))
 		}
 		d = next
 	}
@@ -134,10 +135,10 @@ func (fs *rootfs) add(e *entry) error {
 	if e.hardlink {
 		t := fs.lookup(e.link)
 		if t == nil {
-			return fmt.Errorf("oci: %s: hard link to %s, which does not exist", e.path, e.link)
+			return fmt.Errorf("oci: %s: hard link to %s, which does not exist", schema.Shorten(e.path), schema.Shorten(e.link))
 		}
 		if t.isDir() {
-			return fmt.Errorf("oci: %s: hard link to %s, a directory", e.path, e.link)
+			return fmt.Errorf("oci: %s: hard link to %s, a directory", schema.Shorten(e.path), schema.Shorten(e.link))
 		}
 		ino = t.ino
 	}
@@ -200,19 +201,19 @@ func (fs *rootfs) tree(alg fsverity.Algorithm) (*tree.Node, error) {
 			if h := holders[c.ino]; h != nil {
 				cn = &tree.Node{Mode: h.Mode}
 				if err := n.AddChild(name, cn); err != nil {
-					return fmt.Errorf("oci: %s: %w", cp, err)
+					return fmt.Errorf("oci: %s: %w", schema.Shorten(cp), err)
 				}
 				if err := cn.MakeHardlink(h); err != nil {
-					return fmt.Errorf("oci: %s: %w", cp, err)
+					return fmt.Errorf("oci: %s: %w", schema.Shorten(cp), err)
 				}
 				continue
 			}
 			cn, err := c.ino.node(alg)
 			if err != nil {
-				return fmt.Errorf("oci: %s: %w", cp, err)
+				return fmt.Errorf("oci: %s: %w", schema.Shorten(cp), err)
 			}
 			if err := n.AddChild(name, cn); err != nil {
-				return fmt.Errorf("oci: %s: %w", cp, err)
+				return fmt.Errorf("oci: %s: %w", schema.Shorten(cp), err)
 			}
 			if c.isDir() {
 				if err := walk(c, cn, cp); err != nil {

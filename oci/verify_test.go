@@ -490,3 +490,30 @@ func TestLayoutSpecialFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestErrorsBounded: a layer whose member paths are 20 KB long (10,000
+// components) is refused with a message of bounded length that still
+// names the member.
+func TestErrorsBounded(t *testing.T) {
+	requireRoot(t)
+	deep := strings.Repeat("d/", 10000)
+	for _, c := range []struct {
+		name string
+		ms   []member
+	}{
+		{"hard link to nothing", []member{linkM(deep+"h", strings.Repeat("e/", 10000)+"x")}},
+		{"through a file", []member{fileM("f", 0o644, []byte("1")), fileM("f/"+deep+"g", 0o644, []byte("2"))}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := writeLayout(t, testImage(t, [][]member{c.ms}), "v1")
+			r := newTestRepo(t)
+			_, err := Pull(context.Background(), r, "oci:"+dir+":v1", PullOptions{})
+			if err == nil {
+				t.Fatal("pull succeeded")
+			}
+			if msg := err.Error(); len(msg) > 1000 || !strings.Contains(msg, "d/d/d/") {
+				t.Errorf("error of %d bytes (want at most 1000, naming the member): %.300s", len(msg), msg)
+			}
+		})
+	}
+}
