@@ -214,3 +214,26 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestErrorsBounded: a 20 KB path or payload in a bad line gives an error
+// of bounded length that still names the line.
+func TestErrorsBounded(t *testing.T) {
+	deep := "/" + strings.Repeat("d/", 10000) + "f"
+	for _, line := range []string{
+		deep + " 0 100644 1 0 0 0 0.0 - - - bad",
+		"/f 0 120777 1 0 0 0 0.0 " + strings.Repeat("x", 30000) + " - - =",
+		"/" + strings.Repeat("x", 30000) + " 0 1 1 0 0 0 0.0 - - -",
+	} {
+		r := NewReader(strings.NewReader("/ 0 40755 2 0 0 0 0.0 - - -\n"+line+"\n"), Options{Strict: true})
+		var err error
+		for err == nil {
+			_, err = r.Next()
+		}
+		if err == io.EOF {
+			t.Fatalf("line of %d bytes accepted", len(line))
+		}
+		if msg := err.Error(); len(msg) > 600 || !strings.Contains(msg, "line 2") {
+			t.Errorf("error of %d bytes (want at most 600, naming line 2): %.200s", len(msg), msg)
+		}
+	}
+}

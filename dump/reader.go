@@ -29,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gocfs/gocfs/schema"
 	"github.com/gocfs/gocfs/tree"
 )
 
@@ -88,6 +89,14 @@ func (e *ParseError) Error() string {
 func (e *ParseError) Unwrap() error { return e.Err }
 
 func (r *Reader) errorf(format string, args ...any) error {
+	for i, a := range args { // hostile input can be long: quote it shortened
+		switch v := a.(type) {
+		case string:
+			args[i] = schema.Shorten(v)
+		case []byte:
+			args[i] = []byte(schema.Shorten(string(v)))
+		}
+	}
 	return &ParseError{File: r.opts.FileName, Line: r.line, Err: fmt.Errorf("%w: "+format, append([]any{ErrSyntax}, args...)...)}
 }
 
