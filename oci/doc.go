@@ -32,7 +32,8 @@
 // gocfs-oci-layer-sha256:DIFFID for each layer's split stream and
 // gocfs-oci-image-sha256:MANIFEST for the image's record ([ImageRecord]:
 // manifest, configuration and layers), named streams/refs/oci/NAME; the
-// composefs image under images/, named images/refs/NAME. The package
-// registers a repo.StreamKeeper, so that garbage collection keeps what
-// named OCI images need and removes the rest ([Remove] drops the names).
+// composefs image under images/, named images/refs/NAME. Everything is
+// written through the repository's transactions (repo.Repo.Update), and
+// the repository's garbage collection follows the streams' references by
+// itself, keeping what named OCI images need ([Remove] drops the names).
 package oci

@@ -27,21 +27,19 @@ import (
 // returns its entries and split stream digest.
 func importBytes(t *testing.T, r *repo.Repo, data []byte) ([]entry, []byte) {
 	t.Helper()
-	objs := r.NewObjectWriter()
-	im := newImporter(r.Algorithm(), objs)
-	entries, err := im.importTar(bytes.NewReader(data))
+	var entries []entry
+	var d []byte
+	err := r.Update(context.Background(), func(tx *repo.Tx) error {
+		im := newImporter(r.Algorithm(), tx.Objects())
+		var err error
+		if entries, err = im.importTar(bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		sum := sha256.Sum256(data)
+		d, err = storeStream(tx, im.ss, sum, LayerStreamName(fmt.Sprintf("sha256:%x", sum)))
+		return err
+	})
 	if err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	if err := objs.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	d, err := storeStream(r, objs, im.ss, sum, LayerStreamName(fmt.Sprintf("sha256:%x", sum)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := objs.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	return entries, d
@@ -196,8 +194,12 @@ func TestLayerErrors(t *testing.T) {
 	}
 	// A stream of another content type is refused.
 	w := splitstream.NewWriter(r.Algorithm(), splitstream.OCIImage)
-	objs := r.NewObjectWriter()
-	d, err := storeStream(r, objs, w, sha256.Sum256(nil), LayerStreamName("sha256:"+strings.Repeat("0", 64)))
+	var d []byte
+	err := r.Update(context.Background(), func(tx *repo.Tx) error {
+		var err error
+		d, err = storeStream(tx, w, sha256.Sum256(nil), LayerStreamName("sha256:"+strings.Repeat("0", 64)))
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -387,30 +387,32 @@ func (p *puller) commit(ctx context.Context, layers []*pulledLayer) (*PullResult
 	if err != nil {
 		return nil, nil, err
 	}
-	unlock, err := p.r.Lock(ctx, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer unlock()
+	var res *PullResult
 	var gone []int
-	for i, l := range layers {
-		if d, err := resolveStream(p.r, LayerStreamName(p.s.diffIDs[i].String())); err != nil || !bytes.Equal(d, l.stream) {
-			gone = append(gone, i)
+	err = p.r.Update(ctx, func(tx *repo.Tx) error {
+		for i, l := range layers {
+			if d, err := tx.ResolveStream(LayerStreamName(p.s.diffIDs[i].String())); err != nil || !bytes.Equal(d.Bytes(), l.stream) {
+				gone = append(gone, i)
+			}
 		}
+		if len(gone) > 0 {
+			return nil // nothing named
+		}
+		var err error
+		res, err = p.nameImage(tx, root, layers)
+		return err
+	})
+	if err != nil || len(gone) > 0 {
+		return nil, gone, err
 	}
-	if len(gone) > 0 {
-		return nil, gone, nil
-	}
-	res, err := p.nameImage(ctx, root, layers)
-	return res, nil, err
+	return res, nil, nil
 }
 
-// nameImage stores the image, its manifest, configuration and record,
-// and names them. The caller holds the lock.
-func (p *puller) nameImage(ctx context.Context, root *tree.Node, layers []*pulledLayer) (*PullResult, error) {
+// nameImage stores the image, its manifest, configuration and record in
+// the transaction, and names them.
+func (p *puller) nameImage(tx *repo.Tx, root *tree.Node, layers []*pulledLayer) (*PullResult, error) {
 	s := p.s
-	objs := p.r.NewObjectWriter()
-	defer objs.Abort()
+	objs := tx.Objects()
 	mobj, err := objs.Put(s.manifest)
 	if err != nil {
 		return nil, err
@@ -419,13 +421,14 @@ func (p *puller) nameImage(ctx context.Context, root *tree.Node, layers []*pulle
 	if err != nil {
 		return nil, err
 	}
-	if err := objs.Sync(); err != nil {
-		return nil, err
-	}
-	// The lock is held: CommitTree must not take it again.
-	img, err := p.r.CommitTree(ctx, root, "", p.name, repo.CreateOptions{Locked: true})
+	img, err := tx.CommitTree(root, repo.CreateOptions{})
 	if err != nil {
 		return nil, err
+	}
+	if p.name != "" {
+		if err := tx.SetImageRef(p.name, img.Digest); err != nil {
+			return nil, err
+		}
 	}
 	rec := &ImageRecord{
 		ManifestDigest: s.manifestDigest.String(), MediaType: string(s.mediaType),
@@ -443,7 +446,7 @@ func (p *puller) nameImage(ctx context.Context, root *tree.Node, layers []*pulle
 		res.Layers = append(res.Layers, l.result)
 		streams[i] = l.stream
 	}
-	if err := writeRecord(p.r, objs, rec, streams, p.name); err != nil {
+	if err := writeRecord(tx, rec, streams, p.name); err != nil {
 		return nil, err
 	}
 	return res, nil

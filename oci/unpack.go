@@ -36,14 +36,22 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 		}
 		blob = v
 	}
-	unlock, err := p.r.Lock(ctx, false)
+	var l *pulledLayer
+	err := p.r.Update(ctx, func(tx *repo.Tx) error {
+		var err error
+		l, err = p.unpackLayer(ctx, tx, i, blob, want)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	objs := p.r.NewObjectWriter()
-	defer objs.Abort()
+	return l, nil
+}
 
+// unpackLayer imports layer i in the transaction tx.
+func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Reader, want []byte) (*pulledLayer, error) {
+	desc, diffID := p.s.layers[i], p.s.diffIDs[i]
+	objs := tx.Objects()
 	l := &pulledLayer{result: LayerResult{DiffID: diffID.String()}}
 	src := &countingReader{ctx: ctx, r: blob, report: func(k int64) { p.report(i, Progress{Done: k, Total: desc.Size}) }}
 	p.report(i, Progress{Total: desc.Size})
@@ -62,10 +70,10 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 	}
 	l.entries, l.result.Files = entries, im.files
 	l.result.NewObjects, _ = objs.Stats()
-	if l.stream, err = storeStream(p.r, objs, im.ss, sum, LayerStreamName(diffID.String())); err != nil {
+	if l.stream, err = storeStream(tx, im.ss, sum, LayerStreamName(diffID.String())); err != nil {
 		return nil, err
 	}
-	return l, objs.Sync()
+	return l, nil
 }
 
 // unpack decompresses a layer blob and imports the tar archive: the

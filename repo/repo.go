@@ -57,10 +57,6 @@ var (
 	// ErrMissingObjects reports an image that refers to objects the
 	// repository does not have; the error is a *MissingObjectsError.
 	ErrMissingObjects = errors.New("repo: objects missing")
-	// ErrStreams reports a garbage collection refused because the
-	// repository holds composefs-rs split streams, whose references gocfs
-	// does not follow.
-	ErrStreams = errors.New("repo: repository has split streams")
 	// ErrCorrupt reports content whose digest is not its name (the
 	// object store's error).
 	ErrCorrupt = store.ErrCorrupt

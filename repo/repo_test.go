@@ -300,54 +300,6 @@ func TestGC(t *testing.T) {
 	}
 }
 
-// Split streams: left to cfsctl, unless a registered keeper owns them.
-func TestGCStreams(t *testing.T) {
-	r := newRepo(t, fsverity.SHA256)
-	// A repository with split streams is left to cfsctl.
-	os.MkdirAll(filepath.Join(r.Dir(), "streams"), 0o755)
-	os.Symlink("../objects/00/00", filepath.Join(r.Dir(), "streams", "x"))
-	if _, err := r.GC(ctx, GCOptions{}); !errors.Is(err, ErrStreams) {
-		t.Errorf("GC with streams: %v", err)
-	}
-	os.Remove(filepath.Join(r.Dir(), "streams", "x"))
-
-	// Streams a registered keeper owns are collected as it says.
-	put := func(data string) digest.Digest {
-		w := r.NewObjectWriter()
-		s, err := w.Create()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Write([]byte(data))
-		d, err := s.Commit()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	kept, dropped := put("kept stream"), put("dropped stream")
-	os.Symlink(imageLinkTarget(kept), filepath.Join(r.Dir(), "streams", "test-kept"))
-	os.Symlink(imageLinkTarget(dropped), filepath.Join(r.Dir(), "streams", "test-dropped"))
-	RegisterStreamKeeper(StreamKeeper{
-		Owns: func(name string) bool { return strings.HasPrefix(name, "test-") },
-		Live: func(*Repo) ([]digest.Digest, error) { return []digest.Digest{kept}, nil },
-	})
-	g, err := r.GC(ctx, GCOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g.ObjectsKept != 1 || g.ObjectsRemoved != 1 || !slices.Equal(g.StreamsPruned, []string{"streams/test-dropped"}) {
-		t.Errorf("GC with a stream keeper: %+v", g)
-	}
-	if _, err := os.Stat(filepath.Join(r.Dir(), "streams", "test-kept")); err != nil {
-		t.Errorf("kept stream: %v", err)
-	}
-	fsckClean(t, r)
-}
-
 func TestImportImage(t *testing.T) {
 	for _, alg := range algorithms() {
 		t.Run(alg.String(), func(t *testing.T) {
