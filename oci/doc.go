@@ -29,7 +29,8 @@
 // and the split stream format.
 //
 // What the repository keeps of an OCI image: under streams/,
-// gocfs-oci-layer-sha256:DIFFID for each layer's split stream and
+// oci-layer-sha256:DIFFID for each layer's split stream (composefs-rs's
+// name and format; gocfs-oci-layer-… streams of earlier gocfs are read) and
 // gocfs-oci-image-sha256:MANIFEST for the image's record ([ImageRecord]:
 // manifest, configuration and layers), named streams/refs/oci/NAME; the
 // composefs image under images/, named images/refs/NAME. Everything is

@@ -239,7 +239,7 @@ func LayerStream(r *repo.Repo, diffID string) ([]byte, error) {
 	if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size || strings.ToLower(h) != h {
 		return nil, fmt.Errorf("oci: %q is not a sha256 diff ID", diffID)
 	}
-	d, err := resolveStream(r, LayerStreamName("sha256:"+h))
+	d, err := resolveLayer(r.ResolveStream, "sha256:"+h)
 	if errors.Is(err, repo.ErrNotFound) {
 		return nil, fmt.Errorf("%w: no layer with diff ID sha256:%s", repo.ErrNotFound, h)
 	}
@@ -255,22 +255,17 @@ func WriteLayer(r *repo.Repo, diffID string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ss, f, err := openStream(r, d, splitstream.TarLayer)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	defer ss.Close()
 	bw := bufio.NewWriterSize(w, 256<<10)
-	err = ss.Cat(bw, func(digest []byte) (io.ReadCloser, error) {
-		f, err := openObject(r, digest)
-		if err != nil {
-			return nil, fmt.Errorf("oci: %w", err)
-		}
-		return f, nil
-	})
+	h := sha256.New()
+	err = writeLayerStream(r, d, io.MultiWriter(bw, h))
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if got, want := hex.EncodeToString(h.Sum(nil)), strings.TrimPrefix(diffID, "sha256:"); got != want {
+		return fmt.Errorf("oci: layer %s: %w: the stream rebuilds a tar archive of sha256:%s", diffID, splitstream.ErrContent, got)
+	}
+	return nil
 }

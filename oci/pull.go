@@ -314,7 +314,7 @@ func (p *puller) fetchAll(ctx context.Context, todo []int, out chan<- fetched) {
 // meanwhile is found missing when the image is named.)
 func (p *puller) storedLayer(i int) (*pulledLayer, error) {
 	diffID := p.s.diffIDs[i]
-	d, err := resolveStream(p.r, LayerStreamName(diffID.String()))
+	d, err := resolveLayer(p.r.ResolveStream, diffID.String())
 	if err != nil {
 		return nil, nil
 	}
@@ -391,7 +391,7 @@ func (p *puller) commit(ctx context.Context, layers []*pulledLayer) (*PullResult
 	var gone []int
 	err = p.r.Update(ctx, func(tx *repo.Tx) error {
 		for i, l := range layers {
-			if d, err := tx.ResolveStream(LayerStreamName(p.s.diffIDs[i].String())); err != nil || !bytes.Equal(d.Bytes(), l.stream) {
+			if d, err := resolveLayer(tx.ResolveStream, p.s.diffIDs[i].String()); err != nil || !bytes.Equal(d, l.stream) {
 				gone = append(gone, i)
 			}
 		}

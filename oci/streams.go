@@ -16,11 +16,13 @@ import (
 	"github.com/gocfs/gocfs/repo"
 )
 
-// Names of split streams under the repository's streams/ directory. They
-// start with "gocfs-" so that they never clash with the names composefs-rs
-// gives its own split streams (whose format differs).
+// Names of split streams under the repository's streams/ directory: a
+// layer's is composefs-rs's (composefs-oci's layer_identifier,
+// crates/composefs-oci/src/lib.rs: "oci-layer-" + diff ID), in its format;
+// an image record's starts with "gocfs-" (a gocfs-ss stream composefs-rs
+// does not know).
 const (
-	layerStreamPrefix = "gocfs-oci-layer-"
+	layerStreamPrefix = "oci-layer-"
 	imageStreamPrefix = "gocfs-oci-image-"
 	// refPrefix is where image records are named: streams/refs/oci/NAME.
 	refPrefix = "oci/"

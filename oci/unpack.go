@@ -14,8 +14,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/gocfs/gocfs/fsverity"
-	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
 )
 
@@ -70,9 +68,11 @@ func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Re
 	}
 	l.entries, l.result.Files = entries, im.files
 	l.result.NewObjects, _ = objs.Stats()
-	if l.stream, err = storeStream(tx, im.ss, sum, LayerStreamName(diffID.String())); err != nil {
+	d, err := tx.PutStream(LayerStreamName(diffID.String()), im.ss)
+	if err != nil {
 		return nil, err
 	}
+	l.stream = d.Bytes()
 	return l, nil
 }
 
@@ -121,16 +121,12 @@ func (bw *budgetWriter) Write(p []byte) (int, error) {
 
 // storedLayer reads the entries of a layer from its split stream.
 func storedLayer(r *repo.Repo, stream, diffID []byte) ([]entry, error) {
-	ss, f, err := openStream(r, stream, splitstream.TarLayer)
+	src, err := openLayer(r, stream, diffID)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	defer ss.Close()
-	if h := ss.Header(); !bytes.Equal(h.SHA256[:], diffID) {
-		return nil, fmt.Errorf("oci: split stream %s holds the layer sha256:%x, not sha256:%x", fsverity.Hex(stream), h.SHA256, diffID)
-	}
-	return replayLayer(ss)
+	defer src.Close()
+	return replayLayer(src, r.Algorithm())
 }
 
 // countingReader counts what is read, reports it now and then, and stops
