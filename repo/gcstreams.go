@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 
 	"github.com/gocfs/gocfs/digest"
 )
@@ -51,17 +52,41 @@ func (r *Repo) liveStreams(ctx context.Context, extra, streams []string, live ma
 		}
 		todo, why = append(todo, d), append(why, "root "+name)
 	}
+	known, err := r.streamDigests(streams)
+	if err != nil {
+		return err
+	}
 	walked := make(map[digest.Digest]bool)
 	for i, d := range todo {
-		if err := r.walkStream(ctx, d, why[i], walked, live, res); err != nil {
+		if err := r.walkStream(ctx, d, why[i], known, walked, live, res); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// walkStream keeps the stream d and what it keeps alive.
-func (r *Repo) walkStream(ctx context.Context, d digest.Digest, why string, walked, live map[digest.Digest]bool, res *GCResult) error {
+// streamDigests returns the digests of the streams streams/NAME.
+func (r *Repo) streamDigests(streams []string) (map[digest.Digest]bool, error) {
+	known := make(map[digest.Digest]bool, len(streams))
+	for _, name := range streams {
+		target, err := r.readlink(streamsDir + "/" + name)
+		if err != nil {
+			continue // not a link: fsck reports it
+		}
+		rel, ok := strings.CutPrefix(target, "../"+objectsDir+"/")
+		if d, err := r.ParseObjectRel(rel); ok && err == nil {
+			known[d] = true
+		}
+	}
+	return known, nil
+}
+
+// walkStream keeps the stream d and what it keeps alive. A digest a named
+// reference gives is kept, and walked as a stream only if it is one of
+// the repository's (streams/NAME): as in composefs-rs, named references
+// also keep objects that are not streams, such as an OCI configuration's
+// EROFS image ("composefs.image.v1").
+func (r *Repo) walkStream(ctx context.Context, d digest.Digest, why string, known, walked, live map[digest.Digest]bool, res *GCResult) error {
 	todo := []digest.Digest{d}
 	for len(todo) > 0 {
 		if err := ctx.Err(); err != nil {
@@ -85,7 +110,12 @@ func (r *Repo) walkStream(ctx context.Context, d digest.Digest, why string, walk
 		for _, o := range objects {
 			live[o] = true
 		}
-		todo = append(todo, streams...)
+		for _, s := range streams {
+			live[s] = true
+			if known[s] {
+				todo = append(todo, s)
+			}
+		}
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func TestGCStreams(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if _, err := tx.PutStream("parent", newStream(t, alg, objs[1], map[string]digest.Digest{"c": child})); err != nil {
+				if _, err := tx.PutStream("parent", newStream(t, alg, objs[1], map[string]digest.Digest{"c": child, "composefs.image.v1": objs[4]})); err != nil {
 					return err
 				}
 				if _, err := tx.PutStream("orphan", newStream(t, alg, objs[2], nil)); err != nil {
@@ -96,9 +96,10 @@ func TestGCStreams(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// kept: objects a, b, d and streams child, parent, legacy;
-			// removed: object c, e and the orphan stream.
-			if g.ObjectsKept != 6 || g.ObjectsRemoved != 3 || !slices.Equal(g.StreamsPruned, []string{"streams/orphan"}) {
+			// kept: objects a, b, d, e (named by parent, not a stream:
+			// kept, not walked) and streams child, parent, legacy;
+			// removed: object c and the orphan stream.
+			if g.ObjectsKept != 7 || g.ObjectsRemoved != 2 || !slices.Equal(g.StreamsPruned, []string{"streams/orphan"}) {
 				t.Errorf("GC: %+v", g)
 			}
 			for _, name := range []string{"child", "parent", "legacy"} {
