@@ -15,12 +15,16 @@ func Remove(r *repo.Repo, name string) error {
 	if err != nil {
 		return err
 	}
+	ref, _, _, err := findTag(r, name)
+	if err != nil {
+		return err
+	}
 	return r.Update(context.Background(), func(tx *repo.Tx) error {
 		if d, err := r.ResolveRef(name); err == nil && d.Hex() == rec.Image {
 			if err := tx.RemoveImageRef(name); err != nil {
 				return err
 			}
 		}
-		return tx.RemoveStreamRef(refPrefix + name)
+		return tx.RemoveStreamRef(ref)
 	})
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/sys/unix"
 
-	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/repo"
 	"github.com/gocfs/gocfs/tree"
 )
@@ -412,15 +411,6 @@ func (p *puller) commit(ctx context.Context, layers []*pulledLayer) (*PullResult
 // the transaction, and names them.
 func (p *puller) nameImage(tx *repo.Tx, root *tree.Node, layers []*pulledLayer) (*PullResult, error) {
 	s := p.s
-	objs := tx.Objects()
-	mobj, err := objs.Put(s.manifest)
-	if err != nil {
-		return nil, err
-	}
-	cobj, err := objs.Put(s.config)
-	if err != nil {
-		return nil, err
-	}
 	img, err := tx.CommitTree(root, repo.CreateOptions{})
 	if err != nil {
 		return nil, err
@@ -430,23 +420,13 @@ func (p *puller) nameImage(tx *repo.Tx, root *tree.Node, layers []*pulledLayer) 
 			return nil, err
 		}
 	}
-	rec := &ImageRecord{
-		ManifestDigest: s.manifestDigest.String(), MediaType: string(s.mediaType),
-		Manifest: mobj.Hex(), Config: cobj.Hex(),
-		ConfigDigest: s.configDigest.String(), Image: img.Image,
-	}
-	res := &PullResult{Name: p.name, ManifestDigest: rec.ManifestDigest, Image: img.Image}
 	streams := make([][]byte, len(layers))
+	res := &PullResult{Name: p.name, ManifestDigest: s.manifestDigest.String(), Image: img.Image}
 	for i, l := range layers {
-		desc := s.layers[i]
-		rec.Layers = append(rec.Layers, LayerRecord{
-			Digest: desc.Digest.String(), Size: desc.Size, MediaType: string(desc.MediaType),
-			DiffID: s.diffIDs[i].String(), Stream: fsverity.Hex(l.stream),
-		})
 		res.Layers = append(res.Layers, l.result)
 		streams[i] = l.stream
 	}
-	if err := writeRecord(tx, rec, streams, p.name); err != nil {
+	if _, _, err := writeImageStreams(tx, s, streams, img.Digest, p.name); err != nil {
 		return nil, err
 	}
 	return res, nil

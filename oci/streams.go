@@ -5,10 +5,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sort"
 	"strings"
 
 	"github.com/gocfs/gocfs/fsverity"
@@ -179,36 +180,41 @@ func readRecord(r *repo.Repo, digest []byte) (*ImageRecord, error) {
 	return &rec, nil
 }
 
-// lookupRecord returns the record named NAME (streams/refs/oci/NAME).
+// lookupRecord returns the record of the image called name: read from
+// its manifest's and configuration's split streams (composefs-rs's
+// layout), or, for an image pulled by earlier gocfs, its record stream.
 func lookupRecord(r *repo.Repo, name string) (*ImageRecord, error) {
-	if err := repo.CheckRefName(name); err != nil {
+	_, stream, d, err := findTag(r, name)
+	if err != nil {
 		return nil, err
 	}
-	stream, d, err := r.ResolveStreamRef(refPrefix + name)
-	if errors.Is(err, repo.ErrNotFound) && stream == "" {
-		return nil, fmt.Errorf("%w: no OCI image %s", repo.ErrNotFound, name)
+	switch {
+	case strings.HasPrefix(stream, manifestStreamPrefix):
+		return readImageStreams(r, stream, d)
+	case strings.HasPrefix(stream, imageStreamPrefix):
+		return readRecord(r, d.Bytes())
 	}
-	if err != nil {
-		return nil, fmt.Errorf("oci: OCI image %s: %w", name, err)
-	}
-	if !strings.HasPrefix(stream, imageStreamPrefix) {
-		return nil, fmt.Errorf("oci: OCI image %s is the stream %s, not an image record", name, stream)
-	}
-	return readRecord(r, d.Bytes())
+	return nil, fmt.Errorf("oci: OCI image %s is the stream %s, not a manifest", name, stream)
 }
 
-// recordNames lists the names of the image records (streams/refs/oci/…),
+// recordNames lists the names of the OCI images (streams/refs/oci/…:
+// composefs-rs's encoded names, and the nested ones of earlier gocfs),
 // sorted.
 func recordNames(r *repo.Repo) ([]string, error) {
 	refs, err := r.StreamRefs(strings.TrimSuffix(refPrefix, "/"))
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, len(refs))
-	for i, ref := range refs {
-		names[i] = strings.TrimPrefix(ref, refPrefix)
+	names := make([]string, 0, len(refs))
+	for _, ref := range refs {
+		n := strings.TrimPrefix(ref, refPrefix)
+		if !strings.Contains(n, "/") {
+			n = decodeTag(n)
+		}
+		names = append(names, n)
 	}
-	return names, nil
+	sort.Strings(names)
+	return slices.Compact(names), nil
 }
 
 func bufioReader(f *os.File) io.Reader { return bufio.NewReaderSize(f, 64<<10) }
