@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -69,8 +70,52 @@ type Meta struct {
 	// Algorithm is "fsverity-sha256-12" or "fsverity-sha512-12": the
 	// fs-verity hash and log2 of the block size.
 	Algorithm string `json:"algorithm"`
-	// Features are feature flags, none of which gocfs defines.
+	// Features are feature flags; gocfs knows composefs-rs's
+	// read-only-compatible FeatureV1EROFS.
 	Features Features `json:"features"`
+	// ErofsFormats is composefs-rs's EROFS format configuration (absent
+	// in repositories made before composefs-rs 0.9 and by earlier gocfs).
+	ErofsFormats *ErofsFormats `json:"erofs_formats,omitempty"`
+}
+
+// FeatureV1EROFS is composefs-rs's read-only-compatible feature of a
+// repository whose images are V1 EROFS (C composefs compatible, header
+// composefs_version 1): known to gocfs, so it does not make the repository
+// read-only (known_features::V1_EROFS, crates/composefs/src/repository.rs).
+const FeatureV1EROFS = "v1_erofs"
+
+// ErofsFormats is meta.json's "erofs_formats": the EROFS format version of
+// the images a repository makes (composefs-rs's FormatConfig,
+// crates/composefs/src/erofs/format.rs: 0, 1 or 2), and others it also
+// makes.
+type ErofsFormats struct {
+	Default int   `json:"default"`
+	Extra   []int `json:"extra,omitempty"`
+}
+
+// ErofsVersion returns the EROFS format version of the repository's images
+// as composefs-rs derives it (RepoMetadata::format_config): erofs_formats'
+// default when present, else 1 with the v1_erofs feature, else 2.
+func (m Meta) ErofsVersion() int {
+	switch {
+	case m.ErofsFormats != nil:
+		return m.ErofsFormats.Default
+	case slices.Contains(m.Features.ReadOnlyCompatible, FeatureV1EROFS):
+		return 1
+	}
+	return 2
+}
+
+// unknownROCompat returns the read-only-compatible features gocfs does not
+// know.
+func (f Features) unknownROCompat() []string {
+	var out []string
+	for _, x := range f.ReadOnlyCompatible {
+		if x != FeatureV1EROFS {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // Features are a repository's feature flags, in composefs-rs's
@@ -280,9 +325,9 @@ func Open(dir string, opts Options) (*Repo, error) {
 			return nil, fmt.Errorf("%w: format version %d (this gocfs knows %d)", ErrUnsupported, r.meta.Version, FormatVersion)
 		}
 		if len(r.meta.Features.Incompatible) > 0 {
-			return nil, fmt.Errorf("%w: unknown incompatible features %q", ErrUnsupported, r.meta.Features.Incompatible)
+			return nil, fmt.Errorf("%w: %s has incompatible features %q that this gocfs does not know; it refuses to read or write the repository (use a tool that knows them)", ErrUnsupported, dir, r.meta.Features.Incompatible)
 		}
-		if len(r.meta.Features.ReadOnlyCompatible) > 0 {
+		if len(r.meta.Features.unknownROCompat()) > 0 {
 			r.readOnly = true
 		}
 		if r.alg, err = ParseAlgorithm(r.meta.Algorithm); err != nil {
@@ -474,8 +519,8 @@ func isHex(s string, n int) bool {
 
 func (r *Repo) writable() error {
 	if r.readOnly {
-		if len(r.meta.Features.ReadOnlyCompatible) > 0 {
-			return fmt.Errorf("%w: unknown read-only-compatible features %q", ErrReadOnly, r.meta.Features.ReadOnlyCompatible)
+		if u := r.meta.Features.unknownROCompat(); len(u) > 0 {
+			return fmt.Errorf("%w: unknown read-only-compatible features %q", ErrReadOnly, u)
 		}
 		return ErrReadOnly
 	}

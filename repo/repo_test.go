@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -83,6 +84,37 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if err := r.Tag("x", "y"); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("tag in a read-only-compatible repository: %v", err)
+	}
+	r.Close()
+
+	// composefs-rs 0.9's meta.json of a V1 repository: v1_erofs is known,
+	// the repository writable, its EROFS version 1.
+	os.WriteFile(filepath.Join(dir, MetaFile), []byte(`{
+  "version": 1,
+  "algorithm": "fsverity-sha512-12",
+  "features": {"compatible": [], "read-only-compatible": ["v1_erofs"], "incompatible": []},
+  "erofs_formats": {"default": 1}
+}`), 0o644)
+	r, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.writable(); err != nil {
+		t.Errorf("a v1_erofs repository is not writable: %v", err)
+	}
+	if v := r.Meta().ErofsVersion(); v != 1 {
+		t.Errorf("ErofsVersion = %d, want 1", v)
+	}
+	for meta, want := range map[string]int{
+		`{"features": {"read-only-compatible": ["v1_erofs"]}}`: 1,
+		`{"features": {}}`: 2,
+		`{"erofs_formats": {"default": 2, "extra": [1]}}`: 2,
+	} {
+		var m Meta
+		if err := json.Unmarshal([]byte(meta), &m); err != nil || m.ErofsVersion() != want {
+			t.Errorf("%s: ErofsVersion %d (%v), want %d", meta, m.ErofsVersion(), err, want)
+		}
 	}
 }
 
