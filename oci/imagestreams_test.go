@@ -94,7 +94,7 @@ func TestImageStreamsLayout(t *testing.T) {
 	if err := r.Untag(name); err != nil {
 		t.Fatal(err)
 	}
-	if gc, err := r.GC(context.Background(), repo.GCOptions{}); err != nil || gc.ObjectsRemoved != 0 || gc.ImagesKept != 0 {
+	if gc, err := r.GC(context.Background(), repo.GCOptions{}); err != nil || gc.ObjectsRemoved != 0 || gc.ImagesKept != 1 {
 		t.Errorf("gc of a tagged image: %+v, %v", gc, err)
 	}
 	if got, err := EnsureImage(context.Background(), r, name); err != nil || got != res.Image {

@@ -90,7 +90,7 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	}
 	// Images first, then objects: a crash in between leaves only objects
 	// nothing refers to.
-	if err := r.removeImages(images, roots, opts.DryRun, res); err != nil {
+	if err := r.removeImages(images, roots, live, opts.DryRun, res); err != nil {
 		return nil, err
 	}
 	if err := r.sweepObjects(ctx, live, opts.DryRun, res); err != nil {
@@ -188,11 +188,14 @@ func (r *Repo) liveObjects(ctx context.Context, roots map[string][]string, res *
 	return live, nil
 }
 
-// removeImages removes the image links that are not roots.
-func (r *Repo) removeImages(images []string, roots map[string][]string, dryRun bool, res *GCResult) error {
+// removeImages removes the image links that are not roots and whose image
+// no split stream keeps (an OCI configuration's composefs.image.v1: as
+// composefs-rs, which only prunes image links whose object is gone).
+func (r *Repo) removeImages(images []string, roots map[string][]string, live map[digest.Digest]bool, dryRun bool, res *GCResult) error {
 	var dir *beneath.Dir
 	for _, im := range images {
-		if _, ok := roots[im]; ok {
+		d, _ := r.ParseDigest(im)
+		if _, ok := roots[im]; ok || live[d] {
 			res.ImagesKept++
 			continue
 		}
