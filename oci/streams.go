@@ -37,17 +37,6 @@ func LayerStreamName(diffID string) string { return layerStreamPrefix + diffID }
 // image whose manifest has the given digest ("sha256:HEX").
 func ImageStreamName(manifestDigest string) string { return imageStreamPrefix + manifestDigest }
 
-// resolveStream returns the digest of the object holding the split stream
-// streams/NAME, or an error wrapping repo.ErrNotFound when there is no such
-// stream (or its object is gone).
-func resolveStream(r *repo.Repo, name string) ([]byte, error) {
-	d, err := r.ResolveStream(name)
-	if err != nil {
-		return nil, err
-	}
-	return d.Bytes(), nil
-}
-
 // openObject opens the object with the given digest (a split stream's
 // reference).
 func openObject(r *repo.Repo, d []byte) (*os.File, error) {
