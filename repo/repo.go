@@ -78,6 +78,40 @@ type Meta struct {
 	ErofsFormats *ErofsFormats `json:"erofs_formats,omitempty"`
 }
 
+// ErofsVersion selects the EROFS format of a repository's images.
+type ErofsVersion int
+
+const (
+	// ErofsV0 is mkcomposefs's default (composefs-rs's V0): version 0,
+	// raised to 1 only for a tree with whiteouts; what gocfs writes
+	// unless told otherwise.
+	ErofsV0 ErofsVersion = iota
+	// ErofsV1 is composefs-rs's V1: the C composefs format with header
+	// composefs_version always 1 (mkcomposefs --min-version=1), the
+	// default of cfsctl init.
+	ErofsV1
+)
+
+// ParseErofsVersion parses cfsctl init --erofs-version's values "0" and
+// "1" (gocfs can't write "2", composefs-rs's legacy V2).
+func ParseErofsVersion(s string) (ErofsVersion, error) {
+	switch s {
+	case "0", "":
+		return ErofsV0, nil
+	case "1":
+		return ErofsV1, nil
+	}
+	return 0, fmt.Errorf("%w: EROFS version %q: gocfs writes 0 or 1", ErrUnsupported, s)
+}
+
+// number is meta.json's number of the version.
+func (v ErofsVersion) number() int {
+	if v == ErofsV0 {
+		return 0
+	}
+	return 1
+}
+
 // FeatureV1EROFS is composefs-rs's read-only-compatible feature of a
 // repository whose images are V1 EROFS (C composefs compatible, header
 // composefs_version 1): known to gocfs, so it does not make the repository
@@ -177,6 +211,10 @@ type Options struct {
 type InitOptions struct {
 	// Algorithm is the fs-verity digest algorithm; 0 means SHA-256.
 	Algorithm fsverity.Algorithm
+	// ErofsVersion is the EROFS format of the repository's images; the
+	// zero value is ErofsV0, mkcomposefs's default and gocfs's images so
+	// far (cfsctl init's default is ErofsV1).
+	ErofsVersion ErofsVersion
 	// Insecure does not enable fs-verity on meta.json. As in
 	// composefs-rs, fs-verity on meta.json marks a repository whose
 	// objects must all have fs-verity; it is enabled where the file
@@ -235,7 +273,12 @@ func Init(dir string, iopts InitOptions, opts Options) (*Repo, error) {
 	}
 	meta := Meta{Version: FormatVersion, Algorithm: AlgorithmName(alg), Features: Features{
 		Compatible: []string{}, ReadOnlyCompatible: []string{}, Incompatible: []string{},
-	}}
+	}, ErofsFormats: &ErofsFormats{Default: iopts.ErofsVersion.number()}}
+	if iopts.ErofsVersion == ErofsV1 {
+		// As composefs-rs's RepoMetadata::new_with_formats: tools that
+		// do not know erofs_formats open a V1 repository read-only.
+		meta.Features.ReadOnlyCompatible = []string{FeatureV1EROFS}
+	}
 	data, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return nil, err

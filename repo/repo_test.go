@@ -13,6 +13,7 @@ import (
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/scan"
 	"github.com/gocfs/gocfs/tree"
 )
@@ -36,9 +37,15 @@ func TestInitLayout(t *testing.T) {
     "compatible": [],
     "read-only-compatible": [],
     "incompatible": []
+  },
+  "erofs_formats": {
+    "default": 0
   }
 }
 `
+			// composefs-rs 0.9's meta.json of cfsctl init --erofs-version 0,
+			// byte for byte (RepoMetadata::new_with_formats + to_json,
+			// repository.rs).
 			if string(b) != want {
 				t.Errorf("meta.json:\n%s\nwant:\n%s", b, want)
 			}
@@ -562,5 +569,50 @@ func TestObjectWriterAndLockedCommit(t *testing.T) {
 	}
 	if got, err := r.ResolveRef("locked"); err != nil || got != res.Digest {
 		t.Errorf("reference: %x, %v", got, err)
+	}
+}
+
+// A repository made with ErofsV1 has cfsctl init's meta.json, byte for
+// byte, and makes V1 images (composefs_version 1 even without whiteouts).
+func TestInitErofsV1(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Init(dir, InitOptions{Algorithm: fsverity.SHA512, ErofsVersion: ErofsV1, Insecure: true}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, MetaFile))
+	want := `{
+  "version": 1,
+  "algorithm": "fsverity-sha512-12",
+  "features": {
+    "compatible": [],
+    "read-only-compatible": [
+      "v1_erofs"
+    ],
+    "incompatible": []
+  },
+  "erofs_formats": {
+    "default": 1
+  }
+}
+`
+	if string(b) != want {
+		t.Errorf("meta.json:\n%s\nwant:\n%s", b, want)
+	}
+	res, err := r.CreateImage(ctx, sampleTree(t, 2), "a", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(r.ObjectPath(res.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if v, err := image.ReadVersion(f); err != nil || v != 1 {
+		t.Errorf("image version %d, %v; want 1", v, err)
+	}
+	if _, err := ParseErofsVersion("2"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("ParseErofsVersion(2): %v", err)
 	}
 }
