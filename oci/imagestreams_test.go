@@ -13,7 +13,6 @@ import (
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
 	rsss "github.com/gocfs/gocfs/repo/splitstream"
-	"github.com/gocfs/gocfs/tree"
 )
 
 func TestTagEncoding(t *testing.T) {
@@ -109,20 +108,21 @@ func TestImageStreamsLayout(t *testing.T) {
 	}
 }
 
-// An image pulled by earlier gocfs (a gocfs-ss record named by a nested
-// tag, gocfs-ss layer streams) is still listed, read, kept, rebuilt and
-// removed.
-func TestLegacyImage(t *testing.T) {
-	r := newTestRepo(t)
-	content := randBytes(11, 5000)
+// buildLegacyImage stores, by hand, an image as earlier gocfs stored it:
+// a gocfs-ss layer stream (gocfs-oci-layer-DIFFID) and record
+// (gocfs-oci-image-MANIFEST), named by the nested tag
+// streams/refs/oci/NAME and images/refs/NAME. It returns the layer's file
+// content (the file is /f) and the manifest and configuration.
+func buildLegacyImage(t *testing.T, r *repo.Repo, name string) (content, manifest, config []byte) {
+	t.Helper()
+	content = randBytes(11, 5000)
 	data := makeTar(t, []member{fileM("f", 0o644, content)})
 	sum := sha256.Sum256(data)
 	diffID := fmt.Sprintf("sha256:%x", sum)
-	config := []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, diffID))
+	config = []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[%q]}}`, diffID))
 	csum := sha256.Sum256(config)
-	manifest := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%x","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`, csum, len(config), diffID, len(data)))
+	manifest = []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%x","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":%d}]}`, csum, len(config), diffID, len(data)))
 	msum := sha256.Sum256(manifest)
-	const name = "old/nested/name"
 	err := r.Update(context.Background(), func(tx *repo.Tx) error {
 		objs := tx.Objects()
 		obj, err := objs.Put(content)
@@ -147,7 +147,7 @@ func TestLegacyImage(t *testing.T) {
 		if err := objs.Flush(); err != nil {
 			return err
 		}
-		root, err := recordTreeTx(tx, rec)
+		root, err := recordTree(r, rec)
 		if err != nil {
 			return err
 		}
@@ -164,6 +164,16 @@ func TestLegacyImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return content, manifest, config
+}
+
+// An image pulled by earlier gocfs (a gocfs-ss record named by a nested
+// tag, gocfs-ss layer streams) is still listed, read, kept, rebuilt and
+// removed.
+func TestLegacyImage(t *testing.T) {
+	r := newTestRepo(t)
+	const name = "old/nested/name"
+	_, manifest, config := buildLegacyImage(t, r, name)
 	if _, err := os.Readlink(filepath.Join(r.Dir(), "streams/refs/oci/old/nested/name")); err != nil {
 		t.Fatalf("legacy tag: %v", err)
 	}
@@ -191,10 +201,4 @@ func TestLegacyImage(t *testing.T) {
 	if gc, err := r.GC(context.Background(), repo.GCOptions{}); err != nil || gc.ObjectsKept != 0 {
 		t.Errorf("gc after removing the legacy image: %+v, %v", gc, err)
 	}
-}
-
-// recordTreeTx is recordTree inside a transaction whose streams are not
-// named yet: the layers are read by their digests.
-func recordTreeTx(tx *repo.Tx, rec *ImageRecord) (*tree.Node, error) {
-	return recordTree(tx.Repo(), rec)
 }

@@ -294,6 +294,12 @@ func Init(dir string, iopts InitOptions, opts Options) (*Repo, error) {
 // to a new file under tmp/, synced, given fs-verity if asked (best
 // effort), then linked. An existing meta.json is kept (another init won).
 func writeMeta(dir string, data []byte, alg fsverity.Algorithm, verity bool) error {
+	return writeMetaFile(dir, data, alg, verity, false)
+}
+
+// writeMetaFile is writeMeta, replacing an existing meta.json (renamed
+// over it, atomically) if replace.
+func writeMetaFile(dir string, data []byte, alg fsverity.Algorithm, verity, replace bool) error {
 	final := filepath.Join(dir, MetaFile)
 	root, err := beneath.OpenDir(dir)
 	if err != nil {
@@ -316,7 +322,11 @@ func writeMeta(dir string, data []byte, alg fsverity.Algorithm, verity bool) err
 			f.Close()
 		}
 	}
-	if err := unix.Linkat(tmp.Fd(), name, root.Fd(), MetaFile, 0); err != nil && err != unix.EEXIST {
+	if replace {
+		if err := tmp.Rename(name, root, MetaFile); err != nil {
+			return fmt.Errorf("repo: writing %s: %w", final, err)
+		}
+	} else if err := unix.Linkat(tmp.Fd(), name, root.Fd(), MetaFile, 0); err != nil && err != unix.EEXIST {
 		return fmt.Errorf("repo: writing %s: %w", final, err)
 	}
 	return root.Sync()
@@ -394,6 +404,12 @@ func Open(dir string, opts Options) (*Repo, error) {
 	}
 	if err := r.openDirs(); err != nil {
 		return nil, err
+	}
+	if !r.readOnly {
+		if err := r.upgrade(); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("repo: upgrading %s: %w", dir, err)
+		}
 	}
 	return r, nil
 }
