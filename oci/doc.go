@@ -28,11 +28,16 @@
 // parent directories, directory times, xattrs, hard links, inline files)
 // and the split stream format.
 //
-// What the repository keeps of an OCI image: under streams/,
-// gocfs-oci-layer-sha256:DIFFID for each layer's split stream and
-// gocfs-oci-image-sha256:MANIFEST for the image's record ([ImageRecord]:
-// manifest, configuration and layers), named streams/refs/oci/NAME; the
-// composefs image under images/, named images/refs/NAME. The package
-// registers a repo.StreamKeeper, so that garbage collection keeps what
-// named OCI images need and removes the rest ([Remove] drops the names).
+// What the repository keeps of an OCI image is what composefs-rs keeps:
+// under streams/, oci-layer-sha256:DIFFID for each layer's split stream,
+// oci-config-sha256:DIGEST and oci-manifest-sha256:DIGEST for the
+// configuration and the manifest (naming the layers' streams and, for the
+// configuration, the composefs image), the tag streams/refs/oci/ENCODED
+// pointing at the manifest's stream; the composefs image under images/,
+// named images/refs/NAME too. Images earlier gocfs pulled (gocfs-ss
+// records, gocfs-oci-layer-… streams, nested tags) are still read.
+// Everything is written through the repository's transactions
+// (repo.Repo.Update), and the repository's garbage collection follows the
+// streams' references by itself, keeping what named OCI images need
+// ([Remove] drops the names).
 package oci

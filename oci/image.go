@@ -9,17 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
+	"github.com/gocfs/gocfs/tree"
 )
 
 // ImageInfo describes one OCI image of a repository, for Images.
@@ -97,9 +96,14 @@ func readObject(r *repo.Repo, obj, dgst string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(r.ObjectPath(d))
+	f, err := r.OpenObject(d)
 	if err != nil {
 		return nil, fmt.Errorf("oci: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("oci: object %s: %w", obj, err)
 	}
 	sum := sha256.Sum256(data)
 	if want := "sha256:" + hex.EncodeToString(sum[:]); want != dgst {
@@ -172,42 +176,48 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 	} else if !errors.Is(err, repo.ErrNotFound) {
 		return "", err
 	}
-	unlock, err := r.Lock(ctx, false)
+	err = r.Update(ctx, func(tx *repo.Tx) error {
+		root, err := recordTree(r, rec)
+		if err != nil {
+			return err
+		}
+		got, err := tx.CommitTree(root, repo.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		if got.Digest != d {
+			return fmt.Errorf("oci: the layers of %s make the image %s now, not %s as when pulled (pull it again)", name, got.Image, rec.Image)
+		}
+		return nil
+	})
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
+	return rec.Image, nil
+}
+
+// recordTree merges the layers of an image record, read from their split
+// streams.
+func recordTree(r *repo.Repo, rec *ImageRecord) (*tree.Node, error) {
 	fs := newRootfs()
 	for i, l := range rec.Layers {
 		sd, err := r.ParseDigest(l.Stream)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		want, err := hex.DecodeString(strings.TrimPrefix(l.DiffID, "sha256:"))
 		if err != nil {
-			return "", fmt.Errorf("oci: layer %d: diff ID %s: %w", i, l.DiffID, err)
+			return nil, fmt.Errorf("oci: layer %d: diff ID %s: %w", i, l.DiffID, err)
 		}
 		entries, err := storedLayer(r, sd.Bytes(), want)
 		if err != nil {
-			return "", fmt.Errorf("oci: layer %d (%s): %w", i, l.Digest, err)
+			return nil, fmt.Errorf("oci: layer %d (%s): %w", i, l.Digest, err)
 		}
 		if err := fs.apply(entries); err != nil {
-			return "", fmt.Errorf("oci: layer %d (%s): %w", i, l.Digest, err)
+			return nil, fmt.Errorf("oci: layer %d (%s): %w", i, l.Digest, err)
 		}
 	}
-	root, err := fs.tree(r.Algorithm())
-	if err != nil {
-		return "", err
-	}
-	// The lock is held: CommitTree must not take it again.
-	got, err := r.CommitTree(ctx, root, "", "", repo.CreateOptions{Locked: true})
-	if err != nil {
-		return "", err
-	}
-	if got.Digest != d {
-		return "", fmt.Errorf("oci: the layers of %s make the image %s now, not %s as when pulled (pull it again)", name, got.Image, rec.Image)
-	}
-	return rec.Image, nil
+	return fs.tree(r.Algorithm())
 }
 
 // Mount mounts the composefs image of the OCI image called name on
@@ -229,8 +239,8 @@ func LayerStream(r *repo.Repo, diffID string) ([]byte, error) {
 	if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size || strings.ToLower(h) != h {
 		return nil, fmt.Errorf("oci: %q is not a sha256 diff ID", diffID)
 	}
-	d, err := resolveStream(r, LayerStreamName("sha256:"+h))
-	if errors.Is(err, fs.ErrNotExist) {
+	d, err := resolveLayer(r.ResolveStream, "sha256:"+h)
+	if errors.Is(err, repo.ErrNotFound) {
 		return nil, fmt.Errorf("%w: no layer with diff ID sha256:%s", repo.ErrNotFound, h)
 	}
 	return d, err
@@ -245,22 +255,17 @@ func WriteLayer(r *repo.Repo, diffID string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ss, f, err := openStream(r, d, splitstream.TarLayer)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	defer ss.Close()
 	bw := bufio.NewWriterSize(w, 256<<10)
-	err = ss.Cat(bw, func(digest []byte) (io.ReadCloser, error) {
-		f, err := os.Open(r.ObjectPath(objectDigest(r.Algorithm(), digest)))
-		if err != nil {
-			return nil, fmt.Errorf("oci: object %s: %w", fsverity.Hex(digest), err)
-		}
-		return f, nil
-	})
+	h := sha256.New()
+	err = writeLayerStream(r, d, io.MultiWriter(bw, h))
 	if ferr := bw.Flush(); err == nil {
 		err = ferr
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	if got, want := hex.EncodeToString(h.Sum(nil)), strings.TrimPrefix(diffID, "sha256:"); got != want {
+		return fmt.Errorf("oci: layer %s: %w: the stream rebuilds a tar archive of sha256:%s", diffID, splitstream.ErrContent, got)
+	}
+	return nil
 }

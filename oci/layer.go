@@ -18,7 +18,7 @@ import (
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
-	"github.com/gocfs/gocfs/oci/splitstream"
+	rsss "github.com/gocfs/gocfs/repo/splitstream"
 	"github.com/gocfs/gocfs/schema"
 	"github.com/gocfs/gocfs/tree"
 )
@@ -276,7 +276,7 @@ type chunkOp struct {
 type importer struct {
 	objs objectStore
 	alg  fsverity.Algorithm
-	ss   *splitstream.Writer
+	ss   *rsss.Writer
 	buf  []byte
 
 	jobs   chan *objectJob
@@ -291,11 +291,22 @@ type importer struct {
 	files int
 }
 
+// newLayerWriter starts a layer's split stream in composefs-rs's format,
+// content type "ocilayer" (composefs-oci's TAR_LAYER_CONTENT_TYPE,
+// crates/composefs-oci/src/skopeo.rs).
+func newLayerWriter(alg fsverity.Algorithm) *rsss.Writer {
+	w, err := rsss.NewWriter(alg, rsss.ContentTypeOCILayer)
+	if err != nil {
+		panic(err) // alg is the repository's, always valid
+	}
+	return w
+}
+
 func newImporter(alg fsverity.Algorithm, objs objectStore) *importer {
 	return &importer{
 		objs: objs,
 		alg:  alg,
-		ss:   splitstream.NewWriter(alg, splitstream.TarLayer),
+		ss:   newLayerWriter(alg),
 		buf:  make([]byte, 256<<10),
 	}
 }
@@ -335,7 +346,10 @@ func (im *importer) start() {
 				continue // drain
 			}
 			if len(op.inline) > 0 {
-				im.ss.Write(op.inline)
+				if _, err = im.ss.Write(op.inline); err != nil {
+					im.failed.Store(true)
+					continue
+				}
 			}
 			if op.job == nil {
 				continue
@@ -345,9 +359,9 @@ func (im *importer) start() {
 			case op.job.err != nil:
 				err = op.job.err
 			case op.refOnly:
-				err = im.ss.AddObjectRef(op.job.digest)
+				_, err = im.ss.AddObjectRef(objectDigest(im.alg, op.job.digest))
 			default:
-				err = im.ss.WriteObject(op.job.digest, op.job.size)
+				err = im.ss.WriteExternal(objectDigest(im.alg, op.job.digest), uint64(op.job.size))
 			}
 			if err != nil {
 				im.failed.Store(true)
@@ -533,30 +547,30 @@ type onlyReader struct{ io.Reader }
 // the inline data, and skips over objects (their content is not read: the
 // object chunk at a file's content gives its digest).
 type replayer struct {
-	ss     *splitstream.Reader
+	ss     layerSource
 	inline []byte // unread inline data
-	obj    *splitstream.Chunk
+	obj    *layerChunk
 	objOff int64 // read (skipped) part of obj
 	pos    int64
 	err    error
 }
 
 func (rp *replayer) fill() error {
-	for len(rp.inline) == 0 && (rp.obj == nil || rp.objOff == rp.obj.Size) {
+	for len(rp.inline) == 0 && (rp.obj == nil || rp.objOff == rp.obj.size) {
 		if rp.err != nil {
 			return rp.err
 		}
 		rp.obj = nil
-		c, err := rp.ss.Next()
+		c, err := rp.ss.next()
 		if err != nil {
 			rp.err = err
 			return err
 		}
-		if c.Object != nil {
+		if c.object != nil {
 			c := c
 			rp.obj, rp.objOff = &c, 0
 		} else {
-			rp.inline = c.Inline
+			rp.inline = c.inline
 		}
 	}
 	return nil
@@ -574,7 +588,7 @@ func (rp *replayer) Read(p []byte) (int, error) {
 	}
 	// Inside an object the tar reader is skipping: its content does
 	// not matter here.
-	n := int(min(int64(len(p)), rp.obj.Size-rp.objOff))
+	n := int(min(int64(len(p)), rp.obj.size-rp.objOff))
 	clear(p[:n])
 	rp.objOff += int64(n)
 	rp.pos += int64(n)
@@ -599,7 +613,7 @@ func (rp *replayer) Seek(off int64, whence int) (int64, error) {
 			k = min(off, int64(len(rp.inline)))
 			rp.inline = rp.inline[k:]
 		} else {
-			k = min(off, rp.obj.Size-rp.objOff)
+			k = min(off, rp.obj.size-rp.objOff)
 			rp.objOff += k
 		}
 		off -= k
@@ -610,11 +624,11 @@ func (rp *replayer) Seek(off int64, whence int) (int64, error) {
 
 // objectHere returns the object chunk starting at the current position, if
 // any.
-func (rp *replayer) objectHere() *splitstream.Chunk {
+func (rp *replayer) objectHere() *layerChunk {
 	if len(rp.inline) > 0 {
 		return nil
 	}
-	if rp.obj == nil || rp.objOff == rp.obj.Size {
+	if rp.obj == nil || rp.objOff == rp.obj.size {
 		if rp.fill() != nil {
 			return nil
 		}
@@ -627,8 +641,7 @@ func (rp *replayer) objectHere() *splitstream.Chunk {
 
 // replayLayer returns the entries of a layer stored as a split stream, as
 // importTar returned them when the layer was imported.
-func replayLayer(ss *splitstream.Reader) ([]entry, error) {
-	alg := ss.Header().Algorithm
+func replayLayer(ss layerSource, alg fsverity.Algorithm) ([]entry, error) {
 	rp := &replayer{ss: ss}
 	tr := tar.NewReader(rp)
 	var entries []entry
@@ -670,10 +683,10 @@ func replayLayer(ss *splitstream.Reader) ([]entry, error) {
 				e.digest = h.Sum(nil)
 			default:
 				c := rp.objectHere()
-				if c == nil || uint64(c.Size) != e.size {
-					return nil, layerError(hdr.Name, fmt.Errorf("%w: no object for the file's content", splitstream.ErrFormat))
+				if c == nil || uint64(c.size) != e.size {
+					return nil, layerError(hdr.Name, fmt.Errorf("%w: no object for the file's content", rsss.ErrCorrupt))
 				}
-				e.digest = c.Object
+				e.digest = c.object
 			}
 		}
 		entries = append(entries, e)

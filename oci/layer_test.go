@@ -21,27 +21,27 @@ import (
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
+	rsss "github.com/gocfs/gocfs/repo/splitstream"
 )
 
 // importBytes imports a tar archive into r as a layer, as Pull does, and
 // returns its entries and split stream digest.
 func importBytes(t *testing.T, r *repo.Repo, data []byte) ([]entry, []byte) {
 	t.Helper()
-	objs := r.NewObjectWriter()
-	im := newImporter(r.Algorithm(), objs)
-	entries, err := im.importTar(bytes.NewReader(data))
+	var entries []entry
+	var d []byte
+	err := r.Update(context.Background(), func(tx *repo.Tx) error {
+		im := newImporter(r.Algorithm(), tx.Objects())
+		var err error
+		if entries, err = im.importTar(bytes.NewReader(data)); err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
+		sum := sha256.Sum256(data)
+		sd, err := tx.PutStream(LayerStreamName(fmt.Sprintf("sha256:%x", sum)), im.ss)
+		d = sd.Bytes()
+		return err
+	})
 	if err != nil {
-		t.Fatalf("import: %v", err)
-	}
-	if err := objs.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	d, err := storeStream(r, objs, im.ss, sum, LayerStreamName(fmt.Sprintf("sha256:%x", sum)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := objs.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	return entries, d
@@ -196,8 +196,12 @@ func TestLayerErrors(t *testing.T) {
 	}
 	// A stream of another content type is refused.
 	w := splitstream.NewWriter(r.Algorithm(), splitstream.OCIImage)
-	objs := r.NewObjectWriter()
-	d, err := storeStream(r, objs, w, sha256.Sum256(nil), LayerStreamName("sha256:"+strings.Repeat("0", 64)))
+	var d []byte
+	err := r.Update(context.Background(), func(tx *repo.Tx) error {
+		var err error
+		d, err = storeStream(tx, w, sha256.Sum256(nil), LayerStreamName("sha256:"+strings.Repeat("0", 64)))
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,5 +269,86 @@ func TestFsckLayerStreamObjects(t *testing.T) {
 	}
 	if !missing || !damaged || len(res.Problems) != 2 {
 		t.Errorf("fsck after removing an object only a layer stream refers to: %+v", res.Problems)
+	}
+}
+
+// Layers stored by earlier gocfs, as gocfs-ss split streams named
+// gocfs-oci-layer-DIFFID, are still found, written back byte for byte and
+// replayed.
+func TestLegacyLayerStream(t *testing.T) {
+	r := newTestRepo(t)
+	content := randBytes(7, 5000)
+	data := makeTar(t, []member{fileM("f", 0o644, content)})
+	if !bytes.Equal(data[512:5512], content) {
+		t.Fatal("unexpected tar layout")
+	}
+	sum := sha256.Sum256(data)
+	diffID := fmt.Sprintf("sha256:%x", sum)
+	err := r.Update(context.Background(), func(tx *repo.Tx) error {
+		obj, err := tx.Objects().Put(content)
+		if err != nil {
+			return err
+		}
+		w := splitstream.NewWriter(r.Algorithm(), splitstream.TarLayer)
+		w.Write(data[:512])
+		if err := w.WriteObject(obj.Bytes(), int64(len(content))); err != nil {
+			return err
+		}
+		w.Write(data[5512:])
+		_, err = storeStream(tx, w, sum, legacyLayerStreamPrefix+diffID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := WriteLayer(r, diffID, &out); err != nil {
+		t.Fatalf("WriteLayer: %v", err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Errorf("legacy layer not reproduced byte for byte")
+	}
+	d, err := LayerStream(r, diffID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := storedLayer(r, d, sum[:])
+	if err != nil || len(entries) != 1 || !bytes.Equal(entries[0].digest, fsverity.Sum(content, r.Algorithm())) {
+		t.Errorf("replaying a legacy layer: %v, %+v", err, entries)
+	}
+	if _, err := storedLayer(r, d, make([]byte, 32)); err == nil {
+		t.Errorf("legacy layer accepted for another diff ID")
+	}
+	checkFsck(t, r)
+}
+
+// A new layer's split stream is composefs-rs's: named oci-layer-DIFFID,
+// content type "ocilayer", files of more than 64 bytes as objects.
+func TestLayerStreamFormat(t *testing.T) {
+	r := newTestRepo(t)
+	big, small := randBytes(8, 65), randBytes(9, 64)
+	data := makeTar(t, []member{fileM("big", 0o644, big), fileM("small", 0o644, small)})
+	importBytes(t, r, data)
+	name := fmt.Sprintf("oci-layer-sha256:%x", sha256.Sum256(data))
+	d, err := r.ResolveStream(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := r.OpenObject(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	ss, err := rsss.NewReader(f, st.Size(), rsss.WithContentType(rsss.ContentTypeOCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	if refs := ss.ObjectRefs(); len(refs) != 1 || refs[0].Hex() != fsverity.Hex(fsverity.Sum(big, r.Algorithm())) {
+		t.Errorf("object refs: %v", refs)
+	}
+	if ss.StreamSize() != uint64(len(data)) {
+		t.Errorf("stream_size %d, want %d", ss.StreamSize(), len(data))
 	}
 }

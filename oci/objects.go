@@ -17,19 +17,6 @@ type objectStore interface {
 	Create() (*store.File, error)
 }
 
-// toDigests returns the digests ds (as split streams hold them) made with
-// alg; a digest of another size is an error.
-func toDigests(alg fsverity.Algorithm, ds [][]byte) ([]digest.Digest, error) {
-	out := make([]digest.Digest, len(ds))
-	for i, d := range ds {
-		var err error
-		if out[i], err = digest.New(alg, d); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
 // objectDigest returns d, a digest made with alg (split streams and
 // records are checked for it where they are read), as a digest.Digest;
 // one of another size names no object.

@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"golang.org/x/sys/unix"
 
-	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/repo"
 	"github.com/gocfs/gocfs/tree"
 )
@@ -314,7 +313,7 @@ func (p *puller) fetchAll(ctx context.Context, todo []int, out chan<- fetched) {
 // meanwhile is found missing when the image is named.)
 func (p *puller) storedLayer(i int) (*pulledLayer, error) {
 	diffID := p.s.diffIDs[i]
-	d, err := resolveStream(p.r, LayerStreamName(diffID.String()))
+	d, err := resolveLayer(p.r.ResolveStream, diffID.String())
 	if err != nil {
 		return nil, nil
 	}
@@ -387,63 +386,47 @@ func (p *puller) commit(ctx context.Context, layers []*pulledLayer) (*PullResult
 	if err != nil {
 		return nil, nil, err
 	}
-	unlock, err := p.r.Lock(ctx, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer unlock()
+	var res *PullResult
 	var gone []int
-	for i, l := range layers {
-		if d, err := resolveStream(p.r, LayerStreamName(p.s.diffIDs[i].String())); err != nil || !bytes.Equal(d, l.stream) {
-			gone = append(gone, i)
+	err = p.r.Update(ctx, func(tx *repo.Tx) error {
+		for i, l := range layers {
+			if d, err := resolveLayer(tx.ResolveStream, p.s.diffIDs[i].String()); err != nil || !bytes.Equal(d, l.stream) {
+				gone = append(gone, i)
+			}
 		}
+		if len(gone) > 0 {
+			return nil // nothing named
+		}
+		var err error
+		res, err = p.nameImage(tx, root, layers)
+		return err
+	})
+	if err != nil || len(gone) > 0 {
+		return nil, gone, err
 	}
-	if len(gone) > 0 {
-		return nil, gone, nil
-	}
-	res, err := p.nameImage(ctx, root, layers)
-	return res, nil, err
+	return res, nil, nil
 }
 
-// nameImage stores the image, its manifest, configuration and record,
-// and names them. The caller holds the lock.
-func (p *puller) nameImage(ctx context.Context, root *tree.Node, layers []*pulledLayer) (*PullResult, error) {
+// nameImage stores the image, its manifest, configuration and record in
+// the transaction, and names them.
+func (p *puller) nameImage(tx *repo.Tx, root *tree.Node, layers []*pulledLayer) (*PullResult, error) {
 	s := p.s
-	objs := p.r.NewObjectWriter()
-	defer objs.Abort()
-	mobj, err := objs.Put(s.manifest)
+	img, err := tx.CommitTree(root, repo.CreateOptions{})
 	if err != nil {
 		return nil, err
 	}
-	cobj, err := objs.Put(s.config)
-	if err != nil {
-		return nil, err
+	if p.name != "" {
+		if err := tx.SetImageRef(p.name, img.Digest); err != nil {
+			return nil, err
+		}
 	}
-	if err := objs.Sync(); err != nil {
-		return nil, err
-	}
-	// The lock is held: CommitTree must not take it again.
-	img, err := p.r.CommitTree(ctx, root, "", p.name, repo.CreateOptions{Locked: true})
-	if err != nil {
-		return nil, err
-	}
-	rec := &ImageRecord{
-		ManifestDigest: s.manifestDigest.String(), MediaType: string(s.mediaType),
-		Manifest: mobj.Hex(), Config: cobj.Hex(),
-		ConfigDigest: s.configDigest.String(), Image: img.Image,
-	}
-	res := &PullResult{Name: p.name, ManifestDigest: rec.ManifestDigest, Image: img.Image}
 	streams := make([][]byte, len(layers))
+	res := &PullResult{Name: p.name, ManifestDigest: s.manifestDigest.String(), Image: img.Image}
 	for i, l := range layers {
-		desc := s.layers[i]
-		rec.Layers = append(rec.Layers, LayerRecord{
-			Digest: desc.Digest.String(), Size: desc.Size, MediaType: string(desc.MediaType),
-			DiffID: s.diffIDs[i].String(), Stream: fsverity.Hex(l.stream),
-		})
 		res.Layers = append(res.Layers, l.result)
 		streams[i] = l.stream
 	}
-	if err := writeRecord(p.r, objs, rec, streams, p.name); err != nil {
+	if _, _, err := writeImageStreams(tx, s, streams, img.Digest, p.name); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -5,28 +5,25 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
-	"github.com/gocfs/gocfs/store"
 )
 
-// Names of split streams under the repository's streams/ directory. They
-// start with "gocfs-" so that they never clash with the names composefs-rs
-// gives its own split streams (whose format differs).
+// Names of split streams under the repository's streams/ directory: a
+// layer's is composefs-rs's (composefs-oci's layer_identifier,
+// crates/composefs-oci/src/lib.rs: "oci-layer-" + diff ID), in its format;
+// an image record's starts with "gocfs-" (a gocfs-ss stream composefs-rs
+// does not know).
 const (
-	streamsDir        = "streams"
-	streamRefsDir     = "streams/refs"
-	layerStreamPrefix = "gocfs-oci-layer-"
+	layerStreamPrefix = "oci-layer-"
 	imageStreamPrefix = "gocfs-oci-image-"
 	// refPrefix is where image records are named: streams/refs/oci/NAME.
 	refPrefix = "oci/"
@@ -40,42 +37,15 @@ func LayerStreamName(diffID string) string { return layerStreamPrefix + diffID }
 // image whose manifest has the given digest ("sha256:HEX").
 func ImageStreamName(manifestDigest string) string { return imageStreamPrefix + manifestDigest }
 
-// streamLinkTarget is what streams/NAME points at: the stream's object.
-func streamLinkTarget(d []byte) string {
-	h := fsverity.Hex(d)
-	return "../objects/" + h[:2] + "/" + h[2:]
-}
-
-// streamPath returns the path of streams/NAME.
-func streamPath(r *repo.Repo, name string) string {
-	return filepath.Join(r.Dir(), streamsDir, name)
-}
-
-// resolveStream returns the digest of the object that streams/NAME points
-// at, or an error wrapping fs.ErrNotExist when there is no such stream (or
-// its object is gone).
-func resolveStream(r *repo.Repo, name string) ([]byte, error) {
-	target, err := os.Readlink(streamPath(r, name))
-	if err != nil {
-		return nil, err
-	}
-	rel, ok := strings.CutPrefix(target, "../objects/")
-	if !ok {
-		return nil, fmt.Errorf("oci: streams/%s points at %q, not at an object", name, target)
-	}
-	d, err := r.ParseObjectRel(rel)
-	if err != nil {
-		return nil, fmt.Errorf("oci: streams/%s: %w", name, err)
-	}
-	if _, err := os.Stat(r.ObjectPath(d)); err != nil {
-		return nil, err
-	}
-	return d.Bytes(), nil
+// openObject opens the object with the given digest (a split stream's
+// reference).
+func openObject(r *repo.Repo, d []byte) (*os.File, error) {
+	return r.OpenObject(objectDigest(r.Algorithm(), d))
 }
 
 // openStream opens the split stream object with the given digest.
 func openStream(r *repo.Repo, digest []byte, want splitstream.ContentType) (*splitstream.Reader, *os.File, error) {
-	f, err := os.Open(r.ObjectPath(objectDigest(r.Algorithm(), digest)))
+	f, err := openObject(r, digest)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,25 +63,18 @@ func openStream(r *repo.Repo, digest []byte, want splitstream.ContentType) (*spl
 	return ss, f, nil
 }
 
-// storeStream stores a finished split stream as an object and names it
-// streams/NAME. Everything the stream refers to must be published already:
-// the stream's content is made durable with them before its name appears.
-func storeStream(r *repo.Repo, objs *store.Writer, w *splitstream.Writer, sum [32]byte, name string) ([]byte, error) {
+// storeStream stores a finished split stream as an object of the
+// transaction, to be named streams/NAME when it is published.
+func storeStream(tx *repo.Tx, w *splitstream.Writer, sum [32]byte, name string) ([]byte, error) {
 	var buf bytes.Buffer
 	if _, err := w.Finish(&buf, sum); err != nil {
 		return nil, fmt.Errorf("oci: %w", err)
 	}
-	digest, err := objs.Put(buf.Bytes())
+	d, err := tx.PutStreamBytes(name, buf.Bytes())
 	if err != nil {
 		return nil, err
 	}
-	if err := objs.Flush(); err != nil {
-		return nil, err
-	}
-	if err := r.ReplaceSymlink(streamLinkTarget(digest.Bytes()), streamPath(r, name)); err != nil {
-		return nil, fmt.Errorf("oci: naming stream %s: %w", name, err)
-	}
-	return digest.Bytes(), nil
+	return d.Bytes(), nil
 }
 
 // ImageRecord is what the repository keeps about an OCI image: the split
@@ -150,9 +113,10 @@ type LayerRecord struct {
 	Stream string `json:"stream"`
 }
 
-// writeRecord stores an image record and names it for the manifest and as
-// streams/refs/oci/NAME.
-func writeRecord(r *repo.Repo, objs *store.Writer, rec *ImageRecord, streams [][]byte, name string) error {
+// writeRecord stores an image record in the transaction and names it for
+// the manifest and as streams/refs/oci/NAME.
+func writeRecord(tx *repo.Tx, rec *ImageRecord, streams [][]byte, name string) error {
+	r := tx.Repo()
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
@@ -174,20 +138,16 @@ func writeRecord(r *repo.Repo, objs *store.Writer, rec *ImageRecord, streams [][
 		}
 	}
 	w.Write(data)
-	if _, err := storeStream(r, objs, w, sha256.Sum256(data), ImageStreamName(rec.ManifestDigest)); err != nil {
+	if _, err := storeStream(tx, w, sha256.Sum256(data), ImageStreamName(rec.ManifestDigest)); err != nil {
 		return err
 	}
-	if name != "" {
-		if err := repo.CheckRefName(name); err != nil {
-			return err
-		}
-		ref := filepath.Join(r.Dir(), streamRefsDir, filepath.FromSlash(refPrefix+name))
-		target := strings.Repeat("../", strings.Count(refPrefix+name, "/")+1) + ImageStreamName(rec.ManifestDigest)
-		if err := r.ReplaceSymlink(target, ref); err != nil {
-			return fmt.Errorf("oci: naming image %s: %w", name, err)
-		}
+	if name == "" {
+		return nil
 	}
-	return objs.Sync()
+	if err := repo.CheckRefName(name); err != nil {
+		return err
+	}
+	return tx.SetStreamRef(refPrefix+name, ImageStreamName(rec.ManifestDigest))
 }
 
 // readRecord reads the image record a split stream object holds.
@@ -199,7 +159,7 @@ func readRecord(r *repo.Repo, digest []byte) (*ImageRecord, error) {
 	defer f.Close()
 	defer ss.Close()
 	var buf bytes.Buffer
-	if err := ss.Cat(&buf, func(d []byte) (io.ReadCloser, error) { return os.Open(r.ObjectPath(objectDigest(r.Algorithm(), d))) }); err != nil {
+	if err := ss.Cat(&buf, func(d []byte) (io.ReadCloser, error) { return openObject(r, d) }); err != nil {
 		return nil, fmt.Errorf("oci: image record %s: %w", fsverity.Hex(digest), err)
 	}
 	var rec ImageRecord
@@ -209,54 +169,41 @@ func readRecord(r *repo.Repo, digest []byte) (*ImageRecord, error) {
 	return &rec, nil
 }
 
-// recordRef returns the path of streams/refs/oci/NAME.
-func recordRef(r *repo.Repo, name string) string {
-	return filepath.Join(r.Dir(), streamRefsDir, filepath.FromSlash(refPrefix+name))
-}
-
-// lookupRecord returns the record named NAME.
+// lookupRecord returns the record of the image called name: read from
+// its manifest's and configuration's split streams (composefs-rs's
+// layout), or, for an image pulled by earlier gocfs, its record stream.
 func lookupRecord(r *repo.Repo, name string) (*ImageRecord, error) {
-	if err := repo.CheckRefName(name); err != nil {
+	_, stream, d, err := findTag(r, name)
+	if err != nil {
 		return nil, err
 	}
-	target, err := os.Readlink(recordRef(r, name))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w: no OCI image %s", repo.ErrNotFound, name)
+	switch {
+	case strings.HasPrefix(stream, manifestStreamPrefix):
+		return readImageStreams(r, stream, d)
+	case strings.HasPrefix(stream, imageStreamPrefix):
+		return readRecord(r, d.Bytes())
 	}
-	if err != nil {
-		return nil, fmt.Errorf("oci: %w", err)
-	}
-	stream := filepath.Base(target)
-	if !strings.HasPrefix(stream, imageStreamPrefix) {
-		return nil, fmt.Errorf("oci: %s points at %q, not at an image record", recordRef(r, name), target)
-	}
-	d, err := resolveStream(r, stream)
-	if err != nil {
-		return nil, fmt.Errorf("oci: OCI image %s: %w", name, err)
-	}
-	return readRecord(r, d)
+	return nil, fmt.Errorf("oci: OCI image %s is the stream %s, not a manifest", name, stream)
 }
 
-// recordNames lists the names of the image records (streams/refs/oci/…),
+// recordNames lists the names of the OCI images (streams/refs/oci/…:
+// composefs-rs's encoded names, and the nested ones of earlier gocfs),
 // sorted.
 func recordNames(r *repo.Repo) ([]string, error) {
-	top := filepath.Join(r.Dir(), streamRefsDir, strings.TrimSuffix(refPrefix, "/"))
-	var names []string
-	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == top && errors.Is(err, fs.ErrNotExist) {
-				return filepath.SkipDir
-			}
-			return err
+	refs, err := r.StreamRefs(strings.TrimSuffix(refPrefix, "/"))
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(refs))
+	for _, ref := range refs {
+		n := strings.TrimPrefix(ref, refPrefix)
+		if !strings.Contains(n, "/") {
+			n = decodeTag(n)
 		}
-		if d.Type()&fs.ModeSymlink != 0 {
-			rel, _ := filepath.Rel(top, p)
-			names = append(names, filepath.ToSlash(rel))
-		}
-		return nil
-	})
+		names = append(names, n)
+	}
 	sort.Strings(names)
-	return names, err
+	return slices.Compact(names), nil
 }
 
 func bufioReader(f *os.File) io.Reader { return bufio.NewReaderSize(f, 64<<10) }

@@ -14,8 +14,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/gocfs/gocfs/fsverity"
-	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
 )
 
@@ -36,14 +34,22 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 		}
 		blob = v
 	}
-	unlock, err := p.r.Lock(ctx, false)
+	var l *pulledLayer
+	err := p.r.Update(ctx, func(tx *repo.Tx) error {
+		var err error
+		l, err = p.unpackLayer(ctx, tx, i, blob, want)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	objs := p.r.NewObjectWriter()
-	defer objs.Abort()
+	return l, nil
+}
 
+// unpackLayer imports layer i in the transaction tx.
+func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Reader, want []byte) (*pulledLayer, error) {
+	desc, diffID := p.s.layers[i], p.s.diffIDs[i]
+	objs := tx.Objects()
 	l := &pulledLayer{result: LayerResult{DiffID: diffID.String()}}
 	src := &countingReader{ctx: ctx, r: blob, report: func(k int64) { p.report(i, Progress{Done: k, Total: desc.Size}) }}
 	p.report(i, Progress{Total: desc.Size})
@@ -62,10 +68,12 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 	}
 	l.entries, l.result.Files = entries, im.files
 	l.result.NewObjects, _ = objs.Stats()
-	if l.stream, err = storeStream(p.r, objs, im.ss, sum, LayerStreamName(diffID.String())); err != nil {
+	d, err := tx.PutStream(LayerStreamName(diffID.String()), im.ss)
+	if err != nil {
 		return nil, err
 	}
-	return l, objs.Sync()
+	l.stream = d.Bytes()
+	return l, nil
 }
 
 // unpack decompresses a layer blob and imports the tar archive: the
@@ -113,16 +121,12 @@ func (bw *budgetWriter) Write(p []byte) (int, error) {
 
 // storedLayer reads the entries of a layer from its split stream.
 func storedLayer(r *repo.Repo, stream, diffID []byte) ([]entry, error) {
-	ss, f, err := openStream(r, stream, splitstream.TarLayer)
+	src, err := openLayer(r, stream, diffID)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	defer ss.Close()
-	if h := ss.Header(); !bytes.Equal(h.SHA256[:], diffID) {
-		return nil, fmt.Errorf("oci: split stream %s holds the layer sha256:%x, not sha256:%x", fsverity.Hex(stream), h.SHA256, diffID)
-	}
-	return replayLayer(ss)
+	defer src.Close()
+	return replayLayer(src, r.Algorithm())
 }
 
 // countingReader counts what is read, reports it now and then, and stops

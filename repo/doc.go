@@ -9,7 +9,8 @@
 //	├── objects/XX/REST            file content (and images), named by fs-verity digest
 //	├── images/DIGEST              -> ../objects/XX/REST: the images known to the repository
 //	├── images/refs/NAME           -> ../DIGEST (../../DIGEST for a/NAME …): named images
-//	├── streams/                   composefs-rs split streams (gocfs does not write these)
+//	├── streams/NAME               -> ../objects/XX/REST: split streams (Tx.PutStream)
+//	├── streams/refs/REF           -> ../NAME (../../NAME for a/REF …): named streams
 //	└── tmp/                       gocfs's staging area (not in composefs-rs)
 //
 // An image is itself an object: an EROFS composefs image whose regular

@@ -141,9 +141,9 @@ type fsck struct {
 // (measured by the kernel where fs-verity is enabled, else computed), that
 // every image link points at its object, that every image reads as a
 // composefs image and every object it refers to is there and intact, and
-// that every reference points at an image. The split streams a registered
-// StreamKeeper owns (with a Refs hook) are checked like images: every
-// object they refer to must be there and intact. Each corrupt or missing
+// that every reference points at an image. Split streams are checked like
+// images: every object and stream their references name must be there
+// and intact. Each corrupt or missing
 // object is reported with every image that uses it (and their references)
 // and every stream, and each such image or stream is reported damaged.
 // What is not where it should be (a symbolic link for a directory of the
@@ -425,8 +425,8 @@ func (c *fsck) reportObjects(streamUse map[digest.Digest][]string) {
 	}
 }
 
-// checkKeptStreams checks the split streams that a registered keeper with
-// a Refs hook owns: their own objects and those they refer to (looked up,
+// checkKeptStreams checks the split streams (both composefs-rs's format
+// and gocfs's earlier one): their own objects and those they refer to (looked up,
 // and checked if not yet). It returns, for each bad (corrupt or missing)
 // object, the streams that refer to it.
 func (c *fsck) checkKeptStreams(ctx context.Context) (map[digest.Digest][]string, error) {
@@ -443,15 +443,14 @@ func (c *fsck) checkKeptStreams(ctx context.Context) (map[digest.Digest][]string
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if k, ok := keeperOf(name); ok && k.Refs != nil {
-			c.checkKeptStream(k, name, streamUse)
-		}
+		c.checkKeptStream(name, streamUse)
 	}
 	return streamUse, nil
 }
 
-// checkKeptStream checks streams/name, owned by k.
-func (c *fsck) checkKeptStream(k StreamKeeper, name string, streamUse map[digest.Digest][]string) {
+// checkKeptStream checks streams/name: its object and those its
+// references name (Repo.StreamLinks).
+func (c *fsck) checkKeptStream(name string, streamUse map[digest.Digest][]string) {
 	path := streamsDir + "/" + name
 	target, err := c.r.readlink(path)
 	if err != nil {
@@ -473,7 +472,8 @@ func (c *fsck) checkKeptStream(k StreamKeeper, name string, streamUse map[digest
 			Detail: "its object " + objectsDir + "/" + d.ObjectPath() + " is bad: " + o.bad})
 		return
 	}
-	refs, err := k.Refs(c.r, name, d)
+	objects, streams, err := c.r.StreamLinks(d)
+	refs := append(objects, streams...)
 	if err != nil {
 		c.problem(Problem{Kind: KindStreamInvalid, Path: path, Object: d.Hex(), Detail: err.Error()})
 		return
@@ -507,8 +507,8 @@ func (c *fsck) checkKeptStream(k StreamKeeper, name string, streamUse map[digest
 	}
 }
 
-// checkStreams checks that stream links resolve (the streams of
-// registered keepers are checked further by checkKeptStreams). The
+// checkStreams checks that stream links and references resolve (the
+// streams are checked further by checkKeptStreams). The
 // directories are walked beneath the repository.
 func (c *fsck) checkStreams() {
 	dir, err := c.r.root.Dir(streamsDir, false)

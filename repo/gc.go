@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/internal/beneath"
@@ -51,10 +51,12 @@ type GCResult struct {
 // left in the repository. It holds the repository lock exclusively (a dry
 // run, shared), so it waits for imports under way and they wait for it.
 //
-// GC refuses to run on a repository holding split streams that no
-// registered StreamKeeper owns (ErrStreams: composefs-rs's, whose
-// references to objects it does not follow), and stops without removing
-// anything if an image it must keep can't be read. Everything it removes
+// Split streams are kept as composefs-rs keeps them: those the stream
+// references (streams/refs/...) and the roots name, and, transitively,
+// the objects and the streams their references name (see
+// Repo.StreamLinks); a stream link (streams/NAME) whose object is removed
+// is removed too. GC stops without removing anything if an image or a
+// split stream it must keep can't be read. Everything it removes
 // is reached through the repository's own directories and no symbolic
 // link: a symbolic link where a directory of the repository should be
 // (tmp/, objects/XX) is reported as a warning and left alone, and one at
@@ -75,21 +77,20 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	keepers, err := keepersFor(streams)
+	images, roots, err := r.gcRoots(opts.Roots, streams, res)
 	if err != nil {
 		return nil, err
 	}
-	images, roots, err := r.gcRoots(opts.Roots, res)
+	live, err := r.liveObjects(ctx, roots, res)
 	if err != nil {
 		return nil, err
 	}
-	live, err := r.liveObjects(ctx, keepers, roots, res)
-	if err != nil {
+	if err := r.liveStreams(ctx, opts.Roots, streams, live, res); err != nil {
 		return nil, err
 	}
 	// Images first, then objects: a crash in between leaves only objects
 	// nothing refers to.
-	if err := r.removeImages(images, roots, opts.DryRun, res); err != nil {
+	if err := r.removeImages(images, roots, live, opts.DryRun, res); err != nil {
 		return nil, err
 	}
 	if err := r.sweepObjects(ctx, live, opts.DryRun, res); err != nil {
@@ -111,8 +112,9 @@ func (r *Repo) GC(ctx context.Context, opts GCOptions) (*GCResult, error) {
 
 // gcRoots returns the images linked under images/ and the roots of
 // garbage collection among them: the images references point at, and
-// those named in extra; each with why it is kept.
-func (r *Repo) gcRoots(extra []string, res *GCResult) (images []string, roots map[string][]string, err error) {
+// those named in extra (but for names of streams); each with why it is
+// kept.
+func (r *Repo) gcRoots(extra, streams []string, res *GCResult) (images []string, roots map[string][]string, err error) {
 	images, bad, err := r.readImageLinks()
 	if err != nil {
 		return nil, nil, err
@@ -137,6 +139,9 @@ func (r *Repo) gcRoots(extra []string, res *GCResult) (images []string, roots ma
 		roots[ref.Image] = append(roots[ref.Image], "reference "+ref.Name)
 	}
 	for _, name := range extra {
+		if slices.Contains(streams, name) {
+			continue // a stream kept (liveStreams)
+		}
 		d, err := r.Resolve(name)
 		if err != nil {
 			return nil, nil, fmt.Errorf("repo: root %s: %w", name, err)
@@ -146,19 +151,10 @@ func (r *Repo) gcRoots(extra []string, res *GCResult) (images []string, roots ma
 	return images, roots, nil
 }
 
-// liveObjects returns the objects to keep: those the keepers' streams
-// need, the root images and the objects they refer to.
-func (r *Repo) liveObjects(ctx context.Context, keepers []StreamKeeper, roots map[string][]string, res *GCResult) (map[digest.Digest]bool, error) {
+// liveObjects returns the objects the root images keep: the images and
+// the objects they refer to.
+func (r *Repo) liveObjects(ctx context.Context, roots map[string][]string, res *GCResult) (map[digest.Digest]bool, error) {
 	live := make(map[digest.Digest]bool)
-	for _, k := range keepers {
-		objs, err := k.Live(r)
-		if err != nil {
-			return nil, fmt.Errorf("repo: finding what split streams need; nothing removed: %w", err)
-		}
-		for _, d := range objs {
-			live[d] = true
-		}
-	}
 	names := make([]string, 0, len(roots))
 	for im := range roots {
 		names = append(names, im)
@@ -192,11 +188,14 @@ func (r *Repo) liveObjects(ctx context.Context, keepers []StreamKeeper, roots ma
 	return live, nil
 }
 
-// removeImages removes the image links that are not roots.
-func (r *Repo) removeImages(images []string, roots map[string][]string, dryRun bool, res *GCResult) error {
+// removeImages removes the image links that are not roots and whose image
+// no split stream keeps (an OCI configuration's composefs.image.v1: as
+// composefs-rs, which only prunes image links whose object is gone).
+func (r *Repo) removeImages(images []string, roots map[string][]string, live map[digest.Digest]bool, dryRun bool, res *GCResult) error {
 	var dir *beneath.Dir
 	for _, im := range images {
-		if _, ok := roots[im]; ok {
+		d, _ := r.ParseDigest(im)
+		if _, ok := roots[im]; ok || live[d] {
 			res.ImagesKept++
 			continue
 		}
@@ -243,79 +242,6 @@ func (r *Repo) pruneStreams(streams []string, live map[digest.Digest]bool, dryRu
 		}
 	}
 	return nil
-}
-
-// A StreamKeeper lets garbage collection keep what split streams need.
-// gocfs's repository commands know images only; a package that stores
-// split streams under streams/ (and objects they refer to) registers a
-// keeper for the streams it owns. GC refuses a repository with streams
-// that no keeper owns.
-type StreamKeeper struct {
-	// Owns reports whether streams/NAME is one of the keeper's streams.
-	Owns func(name string) bool
-	// Live returns every object the keeper's live streams need, the
-	// streams' own objects included: those reachable from its references
-	// under streams/refs/. It is called with the repository locked
-	// exclusively, so it must not call Repo methods that lock it.
-	// Stream links (streams/NAME) whose object is not kept are removed.
-	Live func(r *Repo) ([]digest.Digest, error)
-	// Refs, when not nil, returns the digests of the objects that the
-	// stream streams/NAME, whose own object has the given digest, refers
-	// to (other streams' objects included). Fsck checks that each is
-	// there and intact, and reports the stream damaged otherwise; an
-	// error reports it invalid. It is called with the repository locked
-	// shared, so it must not call Repo methods that lock it.
-	Refs func(r *Repo, name string, d digest.Digest) ([]digest.Digest, error)
-}
-
-var (
-	keepersMu sync.Mutex
-	keepers   []StreamKeeper
-)
-
-// RegisterStreamKeeper registers k for every later garbage collection.
-func RegisterStreamKeeper(k StreamKeeper) {
-	keepersMu.Lock()
-	defer keepersMu.Unlock()
-	keepers = append(keepers, k)
-}
-
-// keepersFor returns the keepers owning the streams, or ErrStreams if one
-// is owned by none.
-func keepersFor(streams []string) ([]StreamKeeper, error) {
-	keepersMu.Lock()
-	defer keepersMu.Unlock()
-	var out []StreamKeeper
-	used := make([]bool, len(keepers))
-	for _, name := range streams {
-		owned := false
-		for i, k := range keepers {
-			if k.Owns(name) {
-				owned = true
-				if !used[i] {
-					used[i] = true
-					out = append(out, k)
-				}
-				break
-			}
-		}
-		if !owned {
-			return nil, fmt.Errorf("%w (%s/%s): gocfs does not follow their references to objects; collect garbage with cfsctl gc", ErrStreams, streamsDir, name)
-		}
-	}
-	return out, nil
-}
-
-// keeperOf returns the keeper owning streams/NAME, if any.
-func keeperOf(name string) (StreamKeeper, bool) {
-	keepersMu.Lock()
-	defer keepersMu.Unlock()
-	for _, k := range keepers {
-		if k.Owns(name) {
-			return k, true
-		}
-	}
-	return StreamKeeper{}, false
 }
 
 // streamLinks lists the names of the stream links (streams/NAME, not

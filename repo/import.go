@@ -52,6 +52,26 @@ type CreateOptions struct {
 	Locked bool
 }
 
+// imageOptions returns the image options to use: opts if not nil, else
+// those of the repository's EROFS version (meta.json's erofs_formats; a
+// repository without it gets mkcomposefs's defaults, as gocfs wrote them).
+func (r *Repo) imageOptions(opts *image.Options) (image.Options, error) {
+	if opts != nil {
+		return *opts, nil
+	}
+	if r.meta.ErofsFormats == nil {
+		return image.DefaultOptions, nil
+	}
+	switch v := r.meta.ErofsFormats.Default; v {
+	case 0:
+		return image.DefaultOptions, nil
+	case 1:
+		return image.Options{MinVersion: 1, MaxVersion: 1}, nil
+	default:
+		return image.Options{}, fmt.Errorf("%w: the repository's images are EROFS version %d (meta.json erofs_formats), which gocfs does not write", ErrUnsupported, v)
+	}
+}
+
 // CreateImage stores the directory tree at src in the repository: every
 // file's content as an object, then the image, linked as images/DIGEST and,
 // with name, as images/refs/NAME. The image is the one mkcomposefs makes of
@@ -125,9 +145,9 @@ func (r *Repo) CommitTree(ctx context.Context, root *tree.Node, srcDir, name str
 	}
 	res := &ImportResult{Ref: name, Objects: countObjects(files)}
 	res.NewObjects, _ = w.Stats() // the image is not counted
-	iopts := image.DefaultOptions
-	if opts.Image != nil {
-		iopts = *opts.Image
+	iopts, err := r.imageOptions(opts.Image)
+	if err != nil {
+		return nil, err
 	}
 	if res.Digest, err = writeImage(w, root, iopts); err != nil {
 		return nil, err

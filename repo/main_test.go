@@ -191,7 +191,11 @@ func checkImage(t testing.TB, r *Repo, name, src string) {
 	}
 	for what, root := range map[string]*tree.Node{"the image of " + src: want, "the image read back": got} {
 		h := fsverity.New(r.Algorithm())
-		if err := image.Write(h, root, image.DefaultOptions); err != nil {
+		iopts, err := r.imageOptions(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := image.Write(h, root, iopts); err != nil {
 			t.Fatal(err)
 		}
 		if sum := h.Sum(nil); !d.Equal(r.Algorithm(), sum) {

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strings"
 
@@ -77,21 +76,11 @@ func (r *Repo) linkImage(d digest.Digest) error {
 	return nil
 }
 
-// ReplaceSymlink atomically makes path, a path inside the repository, a
-// symlink to target: a new symlink made under tmp/, renamed over path
-// (whose parent directories are created if needed). A symlink to target
-// there already is left as it is. It is how references are set, for a
-// package that names things in the repository by itself (with the
-// repository lock held). Nothing is reached through a symbolic link.
-func (r *Repo) ReplaceSymlink(target, path string) error {
-	rel, err := filepath.Rel(r.dir, path)
-	if err != nil || !filepath.IsLocal(rel) {
-		return fmt.Errorf("repo: %s is not a path inside the repository %s", path, r.dir)
-	}
-	return r.replaceSymlinkAt(filepath.ToSlash(rel), target)
-}
-
-// replaceSymlinkAt is ReplaceSymlink for rel, relative to the repository.
+// replaceSymlinkAt atomically makes rel, relative to the repository, a
+// symlink to target: a new symlink made under tmp/, renamed over rel
+// (whose parent directories are created if needed); a symlink to target
+// there already is left as it is. Nothing is reached through a symbolic
+// link.
 // A parent directory removed meanwhile (a concurrent untag removes those
 // it leaves empty) is made again.
 func (r *Repo) replaceSymlinkAt(rel, target string) error {

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -57,10 +58,6 @@ var (
 	// ErrMissingObjects reports an image that refers to objects the
 	// repository does not have; the error is a *MissingObjectsError.
 	ErrMissingObjects = errors.New("repo: objects missing")
-	// ErrStreams reports a garbage collection refused because the
-	// repository holds composefs-rs split streams, whose references gocfs
-	// does not follow.
-	ErrStreams = errors.New("repo: repository has split streams")
 	// ErrCorrupt reports content whose digest is not its name (the
 	// object store's error).
 	ErrCorrupt = store.ErrCorrupt
@@ -73,8 +70,86 @@ type Meta struct {
 	// Algorithm is "fsverity-sha256-12" or "fsverity-sha512-12": the
 	// fs-verity hash and log2 of the block size.
 	Algorithm string `json:"algorithm"`
-	// Features are feature flags, none of which gocfs defines.
+	// Features are feature flags; gocfs knows composefs-rs's
+	// read-only-compatible FeatureV1EROFS.
 	Features Features `json:"features"`
+	// ErofsFormats is composefs-rs's EROFS format configuration (absent
+	// in repositories made before composefs-rs 0.9 and by earlier gocfs).
+	ErofsFormats *ErofsFormats `json:"erofs_formats,omitempty"`
+}
+
+// ErofsVersion selects the EROFS format of a repository's images.
+type ErofsVersion int
+
+const (
+	// ErofsV0 is mkcomposefs's default (composefs-rs's V0): version 0,
+	// raised to 1 only for a tree with whiteouts; what gocfs writes
+	// unless told otherwise.
+	ErofsV0 ErofsVersion = iota
+	// ErofsV1 is composefs-rs's V1: the C composefs format with header
+	// composefs_version always 1 (mkcomposefs --min-version=1), the
+	// default of cfsctl init.
+	ErofsV1
+)
+
+// ParseErofsVersion parses cfsctl init --erofs-version's values "0" and
+// "1" (gocfs can't write "2", composefs-rs's legacy V2).
+func ParseErofsVersion(s string) (ErofsVersion, error) {
+	switch s {
+	case "0", "":
+		return ErofsV0, nil
+	case "1":
+		return ErofsV1, nil
+	}
+	return 0, fmt.Errorf("%w: EROFS version %q: gocfs writes 0 or 1", ErrUnsupported, s)
+}
+
+// number is meta.json's number of the version.
+func (v ErofsVersion) number() int {
+	if v == ErofsV0 {
+		return 0
+	}
+	return 1
+}
+
+// FeatureV1EROFS is composefs-rs's read-only-compatible feature of a
+// repository whose images are V1 EROFS (C composefs compatible, header
+// composefs_version 1): known to gocfs, so it does not make the repository
+// read-only (known_features::V1_EROFS, crates/composefs/src/repository.rs).
+const FeatureV1EROFS = "v1_erofs"
+
+// ErofsFormats is meta.json's "erofs_formats": the EROFS format version of
+// the images a repository makes (composefs-rs's FormatConfig,
+// crates/composefs/src/erofs/format.rs: 0, 1 or 2), and others it also
+// makes.
+type ErofsFormats struct {
+	Default int   `json:"default"`
+	Extra   []int `json:"extra,omitempty"`
+}
+
+// ErofsVersion returns the EROFS format version of the repository's images
+// as composefs-rs derives it (RepoMetadata::format_config): erofs_formats'
+// default when present, else 1 with the v1_erofs feature, else 2.
+func (m Meta) ErofsVersion() int {
+	switch {
+	case m.ErofsFormats != nil:
+		return m.ErofsFormats.Default
+	case slices.Contains(m.Features.ReadOnlyCompatible, FeatureV1EROFS):
+		return 1
+	}
+	return 2
+}
+
+// unknownROCompat returns the read-only-compatible features gocfs does not
+// know.
+func (f Features) unknownROCompat() []string {
+	var out []string
+	for _, x := range f.ReadOnlyCompatible {
+		if x != FeatureV1EROFS {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // Features are a repository's feature flags, in composefs-rs's
@@ -136,6 +211,10 @@ type Options struct {
 type InitOptions struct {
 	// Algorithm is the fs-verity digest algorithm; 0 means SHA-256.
 	Algorithm fsverity.Algorithm
+	// ErofsVersion is the EROFS format of the repository's images; the
+	// zero value is ErofsV0, mkcomposefs's default and gocfs's images so
+	// far (cfsctl init's default is ErofsV1).
+	ErofsVersion ErofsVersion
 	// Insecure does not enable fs-verity on meta.json. As in
 	// composefs-rs, fs-verity on meta.json marks a repository whose
 	// objects must all have fs-verity; it is enabled where the file
@@ -194,7 +273,12 @@ func Init(dir string, iopts InitOptions, opts Options) (*Repo, error) {
 	}
 	meta := Meta{Version: FormatVersion, Algorithm: AlgorithmName(alg), Features: Features{
 		Compatible: []string{}, ReadOnlyCompatible: []string{}, Incompatible: []string{},
-	}}
+	}, ErofsFormats: &ErofsFormats{Default: iopts.ErofsVersion.number()}}
+	if iopts.ErofsVersion == ErofsV1 {
+		// As composefs-rs's RepoMetadata::new_with_formats: tools that
+		// do not know erofs_formats open a V1 repository read-only.
+		meta.Features.ReadOnlyCompatible = []string{FeatureV1EROFS}
+	}
 	data, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return nil, err
@@ -210,6 +294,12 @@ func Init(dir string, iopts InitOptions, opts Options) (*Repo, error) {
 // to a new file under tmp/, synced, given fs-verity if asked (best
 // effort), then linked. An existing meta.json is kept (another init won).
 func writeMeta(dir string, data []byte, alg fsverity.Algorithm, verity bool) error {
+	return writeMetaFile(dir, data, alg, verity, false)
+}
+
+// writeMetaFile is writeMeta, replacing an existing meta.json (renamed
+// over it, atomically) if replace.
+func writeMetaFile(dir string, data []byte, alg fsverity.Algorithm, verity, replace bool) error {
 	final := filepath.Join(dir, MetaFile)
 	root, err := beneath.OpenDir(dir)
 	if err != nil {
@@ -232,7 +322,11 @@ func writeMeta(dir string, data []byte, alg fsverity.Algorithm, verity bool) err
 			f.Close()
 		}
 	}
-	if err := unix.Linkat(tmp.Fd(), name, root.Fd(), MetaFile, 0); err != nil && err != unix.EEXIST {
+	if replace {
+		if err := tmp.Rename(name, root, MetaFile); err != nil {
+			return fmt.Errorf("repo: writing %s: %w", final, err)
+		}
+	} else if err := unix.Linkat(tmp.Fd(), name, root.Fd(), MetaFile, 0); err != nil && err != unix.EEXIST {
 		return fmt.Errorf("repo: writing %s: %w", final, err)
 	}
 	return root.Sync()
@@ -284,9 +378,9 @@ func Open(dir string, opts Options) (*Repo, error) {
 			return nil, fmt.Errorf("%w: format version %d (this gocfs knows %d)", ErrUnsupported, r.meta.Version, FormatVersion)
 		}
 		if len(r.meta.Features.Incompatible) > 0 {
-			return nil, fmt.Errorf("%w: unknown incompatible features %q", ErrUnsupported, r.meta.Features.Incompatible)
+			return nil, fmt.Errorf("%w: %s has incompatible features %q that this gocfs does not know; it refuses to read or write the repository (use a tool that knows them)", ErrUnsupported, dir, r.meta.Features.Incompatible)
 		}
-		if len(r.meta.Features.ReadOnlyCompatible) > 0 {
+		if len(r.meta.Features.unknownROCompat()) > 0 {
 			r.readOnly = true
 		}
 		if r.alg, err = ParseAlgorithm(r.meta.Algorithm); err != nil {
@@ -310,6 +404,12 @@ func Open(dir string, opts Options) (*Repo, error) {
 	}
 	if err := r.openDirs(); err != nil {
 		return nil, err
+	}
+	if !r.readOnly {
+		if err := r.upgrade(); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("repo: upgrading %s: %w", dir, err)
+		}
 	}
 	return r, nil
 }
@@ -478,8 +578,8 @@ func isHex(s string, n int) bool {
 
 func (r *Repo) writable() error {
 	if r.readOnly {
-		if len(r.meta.Features.ReadOnlyCompatible) > 0 {
-			return fmt.Errorf("%w: unknown read-only-compatible features %q", ErrReadOnly, r.meta.Features.ReadOnlyCompatible)
+		if u := r.meta.Features.unknownROCompat(); len(u) > 0 {
+			return fmt.Errorf("%w: unknown read-only-compatible features %q", ErrReadOnly, u)
 		}
 		return ErrReadOnly
 	}

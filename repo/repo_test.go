@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/scan"
 	"github.com/gocfs/gocfs/tree"
 )
@@ -35,9 +37,15 @@ func TestInitLayout(t *testing.T) {
     "compatible": [],
     "read-only-compatible": [],
     "incompatible": []
+  },
+  "erofs_formats": {
+    "default": 0
   }
 }
 `
+			// composefs-rs 0.9's meta.json of cfsctl init --erofs-version 0,
+			// byte for byte (RepoMetadata::new_with_formats + to_json,
+			// repository.rs).
 			if string(b) != want {
 				t.Errorf("meta.json:\n%s\nwant:\n%s", b, want)
 			}
@@ -83,6 +91,37 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if err := r.Tag("x", "y"); !errors.Is(err, ErrReadOnly) {
 		t.Errorf("tag in a read-only-compatible repository: %v", err)
+	}
+	r.Close()
+
+	// composefs-rs 0.9's meta.json of a V1 repository: v1_erofs is known,
+	// the repository writable, its EROFS version 1.
+	os.WriteFile(filepath.Join(dir, MetaFile), []byte(`{
+  "version": 1,
+  "algorithm": "fsverity-sha512-12",
+  "features": {"compatible": [], "read-only-compatible": ["v1_erofs"], "incompatible": []},
+  "erofs_formats": {"default": 1}
+}`), 0o644)
+	r, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.writable(); err != nil {
+		t.Errorf("a v1_erofs repository is not writable: %v", err)
+	}
+	if v := r.Meta().ErofsVersion(); v != 1 {
+		t.Errorf("ErofsVersion = %d, want 1", v)
+	}
+	for meta, want := range map[string]int{
+		`{"features": {"read-only-compatible": ["v1_erofs"]}}`: 1,
+		`{"features": {}}`: 2,
+		`{"erofs_formats": {"default": 2, "extra": [1]}}`: 2,
+	} {
+		var m Meta
+		if err := json.Unmarshal([]byte(meta), &m); err != nil || m.ErofsVersion() != want {
+			t.Errorf("%s: ErofsVersion %d (%v), want %d", meta, m.ErofsVersion(), err, want)
+		}
 	}
 }
 
@@ -298,54 +337,6 @@ func TestGC(t *testing.T) {
 	if f := fsckClean(t, r); f.Objects != 0 || f.Images != 0 {
 		t.Errorf("after collecting everything: %+v", f)
 	}
-}
-
-// Split streams: left to cfsctl, unless a registered keeper owns them.
-func TestGCStreams(t *testing.T) {
-	r := newRepo(t, fsverity.SHA256)
-	// A repository with split streams is left to cfsctl.
-	os.MkdirAll(filepath.Join(r.Dir(), "streams"), 0o755)
-	os.Symlink("../objects/00/00", filepath.Join(r.Dir(), "streams", "x"))
-	if _, err := r.GC(ctx, GCOptions{}); !errors.Is(err, ErrStreams) {
-		t.Errorf("GC with streams: %v", err)
-	}
-	os.Remove(filepath.Join(r.Dir(), "streams", "x"))
-
-	// Streams a registered keeper owns are collected as it says.
-	put := func(data string) digest.Digest {
-		w := r.NewObjectWriter()
-		s, err := w.Create()
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Write([]byte(data))
-		d, err := s.Commit()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	kept, dropped := put("kept stream"), put("dropped stream")
-	os.Symlink(imageLinkTarget(kept), filepath.Join(r.Dir(), "streams", "test-kept"))
-	os.Symlink(imageLinkTarget(dropped), filepath.Join(r.Dir(), "streams", "test-dropped"))
-	RegisterStreamKeeper(StreamKeeper{
-		Owns: func(name string) bool { return strings.HasPrefix(name, "test-") },
-		Live: func(*Repo) ([]digest.Digest, error) { return []digest.Digest{kept}, nil },
-	})
-	g, err := r.GC(ctx, GCOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g.ObjectsKept != 1 || g.ObjectsRemoved != 1 || !slices.Equal(g.StreamsPruned, []string{"streams/test-dropped"}) {
-		t.Errorf("GC with a stream keeper: %+v", g)
-	}
-	if _, err := os.Stat(filepath.Join(r.Dir(), "streams", "test-kept")); err != nil {
-		t.Errorf("kept stream: %v", err)
-	}
-	fsckClean(t, r)
 }
 
 func TestImportImage(t *testing.T) {
@@ -578,5 +569,50 @@ func TestObjectWriterAndLockedCommit(t *testing.T) {
 	}
 	if got, err := r.ResolveRef("locked"); err != nil || got != res.Digest {
 		t.Errorf("reference: %x, %v", got, err)
+	}
+}
+
+// A repository made with ErofsV1 has cfsctl init's meta.json, byte for
+// byte, and makes V1 images (composefs_version 1 even without whiteouts).
+func TestInitErofsV1(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Init(dir, InitOptions{Algorithm: fsverity.SHA512, ErofsVersion: ErofsV1, Insecure: true}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, MetaFile))
+	want := `{
+  "version": 1,
+  "algorithm": "fsverity-sha512-12",
+  "features": {
+    "compatible": [],
+    "read-only-compatible": [
+      "v1_erofs"
+    ],
+    "incompatible": []
+  },
+  "erofs_formats": {
+    "default": 1
+  }
+}
+`
+	if string(b) != want {
+		t.Errorf("meta.json:\n%s\nwant:\n%s", b, want)
+	}
+	res, err := r.CreateImage(ctx, sampleTree(t, 2), "a", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(r.ObjectPath(res.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if v, err := image.ReadVersion(f); err != nil || v != 1 {
+		t.Errorf("image version %d, %v; want 1", v, err)
+	}
+	if _, err := ParseErofsVersion("2"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("ParseErofsVersion(2): %v", err)
 	}
 }

@@ -78,7 +78,8 @@ func newOCIPullCmd(rf *repoFlags) *cobra.Command {
 		Use:   "pull SOURCE [NAME]",
 		Short: "Pull an OCI image into the repository",
 		Long: `Pull the OCI image SOURCE into the repository and name it NAME (images/refs/NAME
-for its composefs image, streams/refs/oci/NAME for its record). SOURCE is a
+for its composefs image, streams/refs/oci/NAME, "/" as %2F, for its manifest,
+as composefs-rs names it). SOURCE is a
 registry reference ("registry.example/repo:tag", "docker://" optional;
 credentials from the docker configuration), "oci:DIR[:TAG]" (an OCI image
 layout) or "docker-archive:FILE[:REF]" (a docker save archive). NAME defaults
@@ -362,7 +363,7 @@ func newOCIRmCmd(rf *repoFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rm NAME",
 		Short: "Remove an OCI image's names (gc then removes what nothing else needs)",
-		Long: `Remove the OCI image NAME: its record's name (streams/refs/oci/NAME) and, if it
+		Long: `Remove the OCI image NAME: its tag (streams/refs/oci/NAME, "/" as %2F) and, if it
 names the same image, images/refs/NAME. Nothing else is removed until "gocfs
 --repo PATH gc", which keeps what other images need.`,
 		Args: cobra.ExactArgs(1),

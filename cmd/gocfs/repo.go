@@ -193,10 +193,10 @@ func interruptible() (context.Context, context.CancelFunc) {
 func refName(s string) string { return strings.TrimPrefix(s, "refs/") }
 
 func newRepoInitCmd(rf *repoFlags) *cobra.Command {
-	var hash, algorithm string
-	var insecure bool
+	var hash, algorithm, erofsVersion string
+	var insecure, ensure bool
 	cmd := &cobra.Command{
-		Use:   "init [--hash sha256|sha512] [PATH]",
+		Use:   "init [--hash sha256|sha512] [--erofs-version 0|1] [--ensure] [PATH]",
 		Short: "Create a repository (meta.json, objects/, images/refs/)",
 		Long: `Create a repository, or check that the one there uses the same digest
 algorithm. SHA-256 (the default) is what upstream composefs images carry and
@@ -205,6 +205,10 @@ digests, and its images carry SHA-512 per-file digests (see
 docs/repository.md).
 fs-verity is enabled on meta.json where the file system supports it, which
 makes composefs-rs and gocfs require it on every object; --insecure does not.
+--erofs-version 1 makes composefs-rs's V1 images (composefs_version always
+1, cfsctl init's default) and records it in meta.json (v1_erofs); 0, the
+default here, makes mkcomposefs's. --ensure opens a repository already there
+as it is, whatever its configuration, as cfsctl init --ensure.
 PATH, as with cfsctl, is the repository (instead of --repo).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -225,7 +229,17 @@ PATH, as with cfsctl, is the repository (instead of --repo).`,
 			if err != nil {
 				return err
 			}
-			r, err := repo.Init(path, repo.InitOptions{Algorithm: alg, Insecure: insecure}, rf.options(cmd))
+			ev, err := repo.ParseErofsVersion(erofsVersion)
+			if err != nil {
+				return err
+			}
+			var r *repo.Repo
+			if ensure {
+				r, _ = repo.Open(path, rf.options(cmd)) // as it is, if there
+			}
+			if r == nil {
+				r, err = repo.Init(path, repo.InitOptions{Algorithm: alg, ErofsVersion: ev, Insecure: insecure}, rf.options(cmd))
+			}
 			if err != nil {
 				return err
 			}
@@ -242,5 +256,7 @@ PATH, as with cfsctl, is the repository (instead of --repo).`,
 	cmd.Flags().StringVar(&hash, "hash", "sha256", "fs-verity digest algorithm: sha256 or sha512")
 	cmd.Flags().StringVar(&algorithm, "algorithm", "", "the algorithm as cfsctl init takes it: fsverity-sha256-12 or fsverity-sha512-12")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "do not enable fs-verity on meta.json (objects then need not have it)")
+	cmd.Flags().StringVar(&erofsVersion, "erofs-version", "0", "EROFS format of the repository's images: 0 (mkcomposefs's) or 1 (composefs-rs's V1)")
+	cmd.Flags().BoolVar(&ensure, "ensure", false, "open a repository already there as it is, whatever its configuration")
 	return cmd
 }
