@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-
-	"github.com/gocfs/gocfs/internal/beneath"
 )
 
 // HasMeta reports whether the repository has a meta.json (repositories
@@ -28,34 +26,9 @@ func (r *Repo) Streams() ([]string, error) {
 	}
 	defer dir.Close()
 	var names []string
-	if err := listLinks(dir, "", &names); err != nil {
+	if err := walkLinks(dir, "", &names); err != nil {
 		return nil, fmt.Errorf("repo: %s: %w", streamsDir, err)
 	}
 	sort.Strings(names)
 	return names, nil
-}
-
-// listLinks adds prefix + NAME for each symbolic link below dir.
-func listLinks(dir *beneath.Dir, prefix string, names *[]string) error {
-	ents, err := dir.ReadDir()
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		switch {
-		case e.Type.IsDir():
-			sub, err := dir.Dir(e.Name, false)
-			if err != nil {
-				return err
-			}
-			err = listLinks(sub, prefix+e.Name+"/", names)
-			sub.Close()
-			if err != nil {
-				return err
-			}
-		case e.Type&fs.ModeSymlink != 0:
-			*names = append(*names, prefix+e.Name)
-		}
-	}
-	return nil
 }

@@ -184,29 +184,9 @@ func (r *Repo) Untag(name string) error {
 		return err
 	}
 	defer unlock()
-	dir, base := path.Split(refsDir + "/" + name)
-	parent, err := r.root.Dir(strings.TrimSuffix(dir, "/"), false)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: reference %s", ErrNotFound, name)
+	if err := r.removeLink(refsDir, refsDir+"/"+name); err != nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("repo: %w", err)
-	}
-	defer parent.Close()
-	st, err := parent.Lstat(base)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: reference %s", ErrNotFound, name)
-	}
-	if err != nil {
-		return fmt.Errorf("repo: %w", err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
-		return fmt.Errorf("repo: %s is not a reference", parent.Join(base))
-	}
-	if err := parent.Remove(base); err != nil {
-		return fmt.Errorf("repo: %w", err)
-	}
-	r.removeEmptyDirs(refsDir, path.Dir(name))
 	return r.sync()
 }
 
