@@ -172,3 +172,8 @@ func shorten(s string) string {
 	}
 	return s[:max] + "…"
 }
+
+// IsHex reports whether s is exactly n lowercase hexadecimal digits: the
+// shape of a digest, or of part of one (an object directory's two digits),
+// as composefs spells them in paths.
+func IsHex(s string, n int) bool { return len(s) == n && isLowerHex(s) }

@@ -52,7 +52,7 @@ func refLinkTarget(name string, d digest.Digest) string {
 // parseRefTarget returns the digest a reference's link names.
 func (r *Repo) parseRefTarget(name, target string) (digest.Digest, error) {
 	rest, ok := strings.CutPrefix(target, strings.Repeat("../", strings.Count(name, "/")+1))
-	if !ok || !isHex(rest, 2*r.alg.Size()) {
+	if !ok || !digest.IsHex(rest, 2*r.alg.Size()) {
 		return digest.Digest{}, fmt.Errorf("reference %s points at %q, not at an image (images/DIGEST)", name, target)
 	}
 	return r.ParseDigest(rest)
@@ -214,7 +214,7 @@ func (r *Repo) Resolve(name string) (digest.Digest, error) {
 	if ref, ok := strings.CutPrefix(name, "refs/"); ok {
 		return r.ResolveRef(ref)
 	}
-	if isHex(name, 2*r.alg.Size()) {
+	if digest.IsHex(name, 2*r.alg.Size()) {
 		d, err := r.ParseDigest(name)
 		if err != nil {
 			return digest.Digest{}, err

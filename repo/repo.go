@@ -493,7 +493,7 @@ func inferAlgorithm(dir string) (fsverity.Algorithm, error) {
 		return 0, fmt.Errorf("%w: %s has no %s (create it with init)", ErrNotRepository, dir, MetaFile)
 	}
 	for _, d := range fanout {
-		if !d.IsDir() || !isHex(d.Name(), 2) {
+		if !d.IsDir() || !digest.IsHex(d.Name(), 2) {
 			continue
 		}
 		ents, err := os.ReadDir(filepath.Join(dir, objectsDir, d.Name()))
@@ -502,9 +502,9 @@ func inferAlgorithm(dir string) (fsverity.Algorithm, error) {
 		}
 		for _, e := range ents {
 			switch {
-			case isHex(e.Name(), 2*fsverity.SHA256.Size()-2):
+			case digest.IsHex(e.Name(), 2*fsverity.SHA256.Size()-2):
 				return fsverity.SHA256, nil
-			case isHex(e.Name(), 2*fsverity.SHA512.Size()-2):
+			case digest.IsHex(e.Name(), 2*fsverity.SHA512.Size()-2):
 				return fsverity.SHA512, nil
 			}
 		}
@@ -560,20 +560,6 @@ func (r *Repo) ParseDigest(s string) (digest.Digest, error) {
 		return digest.Digest{}, fmt.Errorf("repo: %w", err)
 	}
 	return d, nil
-}
-
-// isHex reports whether s is n lowercase hexadecimal digits.
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 func (r *Repo) writable() error {

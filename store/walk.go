@@ -70,7 +70,7 @@ func fanoutProblem(e beneath.Entry) string {
 	switch {
 	case e.Type&fs.ModeSymlink != 0:
 		return "a symbolic link, not an object directory (XX)"
-	case !e.Type.IsDir() || !isHex(e.Name, 2):
+	case !e.Type.IsDir() || !digest.IsHex(e.Name, 2):
 		return "not an object directory (XX)"
 	}
 	return ""
@@ -94,7 +94,7 @@ func (s *Store) walkFanout(xx string, fn func(Entry) error) error {
 	for _, e := range ents {
 		ent := Entry{Path: xx + "/" + e.Name}
 		switch {
-		case !isHex(e.Name, n):
+		case !digest.IsHex(e.Name, n):
 			ent.Problem = "not named by a " + s.alg.String() + " digest"
 		case e.Type&fs.ModeSymlink != 0:
 			ent.Problem = "a symbolic link, not an object"
@@ -111,20 +111,6 @@ func (s *Store) walkFanout(xx string, fn func(Entry) error) error {
 		}
 	}
 	return nil
-}
-
-// isHex reports whether s is n lowercase hexadecimal digits.
-func isHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // Remove removes d's object. Only a regular file is removed, from the
