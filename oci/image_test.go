@@ -25,7 +25,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gocfs/gocfs/fsverity"
-	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/internal/testutil"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/repo"
@@ -302,26 +301,31 @@ func extract(t testing.TB, root string, layers [][]member) {
 	}
 }
 
-// scanDigest is the digest of the image mkcomposefs makes of dir with hard
-// links preserved.
-func scanDigest(t testing.TB, dir string) string {
+// scanDigest is the digest, made with r's algorithm, of the image
+// mkcomposefs makes of dir with hard links preserved, in r's format
+// version (--min-version=1 for a V1 repository).
+func scanDigest(t testing.TB, r *repo.Repo, dir string) string {
 	t.Helper()
-	root, err := scan.Dir(dir, scan.Options{PreserveHardlinks: true})
+	root, err := repo.ReadDir(context.Background(), dir, r.Algorithm(), scan.Options{PreserveHardlinks: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := image.Digest(root, image.DefaultOptions)
+	opts, err := r.ImageOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fsverity.Hex(d)
+	d, err := repo.ImageID(root, r.Algorithm(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Hex()
 }
 
 // checkPulled checks a pulled image against the expected rootfs: the
 // canonical digest, and, mounted, the same tree.
 func checkPulled(t *testing.T, r *repo.Repo, res *PullResult, want string) {
 	t.Helper()
-	if got := scanDigest(t, want); got != res.Image {
+	if got := scanDigest(t, r, want); got != res.Image {
 		t.Errorf("image digest %s, the extracted rootfs scans to %s", res.Image, got)
 	}
 	if d, err := r.Resolve(res.Name); err != nil || d.Hex() != res.Image {
@@ -490,7 +494,7 @@ func TestCanonicalDigest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := scanDigest(t, want); got != res.Image {
+			if got := scanDigest(t, r, want); got != res.Image {
 				t.Errorf("image digest %s, the extracted rootfs scans to %s", res.Image, got)
 			}
 		})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/repo"
 )
@@ -20,7 +21,7 @@ import (
 func TestUpgradeOldRepository(t *testing.T) {
 	requireRoot(t)
 	dir := filepath.Join(t.TempDir(), "repo")
-	r, err := repo.Init(dir, repo.InitOptions{Insecure: true}, repo.Options{})
+	r, err := repo.Init(dir, repo.InitOptions{Algorithm: fsverity.SHA256, ErofsVersion: repo.ErofsV0, Insecure: true}, repo.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,14 +76,15 @@ func smallTree(t testing.TB) string {
 }
 
 // imageDigestOf returns the digest the image of src has in a SHA-256
-// repository.
+// repository of the default EROFS version, 1 (mkcomposefs
+// --min-version=1).
 func imageDigestOf(t testing.TB, src string) string {
 	t.Helper()
 	root, err := scan.Dir(src, scan.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := image.Digest(root, image.DefaultOptions)
+	d, err := image.Digest(root, image.Options{MinVersion: 1, MaxVersion: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,10 @@ type CreateOptions struct {
 	Locked bool
 }
 
+// ImageOptions returns the options of the images the repository makes:
+// those of its EROFS version (meta.json's erofs_formats).
+func (r *Repo) ImageOptions() (image.Options, error) { return r.imageOptions(nil) }
+
 // imageOptions returns the image options to use: opts if not nil, else
 // those of the repository's EROFS version (meta.json's erofs_formats; a
 // repository without it gets mkcomposefs's defaults, as gocfs wrote them).

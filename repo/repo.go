@@ -82,23 +82,23 @@ type Meta struct {
 type ErofsVersion int
 
 const (
-	// ErofsV0 is mkcomposefs's default (composefs-rs's V0): version 0,
-	// raised to 1 only for a tree with whiteouts; what gocfs writes
-	// unless told otherwise.
-	ErofsV0 ErofsVersion = iota
 	// ErofsV1 is composefs-rs's V1: the C composefs format with header
 	// composefs_version always 1 (mkcomposefs --min-version=1), the
-	// default of cfsctl init.
-	ErofsV1
+	// default of cfsctl init and so the zero value.
+	ErofsV1 ErofsVersion = iota
+	// ErofsV0 is mkcomposefs's default (composefs-rs's V0): version 0,
+	// raised to 1 only for a tree with whiteouts.
+	ErofsV0
 )
 
 // ParseErofsVersion parses cfsctl init --erofs-version's values "0" and
-// "1" (gocfs can't write "2", composefs-rs's legacy V2).
+// "1" ("" is 1, cfsctl's default; gocfs can't write "2", composefs-rs's
+// legacy V2).
 func ParseErofsVersion(s string) (ErofsVersion, error) {
 	switch s {
-	case "0", "":
+	case "0":
 		return ErofsV0, nil
-	case "1":
+	case "1", "":
 		return ErofsV1, nil
 	}
 	return 0, fmt.Errorf("%w: EROFS version %q: gocfs writes 0 or 1", ErrUnsupported, s)
@@ -209,11 +209,12 @@ type Options struct {
 
 // InitOptions control Init.
 type InitOptions struct {
-	// Algorithm is the fs-verity digest algorithm; 0 means SHA-256.
+	// Algorithm is the fs-verity digest algorithm; 0 means SHA-512
+	// (fsverity-sha512-12), cfsctl init's default.
 	Algorithm fsverity.Algorithm
 	// ErofsVersion is the EROFS format of the repository's images; the
-	// zero value is ErofsV0, mkcomposefs's default and gocfs's images so
-	// far (cfsctl init's default is ErofsV1).
+	// zero value is ErofsV1, cfsctl init's default (ErofsV0 makes
+	// mkcomposefs's default images).
 	ErofsVersion ErofsVersion
 	// Insecure does not enable fs-verity on meta.json. As in
 	// composefs-rs, fs-verity on meta.json marks a repository whose
@@ -246,7 +247,7 @@ type Repo struct {
 func Init(dir string, iopts InitOptions, opts Options) (*Repo, error) {
 	alg := iopts.Algorithm
 	if alg == 0 {
-		alg = fsverity.SHA256
+		alg = fsverity.SHA512
 	}
 	if !alg.Valid() {
 		return nil, fmt.Errorf("%w: algorithm %v", ErrUnsupported, alg)

@@ -35,17 +35,19 @@ func TestInitLayout(t *testing.T) {
   "algorithm": "fsverity-` + alg.String() + `-12",
   "features": {
     "compatible": [],
-    "read-only-compatible": [],
+    "read-only-compatible": [
+      "v1_erofs"
+    ],
     "incompatible": []
   },
   "erofs_formats": {
-    "default": 0
+    "default": 1
   }
 }
 `
-			// composefs-rs 0.9's meta.json of cfsctl init --erofs-version 0,
-			// byte for byte (RepoMetadata::new_with_formats + to_json,
-			// repository.rs).
+			// composefs-rs 0.9's meta.json of cfsctl init (default
+			// --erofs-version 1), byte for byte
+			// (RepoMetadata::new_with_formats + to_json, repository.rs).
 			if string(b) != want {
 				t.Errorf("meta.json:\n%s\nwant:\n%s", b, want)
 			}
@@ -572,11 +574,12 @@ func TestObjectWriterAndLockedCommit(t *testing.T) {
 	}
 }
 
-// A repository made with ErofsV1 has cfsctl init's meta.json, byte for
-// byte, and makes V1 images (composefs_version 1 even without whiteouts).
+// A repository made with zero InitOptions (but Insecure) has cfsctl
+// init --insecure's meta.json, byte for byte (fsverity-sha512-12, EROFS
+// V1), and makes V1 images (composefs_version 1 even without whiteouts).
 func TestInitErofsV1(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "repo")
-	r, err := Init(dir, InitOptions{Algorithm: fsverity.SHA512, ErofsVersion: ErofsV1, Insecure: true}, Options{})
+	r, err := Init(dir, InitOptions{Insecure: true}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,5 +617,31 @@ func TestInitErofsV1(t *testing.T) {
 	}
 	if _, err := ParseErofsVersion("2"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("ParseErofsVersion(2): %v", err)
+	}
+}
+
+// ErofsV0 records erofs_formats default 0 (no v1_erofs) and makes
+// mkcomposefs's default images.
+func TestInitErofsV0(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	r, err := Init(dir, InitOptions{Algorithm: fsverity.SHA256, ErofsVersion: ErofsV0, Insecure: true}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if b, _ := os.ReadFile(filepath.Join(dir, MetaFile)); !strings.Contains(string(b), `"default": 0`) || strings.Contains(string(b), "v1_erofs") {
+		t.Errorf("meta.json:\n%s", b)
+	}
+	src := sampleTree(t, 3)
+	res, err := r.CreateImage(ctx, src, "a", CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := scan.Dir(src, scan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v0, _ := image.Digest(root, image.DefaultOptions); res.Digest.Hex() != fsverity.Hex(v0) {
+		t.Errorf("image %s; mkcomposefs's %x", res.Digest.Hex(), v0)
 	}
 }

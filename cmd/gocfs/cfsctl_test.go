@@ -222,7 +222,7 @@ func TestCfsctlImages(t *testing.T) {
 		t.Errorf("images --json: %+v, %v", js, err)
 	}
 	empty := filepath.Join(t.TempDir(), "empty")
-	r.ok("--repo", empty, "init")
+	r.ok("--repo", empty, "init", "--hash", "sha256")
 	if got := r.ok("--repo", empty, "images"); got != "No images found\n" {
 		t.Errorf("images of an empty repository: %q", got)
 	}

@@ -99,7 +99,7 @@ func TestOCICommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res oci.PullResult
-	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Name != "test/img" || len(res.Image) != 64 || len(res.Layers) != 2 {
+	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Name != "test/img" || len(res.Image) != 128 || len(res.Layers) != 2 {
 		t.Fatalf("pull: %v %q", err, out)
 	}
 	out, err = runOCI(t, "--repo", rdir, "pull", "oci:"+dir+":v1")

@@ -199,16 +199,17 @@ func newRepoInitCmd(rf *repoFlags) *cobra.Command {
 		Use:   "init [--hash sha256|sha512] [--erofs-version 0|1] [--ensure] [PATH]",
 		Short: "Create a repository (meta.json, objects/, images/refs/)",
 		Long: `Create a repository, or check that the one there uses the same digest
-algorithm. SHA-256 (the default) is what upstream composefs images carry and
-mount.composefs checks; SHA-512 names objects and images by SHA-512 fs-verity
-digests, and its images carry SHA-512 per-file digests (see
-docs/repository.md).
+algorithm. SHA-512 (fsverity-sha512-12, the default, as cfsctl init's)
+names objects and images by SHA-512 fs-verity digests (see
+docs/repository.md); SHA-256 is what upstream composefs images carry and
+mount.composefs checks.
 fs-verity is enabled on meta.json where the file system supports it, which
 makes composefs-rs and gocfs require it on every object; --insecure does not.
---erofs-version 1 makes composefs-rs's V1 images (composefs_version always
-1, cfsctl init's default) and records it in meta.json (v1_erofs); 0, the
-default here, makes mkcomposefs's. --ensure opens a repository already there
-as it is, whatever its configuration, as cfsctl init --ensure.
+--erofs-version 1, the default as in cfsctl init, makes composefs-rs's V1
+images (mkcomposefs --min-version=1: composefs_version always 1) and records
+it in meta.json (v1_erofs); 0 makes mkcomposefs's default images. --ensure
+opens a repository already there as it is, whatever its configuration, as
+cfsctl init --ensure.
 PATH, as with cfsctl, is the repository (instead of --repo).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -253,10 +254,10 @@ PATH, as with cfsctl, is the repository (instead of --repo).`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&hash, "hash", "sha256", "fs-verity digest algorithm: sha256 or sha512")
+	cmd.Flags().StringVar(&hash, "hash", "sha512", "fs-verity digest algorithm: sha256 or sha512")
 	cmd.Flags().StringVar(&algorithm, "algorithm", "", "the algorithm as cfsctl init takes it: fsverity-sha256-12 or fsverity-sha512-12")
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "do not enable fs-verity on meta.json (objects then need not have it)")
-	cmd.Flags().StringVar(&erofsVersion, "erofs-version", "0", "EROFS format of the repository's images: 0 (mkcomposefs's) or 1 (composefs-rs's V1)")
+	cmd.Flags().StringVar(&erofsVersion, "erofs-version", "1", "EROFS format of the repository's images: 0 (mkcomposefs's) or 1 (composefs-rs's V1)")
 	cmd.Flags().BoolVar(&ensure, "ensure", false, "open a repository already there as it is, whatever its configuration")
 	return cmd
 }

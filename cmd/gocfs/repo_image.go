@@ -138,7 +138,10 @@ func runCreateImage(cmd *cobra.Command, rf *repoFlags, f *fsReadFlags, args []st
 	}
 	ctx, cancel := interruptible()
 	defer cancel()
-	opts := repo.CreateOptions{Scan: f.scan, Image: &iopts}
+	opts := repo.CreateOptions{Scan: f.scan}
+	if rf.erofsVersion != "" {
+		opts.Image = &iopts // else the repository's (meta.json), as cfsctl
+	}
 	var res *repo.ImportResult
 	if src := args[0]; isDir(src) {
 		res, err = r.CreateImageEdited(ctx, src, name, opts, edit)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,15 +62,18 @@ func TestRepoCommands(t *testing.T) {
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "src")
 	testutil.MakeSampleTree(t, src, testutil.SampleOptions{Seed: 3})
-	root, err := scan.Dir(src, scan.Options{})
+	// The default repository is cfsctl init's: fsverity-sha512-12, so the
+	// image is mkcomposefs's (here --erofs-version=0: its default format)
+	// with SHA-512 file digests, named by its SHA-512 fs-verity digest.
+	root, err := repo.ReadDir(context.Background(), src, fsverity.SHA512, scan.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := image.Digest(root, image.DefaultOptions)
+	d, err := repo.ImageID(root, fsverity.SHA512, image.DefaultOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fsverity.Hex(d)
+	want := d.Hex()
 	dir := filepath.Join(tmp, "repo")
 	ok := func(code int, out string, args ...string) string {
 		t.Helper()
@@ -84,12 +88,12 @@ func TestRepoCommands(t *testing.T) {
 		return ok(code, out, args...)
 	}
 
-	if out := repoOK(nil, "init", "--json"); !strings.Contains(out, `"algorithm": "fsverity-sha256-12"`) {
+	if out := repoOK(nil, "init", "--json"); !strings.Contains(out, `"algorithm": "fsverity-sha512-12"`) {
 		t.Errorf("init: %s", out)
 	}
 	// The directory as it is, in mkcomposefs's default format: its image.
 	asIs := []string{"--no-propagate-usr-to-root", "--erofs-version=0"}
-	if out := repoOK(nil, append([]string{"create-image", src, "refs/app/1"}, asIs...)...); strings.TrimSpace(out) != "sha256:"+want {
+	if out := repoOK(nil, append([]string{"create-image", src, "refs/app/1"}, asIs...)...); strings.TrimSpace(out) != "sha512:"+want {
 		t.Errorf("create-image printed %q; mkcomposefs's digest is %s", out, want)
 	}
 	var res repo.ImportResult
@@ -107,7 +111,7 @@ func TestRepoCommands(t *testing.T) {
 	}
 	var objects []string
 	for _, o := range strings.Fields(repoOK(nil, "image-objects", want)) {
-		objects = append(objects, strings.TrimPrefix(o, "sha256:"))
+		objects = append(objects, strings.TrimPrefix(o, "sha512:"))
 	}
 	if len(objects) != res.Objects || len(objects) == 0 {
 		t.Fatalf("image-objects: %d objects, create-image said %d", len(objects), res.Objects)
@@ -120,12 +124,12 @@ func TestRepoCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	empty := filepath.Join(tmp, "empty")
-	ok(runRepo(t, empty, nil, "init", "--hash", "sha256"))
+	ok(runRepo(t, empty, nil, "init"))
 	code, out := runRepo(t, empty, strings.NewReader(string(img)), "import-image", "x")
 	if code == 0 || !strings.Contains(out, "does not have") || !strings.Contains(out, objects[0]) {
 		t.Errorf("import-image without objects: exit %d: %s", code, out)
 	}
-	if out := repoOK(strings.NewReader(string(img)), "import-image", "imported"); strings.TrimSpace(out) != "sha256:"+want {
+	if out := repoOK(strings.NewReader(string(img)), "import-image", "imported"); strings.TrimSpace(out) != "sha512:"+want {
 		t.Errorf("import-image printed %q, want %s", out, want)
 	}
 
