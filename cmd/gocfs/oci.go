@@ -34,10 +34,13 @@ func routeOCIArgs(args []string) []string {
 		i = 2
 	}
 	start := i
-	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
-		a := args[i]
+	for i < len(args) {
+		ok, takesNext := isGlobalFlag(args[i])
+		if !ok {
+			break
+		}
 		i++
-		if (a == "--repo" || a == "--threads") && i < len(args) {
+		if takesNext && i < len(args) {
 			i++
 		}
 	}
@@ -51,7 +54,7 @@ func routeOCIArgs(args []string) []string {
 func newOCICmd() *cobra.Command {
 	var rf repoFlags
 	cmd := &cobra.Command{
-		Use:   "oci [--repo PATH] COMMAND",
+		Use:   "oci [--repo PATH|--user|--system] COMMAND",
 		Short: "Pull OCI images into a repository, and mount them",
 		Long: `Pull OCI container images into a composefs repository and mount them.
 Layers are streamed into the object store (nothing is unpacked to disk) and
@@ -62,12 +65,11 @@ See docs/oci.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&rf.path, "repo", "", "the repository `PATH` (default /sysroot/composefs as root, else ~/.var/lib/composefs, as cfsctl)")
-	pf.BoolVar(&rf.json, "json", false, "print results as JSON")
-	pf.IntVar(&rf.threads, "threads", 0, "parallel workers for hashing and copying (default: the number of CPUs)")
+	// cfsctl's global options, as for the repository commands.
+	addGlobalFlags(cmd.PersistentFlags(), &rf)
 	cmd.AddCommand(newOCIPullCmd(&rf), newOCIImagesCmd(&rf), newOCIInspectCmd(&rf),
-		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf))
+		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
+		newOCITagCmd(&rf), newOCIUntagCmd(&rf))
 	return cmd
 }
 
@@ -373,6 +375,44 @@ names the same image, images/refs/NAME. Nothing else is removed until "gocfs
 				return err
 			}
 			return oci.Remove(r, refName(args[0]))
+		},
+	}
+}
+
+func newOCITagCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag MANIFEST_DIGEST NAME",
+		Short: "Tag a stored OCI image with a new name",
+		Long: `Name the stored OCI image whose manifest digest is MANIFEST_DIGEST
+(sha256:HEX, as "oci images" and "oci inspect" show it) NAME, as cfsctl oci
+tag: streams/refs/oci/NAME ("/" as %2F) points at its manifest's stream. NAME
+must not contain '@'. A tag already called NAME is moved.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			return oci.Tag(r, args[0], args[1])
+		},
+	}
+}
+
+func newOCIUntagCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "untag NAME",
+		Short: "Remove a tag from an OCI image (gc then removes what nothing else needs)",
+		Long: `Remove the tag NAME of an OCI image, as cfsctl oci untag; the same as
+"oci rm NAME". What only that tag kept is removed by the next gc.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			return oci.Untag(r, args[0])
 		},
 	}
 }

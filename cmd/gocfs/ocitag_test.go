@@ -1,0 +1,71 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/gocfs/gocfs/internal/testutil"
+)
+
+// "gocfs --repo R oci tag DIGEST NAME", with the real binary, names a
+// pulled image (oci images lists it, under the global options too);
+// "oci untag" of the only tag left lets gc remove the image's objects.
+func TestOCITagUntag(t *testing.T) {
+	bin := testutil.GocfsBinary(t)
+	img, err := mutate.AppendLayers(empty.Image,
+		ociTestLayer(t, map[string]string{"etc/a": strings.Repeat("a", 1000)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
+		t.Fatal(err)
+	}
+	mdigest, _ := img.Digest()
+	rdir := filepath.Join(t.TempDir(), "repo")
+	run := func(wantOK bool, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append([]string{"--repo", rdir}, args...)...).CombinedOutput()
+		if (err == nil) != wantOK {
+			t.Fatalf("gocfs %q: %v: %s", args, err, out)
+		}
+		return string(out)
+	}
+	run(true, "init", "--insecure")
+	run(true, "oci", "pull", "oci:"+dir+":v1", "first")
+	run(true, "oci", "tag", mdigest.String(), "second/name")
+	out := run(true, "--hash", "sha512", "oci", "images")
+	if !strings.Contains(out, "first") || !strings.Contains(out, "second/name") {
+		t.Errorf("oci images after tag: %s", out)
+	}
+	if out := run(false, "--hash", "sha256", "oci", "images"); !strings.Contains(out, "but --hash sha256 was specified") {
+		t.Errorf("oci with the wrong --hash: %s", out)
+	}
+	if out := run(false, "oci", "tag", "sha256:"+strings.Repeat("0", 64), "x"); !strings.Contains(out, "no OCI image with manifest") {
+		t.Errorf("tag of an unknown manifest: %s", out)
+	}
+	if out := run(false, "oci", "tag", mdigest.String(), "a@b"); !strings.Contains(out, "'@'") {
+		t.Errorf("tag with '@': %s", out)
+	}
+	run(true, "oci", "untag", "first")
+	if out := run(true, "gc"); !strings.Contains(out, "Objects: 0 removed") {
+		t.Errorf("gc while second/name holds the image: %s", out)
+	}
+	run(true, "oci", "untag", "second/name")
+	if out := run(true, "gc"); strings.Contains(out, "Objects: 0 removed") {
+		t.Errorf("gc after the last untag removed nothing: %s", out)
+	}
+	if out := run(true, "fsck"); !strings.Contains(out, "objects: 0/0 ok") {
+		t.Errorf("fsck after gc: %s", out)
+	}
+}

@@ -1,0 +1,41 @@
+package oci
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/gocfs/gocfs/repo"
+)
+
+// Tag names the stored OCI image whose manifest has the digest
+// manifestDigest (sha256:HEX) name, as cfsctl oci tag does:
+// streams/refs/oci/ENCODED(name) points at the manifest's stream, which
+// must be in the repository. A tag already called name is replaced.
+func Tag(r *repo.Repo, manifestDigest, name string) error {
+	h, err := v1.NewHash(manifestDigest)
+	if err != nil {
+		return fmt.Errorf("oci: manifest digest %q: %w", manifestDigest, err)
+	}
+	if strings.Contains(name, "@") {
+		return fmt.Errorf("oci: tag %q: a tag name must not contain '@'", name)
+	}
+	if err := repo.CheckRefName(name); err != nil {
+		return fmt.Errorf("oci: tag %q: %w", name, err)
+	}
+	stream := ManifestStreamName(h.String())
+	return r.Update(context.Background(), func(tx *repo.Tx) error {
+		// Under the repository lock: gc can't remove the manifest now.
+		if _, err := r.ResolveStream(stream); err != nil {
+			return fmt.Errorf("oci: no OCI image with manifest %s: %w", h, err)
+		}
+		return tx.SetStreamRef(tagRef(name), stream)
+	})
+}
+
+// Untag removes the tag name of an OCI image, as cfsctl oci untag does;
+// it is Remove, which also removes images/refs/NAME where it names the
+// image's composefs image.
+func Untag(r *repo.Repo, name string) error { return Remove(r, name) }
