@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/oci"
@@ -69,7 +70,7 @@ See docs/oci.md.`,
 	addGlobalFlags(cmd.PersistentFlags(), &rf)
 	cmd.AddCommand(newOCIPullCmd(&rf), newOCIImagesCmd(&rf), newOCIInspectCmd(&rf),
 		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
-		newOCITagCmd(&rf), newOCIUntagCmd(&rf))
+		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf))
 	return cmd
 }
 
@@ -413,6 +414,35 @@ func newOCIUntagCmd(rf *repoFlags) *cobra.Command {
 			}
 			defer r.Close()
 			return oci.Untag(r, args[0])
+		},
+	}
+}
+
+func newOCIDumpCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "dump NAME",
+		Short: "Print the root file system of a stored OCI image as a composefs dump file",
+		Long: `Print the composefs image of the OCI image NAME (built again from its stored
+layers if it was removed) as a composefs-dump(5) file, as "composefs-info
+dump" prints the image, as cfsctl oci dump does.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ctx, cancel := interruptible()
+			defer cancel()
+			img, err := oci.EnsureImage(ctx, r, refName(args[0]))
+			if err != nil {
+				return err
+			}
+			root, _, err := r.ReadImage(img)
+			if err != nil {
+				return err
+			}
+			return dump.NewWriter(cmd.OutOrStdout()).WriteTree(root)
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/gocfs/gocfs/internal/testutil"
+	"github.com/gocfs/gocfs/oci"
 )
 
 // "gocfs --repo R oci tag DIGEST NAME", with the real binary, names a
@@ -56,6 +58,20 @@ func TestOCITagUntag(t *testing.T) {
 	}
 	if out := run(false, "oci", "tag", mdigest.String(), "a@b"); !strings.Contains(out, "'@'") {
 		t.Errorf("tag with '@': %s", out)
+	}
+	// dump is composefs-info dump of the image.
+	var in oci.Inspection
+	if err := json.Unmarshal([]byte(run(true, "oci", "inspect", "second/name")), &in); err != nil || in.ManifestDigest != mdigest.String() {
+		t.Fatalf("inspect second/name: %+v, %v", in, err)
+	}
+	cfsImage := in.Image
+	dumped, err := exec.Command(bin, "--repo", rdir, "oci", "dump", "second/name").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := exec.Command(bin, "composefs-info", "dump", filepath.Join(rdir, "images", cfsImage)).Output()
+	if err != nil || len(want) == 0 || string(dumped) != string(want) {
+		t.Errorf("oci dump:\n%s\ncomposefs-info dump (%v):\n%s", dumped, err, want)
 	}
 	run(true, "oci", "untag", "first")
 	if out := run(true, "gc"); !strings.Contains(out, "Objects: 0 removed") {
