@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/repo"
 )
 
@@ -39,3 +40,24 @@ func Tag(r *repo.Repo, manifestDigest, name string) error {
 // it is Remove, which also removes images/refs/NAME where it names the
 // image's composefs image.
 func Untag(r *repo.Repo, name string) error { return Remove(r, name) }
+
+// ComputeID returns the digest the composefs image of the OCI image
+// called name has, computed from its stored layers in the repository's
+// algorithm and EROFS format, storing nothing (cfsctl oci compute-id).
+// It is the image digest pull recorded, unless the layers changed since.
+func ComputeID(ctx context.Context, r *repo.Repo, name string) (digest.Digest, error) {
+	unlock, err := r.Lock(ctx, false)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	defer unlock()
+	rec, err := lookupRecord(r, name)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	root, err := recordTree(r, rec)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	return r.TreeImageID(root)
+}

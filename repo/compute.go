@@ -98,3 +98,18 @@ func (r *Repo) CreateImageEdited(ctx context.Context, src, name string, opts Cre
 	}
 	return r.CommitTree(ctx, root, src, name, opts)
 }
+
+// TreeImageID returns the digest that CommitTree would give the image of
+// root (whose files name their objects by payload), storing nothing: the
+// files get the per-file digests their objects' names say, as CommitTree
+// gives them, and the image is written in the repository's format.
+func (r *Repo) TreeImageID(root *tree.Node) (digest.Digest, error) {
+	if _, err := r.collectFiles(root, false); err != nil {
+		return digest.Digest{}, err
+	}
+	opts, err := r.imageOptions(nil)
+	if err != nil {
+		return digest.Digest{}, err
+	}
+	return ImageID(root, r.alg, opts)
+}

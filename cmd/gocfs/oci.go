@@ -70,7 +70,8 @@ See docs/oci.md.`,
 	addGlobalFlags(cmd.PersistentFlags(), &rf)
 	cmd.AddCommand(newOCIPullCmd(&rf), newOCIImagesCmd(&rf), newOCIInspectCmd(&rf),
 		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
-		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf))
+		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf),
+		newOCIComputeIDCmd(&rf))
 	return cmd
 }
 
@@ -443,6 +444,34 @@ dump" prints the image, as cfsctl oci dump does.`,
 				return err
 			}
 			return dump.NewWriter(cmd.OutOrStdout()).WriteTree(root)
+		},
+	}
+}
+
+func newOCIComputeIDCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "compute-id NAME",
+		Short: "Print the composefs image ID of a stored OCI image's rootfs",
+		Long: `Compute, from the stored layers of the OCI image NAME, the digest of its
+composefs image in the repository's algorithm and EROFS format, and print it
+in hex; nothing is stored (cfsctl oci compute-id). It is the image's name
+under images/ (gocfs's images; composefs-rs's writer gives other bytes).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ctx, cancel := interruptible()
+			defer cancel()
+			d, err := oci.ComputeID(ctx, r, refName(args[0]))
+			if err != nil {
+				return err
+			}
+			return rf.output(cmd, struct {
+				ID string `json:"id"`
+			}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, d.Hex()) })
 		},
 	}
 }

@@ -65,6 +65,9 @@ func TestOCITagUntag(t *testing.T) {
 		t.Fatalf("inspect second/name: %+v, %v", in, err)
 	}
 	cfsImage := in.Image
+	if got := strings.TrimSpace(run(true, "oci", "compute-id", "second/name")); got != cfsImage || len(got) != 128 {
+		t.Errorf("oci compute-id %q, the pulled image is %s", got, cfsImage)
+	}
 	dumped, err := exec.Command(bin, "--repo", rdir, "oci", "dump", "second/name").Output()
 	if err != nil {
 		t.Fatal(err)
