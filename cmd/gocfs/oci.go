@@ -71,7 +71,7 @@ See docs/oci.md.`,
 	cmd.AddCommand(newOCIPullCmd(&rf), newOCIImagesCmd(&rf), newOCIInspectCmd(&rf),
 		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
 		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf),
-		newOCIComputeIDCmd(&rf))
+		newOCIComputeIDCmd(&rf), newOCIImportLayerCmd(&rf))
 	return cmd
 }
 
@@ -472,6 +472,40 @@ under images/ (gocfs's images; composefs-rs's writer gives other bytes).`,
 			return rf.output(cmd, struct {
 				ID string `json:"id"`
 			}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, d.Hex()) })
+		},
+	}
+}
+
+func newOCIImportLayerCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "import-layer DIFFID [NAME] < LAYER.tar",
+		Short: "Store a tar layer read from standard input as a split stream",
+		Long: `Read a layer's tar archive (gzip or zstd compressed, or not) from standard
+input and store it as cfsctl oci import-layer does: its files as objects, the
+archive as the split stream streams/oci-layer-DIFFID (and, with NAME,
+streams/refs/NAME), which "oci layer DIFFID" gives back byte for byte. The
+archive's SHA-256 must be DIFFID (sha256:HEX); nothing is named otherwise.
+Prints the stream's object ID.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ctx, cancel := interruptible()
+			defer cancel()
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+			}
+			d, err := oci.ImportLayer(ctx, r, args[0], cmd.InOrStdin(), name)
+			if err != nil {
+				return err
+			}
+			return rf.output(cmd, struct {
+				Stream string `json:"stream"`
+			}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, digestID(r.Algorithm(), d.Hex())) })
 		},
 	}
 }
