@@ -71,7 +71,8 @@ See docs/oci.md.`,
 	cmd.AddCommand(newOCIPullCmd(&rf), newOCIImagesCmd(&rf), newOCIInspectCmd(&rf),
 		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
 		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf),
-		newOCIComputeIDCmd(&rf), newOCIImportLayerCmd(&rf))
+		newOCIComputeIDCmd(&rf), newOCIImportLayerCmd(&rf),
+		newOCIFsckCmd(&rf))
 	return cmd
 }
 
@@ -506,6 +507,59 @@ Prints the stream's object ID.`,
 			return rf.output(cmd, struct {
 				Stream string `json:"stream"`
 			}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, digestID(r.Algorithm(), d.Hex())) })
+		},
+	}
+}
+
+func newOCIFsckCmd(rf *repoFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "fsck [IMAGE]",
+		Short: "Check the OCI images (or IMAGE) and the repository; exit 1 on any problem",
+		Long: `Check each tagged OCI image, or only IMAGE, as cfsctl oci fsck: its manifest
+and configuration streams, every layer read back from its split stream to the
+diff ID the configuration names, and that the layers make the composefs image
+recorded at pull; then the whole repository, as "fsck". Exit status 1 on any
+problem; with --json, as cfsctl, 0 unless the check itself fails.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r, err := rf.open(cmd)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			ctx, cancel := interruptible()
+			defer cancel()
+			name := ""
+			if len(args) == 1 {
+				name = refName(args[0])
+			}
+			res, err := oci.Fsck(ctx, r, name)
+			if err != nil {
+				return err
+			}
+			reply := newFsckReply(r, res.Repository)
+			out := struct {
+				OK         bool             `json:"ok"`
+				Images     []oci.ImageCheck `json:"images"`
+				Repository *fsckReply       `json:"repository"`
+			}{res.OK(), res.Images, reply}
+			err = rf.output(cmd, out, func(w io.Writer) {
+				for _, c := range res.Images {
+					if c.Error == "" {
+						fmt.Fprintf(w, "oci image %s: ok\n", c.Name)
+					} else {
+						fmt.Fprintf(w, "oci image %s: %s\n", c.Name, c.Error)
+					}
+				}
+				printFsck(w, reply)
+			})
+			if err != nil {
+				return err
+			}
+			if !res.OK() && !rf.json {
+				return exitCode(1, fmt.Errorf("OCI image integrity check failed"))
+			}
+			return nil
 		},
 	}
 }

@@ -59,6 +59,9 @@ func TestOCITagUntag(t *testing.T) {
 	if out := run(false, "oci", "tag", mdigest.String(), "a@b"); !strings.Contains(out, "'@'") {
 		t.Errorf("tag with '@': %s", out)
 	}
+	if out := run(true, "oci", "fsck"); !strings.Contains(out, "oci image first: ok") || !strings.Contains(out, "oci image second/name: ok") {
+		t.Errorf("oci fsck: %s", out)
+	}
 	// dump is composefs-info dump of the image.
 	var in oci.Inspection
 	if err := json.Unmarshal([]byte(run(true, "oci", "inspect", "second/name")), &in); err != nil || in.ManifestDigest != mdigest.String() {
