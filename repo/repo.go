@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -352,6 +354,29 @@ func writeNew(dir *beneath.Dir, name string, data []byte) error {
 	return err
 }
 
+// maxMetaSize bounds what is read of meta.json (composefs-rs writes a few
+// hundred bytes); a longer one fails to parse instead of filling memory.
+const maxMetaSize = 1 << 20
+
+// openMeta opens dir's meta.json, which must be a regular file: it is
+// opened without blocking, so that a FIFO in its place is refused rather
+// than hanging every command.
+func openMeta(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, MetaFile), os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%w: %s is not a regular file", ErrUnsupported, f.Name())
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // Open opens the repository at dir. A repository without meta.json (made
 // by composefs-rs before it had one) is opened with the algorithm its
 // objects' names show.
@@ -367,11 +392,11 @@ func Open(dir string, opts Options) (*Repo, error) {
 		return nil, fmt.Errorf("%w: %s is not a directory", ErrNotRepository, dir)
 	}
 	r := &Repo{dir: dir, opts: opts, readOnly: opts.ReadOnly}
-	f, err := os.Open(filepath.Join(dir, MetaFile))
+	f, err := openMeta(dir)
 	switch {
 	case err == nil:
 		defer f.Close()
-		if err := json.NewDecoder(f).Decode(&r.meta); err != nil {
+		if err := json.NewDecoder(io.LimitReader(f, maxMetaSize)).Decode(&r.meta); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrUnsupported, f.Name(), err)
 		}
 		r.hasMeta = true

@@ -10,6 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
@@ -643,5 +646,39 @@ func TestInitErofsV0(t *testing.T) {
 	}
 	if v0, _ := image.Digest(root, image.DefaultOptions); res.Digest.Hex() != fsverity.Hex(v0) {
 		t.Errorf("image %s; mkcomposefs's %x", res.Digest.Hex(), v0)
+	}
+}
+
+// TestOpenHostileMeta: a FIFO or a directory in meta.json's place is
+// refused at once (a FIFO used to hang every command), and a huge
+// meta.json is not read whole.
+func TestOpenHostileMeta(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		make func(p string) error
+		want string
+	}{
+		{"fifo", func(p string) error { return unix.Mkfifo(p, 0o644) }, "not a regular file"},
+		{"directory", func(p string) error { return os.Mkdir(p, 0o755) }, "not a regular file"},
+		{"huge", func(p string) error {
+			return os.WriteFile(p, []byte(`{"version":1,"algorithm":"`+strings.Repeat("a", 3<<20)+`"}`), 0o644)
+		}, "meta.json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := tc.make(filepath.Join(dir, MetaFile)); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := Open(dir, Options{}); done <- err }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("%v, want ErrUnsupported mentioning %q", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Open hangs")
+			}
+		})
 	}
 }
