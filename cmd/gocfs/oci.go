@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/oci"
+	"github.com/gocfs/gocfs/repo"
 )
 
 func init() {
@@ -429,22 +431,17 @@ layers if it was removed) as a composefs-dump(5) file, as "composefs-info
 dump" prints the image, as cfsctl oci dump does.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ctx, cancel := interruptible()
-			defer cancel()
-			img, err := oci.EnsureImage(ctx, r, refName(args[0]))
-			if err != nil {
-				return err
-			}
-			root, _, err := r.ReadImage(img)
-			if err != nil {
-				return err
-			}
-			return dump.NewWriter(cmd.OutOrStdout()).WriteTree(root)
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				img, err := oci.EnsureImage(ctx, r, refName(args[0]))
+				if err != nil {
+					return err
+				}
+				root, _, err := r.ReadImage(img)
+				if err != nil {
+					return err
+				}
+				return dump.NewWriter(cmd.OutOrStdout()).WriteTree(root)
+			})
 		},
 	}
 }
@@ -459,20 +456,15 @@ in hex; nothing is stored (cfsctl oci compute-id). It is the image's name
 under images/ (gocfs's images; composefs-rs's writer gives other bytes).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ctx, cancel := interruptible()
-			defer cancel()
-			d, err := oci.ComputeID(ctx, r, refName(args[0]))
-			if err != nil {
-				return err
-			}
-			return rf.output(cmd, struct {
-				ID string `json:"id"`
-			}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, d.Hex()) })
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				d, err := oci.ComputeID(ctx, r, refName(args[0]))
+				if err != nil {
+					return err
+				}
+				return rf.output(cmd, struct {
+					ID string `json:"id"`
+				}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, d.Hex()) })
+			})
 		},
 	}
 }
@@ -489,24 +481,19 @@ archive's SHA-256 must be DIFFID (sha256:HEX); nothing is named otherwise.
 Prints the stream's object ID.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ctx, cancel := interruptible()
-			defer cancel()
-			name := ""
-			if len(args) == 2 {
-				name = args[1]
-			}
-			d, err := oci.ImportLayer(ctx, r, args[0], cmd.InOrStdin(), name)
-			if err != nil {
-				return err
-			}
-			return rf.output(cmd, struct {
-				Stream string `json:"stream"`
-			}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, digestID(r.Algorithm(), d.Hex())) })
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				name := ""
+				if len(args) == 2 {
+					name = args[1]
+				}
+				d, err := oci.ImportLayer(ctx, r, args[0], cmd.InOrStdin(), name)
+				if err != nil {
+					return err
+				}
+				return rf.output(cmd, struct {
+					Stream string `json:"stream"`
+				}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, digestID(r.Algorithm(), d.Hex())) })
+			})
 		},
 	}
 }
@@ -522,44 +509,39 @@ recorded at pull; then the whole repository, as "fsck". Exit status 1 on any
 problem; with --json, as cfsctl, 0 unless the check itself fails.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ctx, cancel := interruptible()
-			defer cancel()
-			name := ""
-			if len(args) == 1 {
-				name = refName(args[0])
-			}
-			res, err := oci.Fsck(ctx, r, name)
-			if err != nil {
-				return err
-			}
-			reply := newFsckReply(r, res.Repository)
-			out := struct {
-				OK         bool             `json:"ok"`
-				Images     []oci.ImageCheck `json:"images"`
-				Repository *fsckReply       `json:"repository"`
-			}{res.OK(), res.Images, reply}
-			err = rf.output(cmd, out, func(w io.Writer) {
-				for _, c := range res.Images {
-					if c.Error == "" {
-						fmt.Fprintf(w, "oci image %s: ok\n", c.Name)
-					} else {
-						fmt.Fprintf(w, "oci image %s: %s\n", c.Name, c.Error)
-					}
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				name := ""
+				if len(args) == 1 {
+					name = refName(args[0])
 				}
-				printFsck(w, reply)
+				res, err := oci.Fsck(ctx, r, name)
+				if err != nil {
+					return err
+				}
+				reply := newFsckReply(r, res.Repository)
+				out := struct {
+					OK         bool             `json:"ok"`
+					Images     []oci.ImageCheck `json:"images"`
+					Repository *fsckReply       `json:"repository"`
+				}{res.OK(), res.Images, reply}
+				err = rf.output(cmd, out, func(w io.Writer) {
+					for _, c := range res.Images {
+						if c.Error == "" {
+							fmt.Fprintf(w, "oci image %s: ok\n", c.Name)
+						} else {
+							fmt.Fprintf(w, "oci image %s: %s\n", c.Name, c.Error)
+						}
+					}
+					printFsck(w, reply)
+				})
+				if err != nil {
+					return err
+				}
+				if !res.OK() && !rf.json {
+					return exitCode(1, fmt.Errorf("OCI image integrity check failed"))
+				}
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			if !res.OK() && !rf.json {
-				return exitCode(1, fmt.Errorf("OCI image integrity check failed"))
-			}
-			return nil
 		},
 	}
 }

@@ -261,3 +261,17 @@ PATH, as with cfsctl, is the repository (instead of --repo).`,
 	cmd.Flags().BoolVar(&ensure, "ensure", false, "open a repository already there as it is, whatever its configuration")
 	return cmd
 }
+
+// run opens the repository and calls fn with it and a context that
+// SIGINT and SIGTERM cancel, closing the repository afterwards: the frame
+// of every command that works on an open repository.
+func (rf *repoFlags) run(cmd *cobra.Command, fn func(ctx context.Context, r *repo.Repo) error) error {
+	r, err := rf.open(cmd)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	ctx, cancel := interruptible()
+	defer cancel()
+	return fn(ctx, r)
+}

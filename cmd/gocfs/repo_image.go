@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -250,18 +251,13 @@ store it, point reference REFERENCE at it and print its object ID.`,
 			if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 				return errors.New("import-image reads the image from standard input, which is a terminal")
 			}
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ctx, cancel := interruptible()
-			defer cancel()
-			res, err := r.ImportImage(ctx, in, refName(args[0]))
-			if err != nil {
-				return err
-			}
-			return rf.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, digestID(r.Algorithm(), res.Image)) })
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				res, err := r.ImportImage(ctx, in, refName(args[0]))
+				if err != nil {
+					return err
+				}
+				return rf.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, digestID(r.Algorithm(), res.Image)) })
+			})
 		},
 	}
 }
@@ -376,14 +372,9 @@ object's ID (ALGORITHM:DIGEST, or the digest alone): its content is written,
 checked likewise (gocfs).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ctx, cancel := interruptible()
-			defer cancel()
-			return r.Cat(ctx, strings.TrimPrefix(args[0], "streams/"), cmd.OutOrStdout())
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				return r.Cat(ctx, strings.TrimPrefix(args[0], "streams/"), cmd.OutOrStdout())
+			})
 		},
 	}
 	completeStreams(cmd, rf)

@@ -4,6 +4,7 @@ package main
 // transaction.
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -22,29 +23,25 @@ func newRepoGCCmd(rf *repoFlags) *cobra.Command {
 		Use:   "gc [--dry-run] [--root IMAGE]...",
 		Short: "Remove the images no reference names, the objects no image needs, and leftovers",
 		Long: `Remove every image that no reference (and no --root) names, every object that
-no remaining image refers to, and the temporary files of interrupted
+no remaining image or live split stream refers to, and the temporary files of interrupted
 operations, and print what was removed as cfsctl does ("Objects: N removed
 (B bytes)", then the image and stream links pruned). With --dry-run nothing
 is removed and the same report says what would be. gc waits for imports
-under way, and they wait for it. A repository holding split streams that no
-gocfs package owns (composefs-rs's) is refused: use cfsctl gc there.`,
+under way, and they wait for it. Split streams are walked as composefs-rs
+walks them (stream refs, object refs, named refs), so a repository shared
+with composefs-rs keeps what either needs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ctx, cancel := interruptible()
-			defer cancel()
-			res, err := r.GC(ctx, opts)
-			if err != nil {
-				return err
-			}
-			for _, w := range res.Warnings {
-				fmt.Fprintf(cmd.ErrOrStderr(), "gocfs: warning: %s\n", w)
-			}
-			return rf.output(cmd, res, func(w io.Writer) { printGC(w, res) })
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				res, err := r.GC(ctx, opts)
+				if err != nil {
+					return err
+				}
+				for _, w := range res.Warnings {
+					fmt.Fprintf(cmd.ErrOrStderr(), "gocfs: warning: %s\n", w)
+				}
+				return rf.output(cmd, res, func(w io.Writer) { printGC(w, res) })
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&opts.DryRun, "dry-run", "n", false, "preview what would be removed, removing nothing")
@@ -121,25 +118,20 @@ no problem. Exit status 1 on any problem; with --json, as cfsctl, 0 unless
 the check itself fails ("ok" says).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, err := rf.open(cmd)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
-			ctx, cancel := interruptible()
-			defer cancel()
-			res, err := r.FsckWith(ctx, opts)
-			if err != nil {
-				return err
-			}
-			reply := newFsckReply(r, res)
-			if err := rf.output(cmd, reply, func(w io.Writer) { printFsck(w, reply) }); err != nil {
-				return err
-			}
-			if !res.OK() && !rf.json {
-				return exitCode(1, fmt.Errorf("repository integrity check failed"))
-			}
-			return nil
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				res, err := r.FsckWith(ctx, opts)
+				if err != nil {
+					return err
+				}
+				reply := newFsckReply(r, res)
+				if err := rf.output(cmd, reply, func(w io.Writer) { printFsck(w, reply) }); err != nil {
+					return err
+				}
+				if !res.OK() && !rf.json {
+					return exitCode(1, fmt.Errorf("repository integrity check failed"))
+				}
+				return nil
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&opts.MetadataOnly, "metadata-only", false, "skip checking the objects' content; check only links, references, images and streams (much faster)")
