@@ -13,16 +13,7 @@ import (
 
 // BenchmarkWrite writes the image of the largest reference dump.
 func BenchmarkWrite(b *testing.B) {
-	var best asset
-	for _, a := range loadAssets(b) {
-		if len(a.dump) > len(best.dump) && a.hasHash {
-			best = a
-		}
-	}
-	root, err := dump.Parse(bytes.NewReader(best.dump), dump.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	best, root := largestAsset(b)
 	n := 0
 	root.Walk(func(string, *tree.Node) error { n++; return nil })
 	b.ReportAllocs()
@@ -39,16 +30,7 @@ func BenchmarkWrite(b *testing.B) {
 // with an fs-verity digest on every file in the store, so that each gets
 // a metacopy value and a redirect.
 func BenchmarkWriteDigests(b *testing.B) {
-	var best asset
-	for _, a := range loadAssets(b) {
-		if len(a.dump) > len(best.dump) && a.hasHash {
-			best = a
-		}
-	}
-	root, err := dump.Parse(bytes.NewReader(best.dump), dump.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	best, root := largestAsset(b)
 	n := 0
 	root.Walk(func(_ string, f *tree.Node) error {
 		if f.IsRegular() && f.Payload != "" {
@@ -99,6 +81,18 @@ func BenchmarkRead(b *testing.B) {
 // largestImage returns the image of the largest reference dump with a
 // known digest.
 func largestImage(b *testing.B) []byte {
+	best, root := largestAsset(b)
+	var buf bytes.Buffer
+	if err := image.Write(&buf, root, best.opts); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// largestAsset returns the largest reference dump that has a checksum, and
+// its tree.
+func largestAsset(b *testing.B) (asset, *tree.Node) {
+	b.Helper()
 	var best asset
 	for _, a := range loadAssets(b) {
 		if len(a.dump) > len(best.dump) && a.hasHash {
@@ -109,9 +103,5 @@ func largestImage(b *testing.B) []byte {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := image.Write(&buf, root, best.opts); err != nil {
-		b.Fatal(err)
-	}
-	return buf.Bytes()
+	return best, root
 }

@@ -73,6 +73,21 @@ func ociTestLayer(t *testing.T, files map[string]string) v1.Layer {
 	return l
 }
 
+// ociTestLayout writes img to a new OCI image layout, tagged tag, and
+// returns the layout's directory.
+func ociTestLayout(t *testing.T, img v1.Image, tag string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": tag})); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func TestOCICommands(t *testing.T) {
 	img, err := mutate.AppendLayers(empty.Image,
 		ociTestLayer(t, map[string]string{"etc/a": strings.Repeat("a", 1000), "etc/small": "small"}),
@@ -81,14 +96,7 @@ func TestOCICommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
+	dir := ociTestLayout(t, img, "v1")
 	rdir := filepath.Join(t.TempDir(), "repo")
 	if _, err := repo.Init(rdir, repo.InitOptions{Insecure: true}, repo.Options{}); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/gocfs/gocfs/internal/testutil"
@@ -24,14 +23,7 @@ func TestOCIFsck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
+	dir := ociTestLayout(t, img, "v1")
 	rdir := filepath.Join(t.TempDir(), "repo")
 	run := func(args ...string) (string, error) {
 		out, err := exec.Command(bin, append([]string{"--repo", rdir}, args...)...).CombinedOutput()
