@@ -23,6 +23,10 @@ var (
 	// structural check (package verify) refuses; the message lists what
 	// the check found.
 	ErrInvalidImage = errors.New("image failed the structural check")
+
+	// ErrTooLarge is wrapped by the error of SealedCopy for a file larger
+	// than its limit.
+	ErrTooLarge = errors.New("file too large")
 )
 
 // FeatureError reports that the running kernel lacks something a mount

@@ -51,7 +51,7 @@ func Mount(image, target string, opts Options) error {
 		return fmt.Errorf("composefs image: %w", err)
 	}
 	defer f.Close()
-	return mountFile(f, image, target, &opts, digest)
+	return mountFile(f, image, target, &opts, digest, nil)
 }
 
 // MountFile is [Mount] for an image that is already open (for reading). It
@@ -64,7 +64,34 @@ func MountFile(image *os.File, target string, opts Options) error {
 	if image == nil {
 		return fmt.Errorf("%w: nil image file", ErrInvalidOptions)
 	}
-	return mountFile(image, image.Name(), target, &opts, digest)
+	return mountFile(image, image.Name(), target, &opts, digest, nil)
+}
+
+// MountDetached mounts the image open as image as [MountFile] does, but
+// attaches the overlay nowhere: it returns the new mount as a file
+// descriptor (fsmount(2)), which its holder attaches with move_mount(2),
+// in this mount namespace or, handed to another process, in that one's.
+// Until then nothing shows in any mount table, and closing the file
+// unmounts it. opts.MountNamespace must be empty (the caller chooses where
+// to attach). It needs overlayfs to take the EROFS mount as a detached
+// layer (Linux 6.15) or to be configured through the new mount API (6.8);
+// on older kernels it returns a [*FeatureError].
+func MountDetached(image *os.File, opts Options) (*os.File, error) {
+	digest, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	if image == nil {
+		return nil, fmt.Errorf("%w: nil image file", ErrInvalidOptions)
+	}
+	if opts.MountNamespace != "" {
+		return nil, fmt.Errorf("%w: a detached mount has no mount namespace (attach it where it is wanted)", ErrInvalidOptions)
+	}
+	mnt := -1
+	if err := mountFile(image, image.Name(), "", &opts, digest, &mnt); err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(mnt), "composefs:"+image.Name()), nil
 }
 
 // Unmount unmounts the composefs mount (or any mount) at target. It fails
@@ -95,11 +122,15 @@ func unmount(target string, flags int) error {
 	return fmt.Errorf("unmounting %s: %w", target, err)
 }
 
-// mountFile does the work of Mount and MountFile. name is the image's path,
-// for messages and the loop device's file name.
-func mountFile(f *os.File, name, target string, o *Options, digest []byte) error {
+// mountFile does the work of Mount, MountFile and MountDetached. name is
+// the image's path, for messages and the loop device's file name. With
+// detached not nil, the overlay is attached nowhere and its mount file
+// descriptor is stored there.
+func mountFile(f *os.File, name, target string, o *Options, digest []byte, detached *int) error {
 	var mntns *os.File
-	if o.MountNamespace != "" {
+	if detached != nil {
+		// No mount point: the caller attaches the mount.
+	} else if o.MountNamespace != "" {
 		ns, err := openNamespace(o.MountNamespace, unix.CLONE_NEWNS, "mount namespace")
 		if err != nil {
 			return err
@@ -165,7 +196,8 @@ func mountFile(f *os.File, name, target string, o *Options, digest []byte) error
 		return err
 	}
 	defer unix.Close(erofsMnt)
-	return mountOverlay(erofsMnt, target, mntns, o, verity)
+	c := ovlConfig{lowerFD: erofsMnt, o: o, verity: verity, target: target, mntns: mntns, detached: detached}
+	return mountOverlay(&c)
 }
 
 // checkDir checks that path is a directory, and when read is set that it
@@ -396,6 +428,7 @@ type ovlConfig struct {
 	verity    bool
 	target    string
 	mntns     *os.File // the mount namespace of target, or nil
+	detached  *int     // when not nil, receives the overlay's mount fd instead of attaching it
 }
 
 // fallbackError wraps an EINVAL from an overlayfs configuration step that
@@ -406,15 +439,15 @@ type fallbackError struct{ err error }
 func (e *fallbackError) Error() string { return e.err.Error() }
 func (e *fallbackError) Unwrap() error { return e.err }
 
-// mountOverlay mounts overlayfs on target with the EROFS mount erofsMnt as
-// its lower layer and the basedirs as data-only layers.
-func mountOverlay(erofsMnt int, target string, mntns *os.File, o *Options, verity bool) error {
-	c := ovlConfig{lowerFD: erofsMnt, o: o, verity: verity, target: target, mntns: mntns}
+// mountOverlay mounts overlayfs on c.target (or detached) with the EROFS
+// mount c.lowerFD as its lower layer and the basedirs as data-only layers.
+func mountOverlay(c *ovlConfig) error {
+	o, erofsMnt := c.o, c.lowerFD
 	var first *fallbackError
 	if !o.forceTmpdir && !o.forceLegacy {
 		// Linux 6.15 takes a detached mount as a layer (6.13 takes layer
 		// file descriptors); the EROFS mount then never shows anywhere.
-		err := overlayFsmount(&c)
+		err := overlayFsmount(c)
 		if !errors.As(err, &first) {
 			return err
 		}
@@ -434,7 +467,7 @@ func mountOverlay(erofsMnt int, target string, mntns *os.File, o *Options, verit
 	defer unix.Unmount(dir, unix.MNT_DETACH)
 	c.lowerFD, c.lowerPath = -1, dir
 	if !o.forceLegacy {
-		err := overlayFsmount(&c)
+		err := overlayFsmount(c)
 		var fe *fallbackError
 		if !errors.As(err, &fe) {
 			return err
@@ -443,7 +476,14 @@ func mountOverlay(erofsMnt int, target string, mntns *os.File, o *Options, verit
 			first = fe
 		}
 	}
-	err = overlayLegacy(&c)
+	if c.detached != nil {
+		var kerr error = unix.EINVAL
+		if first != nil {
+			kerr = first.err
+		}
+		return &FeatureError{Feature: "overlayfs configured through the new mount API (for a detached mount)", Since: "6.8", Err: kerr}
+	}
+	err = overlayLegacy(c)
 	if err != nil && first != nil && errors.Is(err, unix.EINVAL) {
 		// Every way failed alike: the new API's error carries the
 		// kernel's explanation.
@@ -535,6 +575,10 @@ func overlayFsmount(c *ovlConfig) error {
 	mnt, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, o.mountAttrs())
 	if err != nil {
 		return contextError(fsfd, "mounting overlayfs (fsmount)", err)
+	}
+	if c.detached != nil {
+		*c.detached = mnt
+		return nil
 	}
 	defer unix.Close(mnt)
 	return inNamespace(c.mntns, func() error {

@@ -43,3 +43,17 @@ func unsupported() error {
 func VerifiedImage(f *os.File, name string, want []byte) (*os.File, int64, error) {
 	return nil, 0, unsupported()
 }
+
+// MountDetached mounts an image without attaching it (see the Linux
+// version). composefs needs Linux: elsewhere it returns an error wrapping
+// errors.ErrUnsupported.
+func MountDetached(image *os.File, opts Options) (*os.File, error) {
+	return nil, unsupported()
+}
+
+// SealedCopy makes a sealed private copy of a file (see the Linux
+// version). Sealed copies need Linux: elsewhere it returns an error
+// wrapping errors.ErrUnsupported.
+func SealedCopy(f *os.File, name string, limit int64) (*os.File, int64, error) {
+	return nil, 0, unsupported()
+}

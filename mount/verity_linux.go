@@ -70,7 +70,18 @@ func mismatch(name string, want, got []byte) error {
 // sealedCopy copies f into a new memfd and seals it against every change,
 // so that what is checked afterwards is what gets mounted, whatever happens
 // to f meanwhile. It returns the memfd and its size.
-func sealedCopy(f *os.File, name string) (_ *os.File, _ int64, retErr error) {
+func sealedCopy(f *os.File, name string) (*os.File, int64, error) {
+	return SealedCopy(f, name, 0)
+}
+
+// SealedCopy copies f (called name in errors) from its start into a new
+// memfd sealed against every change (write, grow, shrink, further seals),
+// and returns it with its size: what is checked in the copy is what
+// [MountFile] or [MountDetached] then mount, whatever happens to f. With
+// limit > 0 it copies at most limit bytes and refuses a longer file with
+// an error wrapping [ErrTooLarge], so that a caller's file can't make the
+// copy take unbounded memory. The caller closes the copy.
+func SealedCopy(f *os.File, name string, limit int64) (_ *os.File, _ int64, retErr error) {
 	fd, err := unix.MemfdCreate("gocfs:"+filepath.Base(name), unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return nil, 0, fmt.Errorf("private copy of %s for the digest check (memfd_create): %w", name, err)
@@ -82,9 +93,16 @@ func sealedCopy(f *os.File, name string) (_ *os.File, _ int64, retErr error) {
 		}
 	}()
 	// Copy to the end of f as it is now; the copy's size is what counts.
-	n, err := io.CopyBuffer(mf, io.NewSectionReader(f, 0, 1<<62), make([]byte, 1<<20))
+	max := int64(1 << 62)
+	if limit > 0 {
+		max = limit + 1
+	}
+	n, err := io.CopyBuffer(mf, io.NewSectionReader(f, 0, max), make([]byte, 1<<20))
 	if err != nil {
 		return nil, 0, fmt.Errorf("private copy of %s for the digest check: %w", name, err)
+	}
+	if limit > 0 && n > limit {
+		return nil, 0, fmt.Errorf("%s: %w: more than %d bytes", name, ErrTooLarge, limit)
 	}
 	seals := unix.F_SEAL_WRITE | unix.F_SEAL_GROW | unix.F_SEAL_SHRINK | unix.F_SEAL_SEAL
 	if _, err := unix.FcntlInt(mf.Fd(), unix.F_ADD_SEALS, seals); err != nil {
