@@ -142,7 +142,7 @@ func (s *Service) enter(uid uint32) error {
 		st = &callerState{}
 		s.callers[uid] = st
 	}
-	if max := s.policy.Limits.MaxConcurrent; uid != 0 && st.conns >= max {
+	if max := s.policy.Limits.MaxConcurrent; st.conns >= max {
 		return refuse(ErrLimitReached, "uid %d already has %d connections open (the policy's maxConcurrent)", uid, st.conns)
 	}
 	st.conns++
@@ -164,9 +164,6 @@ func (s *Service) leave(uid uint32) {
 // takeMount counts a mount for uid, refusing it when the caller has had
 // its share within the window.
 func (s *Service) takeMount(uid uint32) error {
-	if uid == 0 {
-		return nil
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.callers[uid]

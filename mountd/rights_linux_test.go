@@ -1,0 +1,5 @@
+package mountd
+
+import "syscall"
+
+func rights(fds []int) []byte { return syscall.UnixRights(fds...) }
