@@ -215,6 +215,7 @@ type mountFlags struct {
 	ro                bool
 	options           string
 	policy            policyFlags
+	mountd            string
 }
 
 func newMountCmd() *cobra.Command { return mountCmd(&mountFlags{}) }
@@ -222,7 +223,7 @@ func newMountCmd() *cobra.Command { return mountCmd(&mountFlags{}) }
 // mountCmd is the "gocfs mount" command, its flags parsed into f.
 func mountCmd(f *mountFlags) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "mount IMAGE MOUNTPOINT --basedir DIR [flags]",
+		Use:   "mount IMAGE MOUNTPOINT --basedir DIR [flags] [-- COMMAND...]",
 		Short: "Mount a composefs image",
 		Long: `Mount the composefs image IMAGE on the directory MOUNTPOINT, with its file
 content taken from the object store directory (or directories) given with
@@ -233,13 +234,20 @@ Unlike mount.composefs's digest= option, --digest only checks the image;
 fs-verity digest as well (the full chain of trust).
 
 -o takes mount.composefs options (basedir=…,digest=…,dev,suid…) on top of
-gocfs mount's defaults; the flags given beside it add to or override them.`,
+gocfs mount's defaults; the flags given beside it add to or override them.
+
+Run by a user other than root, gocfs mount asks the gocfs mountd service
+(--mountd, when its socket is there) for a kernel mount: the image is
+checked by the service, and the mount, id-mapped to the user, is attached
+in a new user and mount namespace, where COMMAND (the user's shell when
+none is given) runs. When the service is not there or refuses, the image is
+served with FUSE instead. gocfs says which it used.`,
 		Example: `  gocfs mount app.cfs /run/app --basedir /composefs/objects
   gocfs mount app.cfs /run/app --basedir /composefs/objects --digest 8b7df143d91c716ecfa5fc1730022f6b421b05cedee8fd52b1fc65a96030ad52 --verity
   gocfs mount app.cfs /run/app --basedir /composefs/objects --upperdir /var/app/upper --workdir /var/app/work
   gocfs mount rootfs.cfs /sysroot --basedir /composefs/objects --allow-devices --allow-suid
   gocfs mount --fuse app.cfs /run/app --basedir /composefs/objects --verity=require --background`,
-		Args: cobra.ExactArgs(2),
+		Args: mountArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runMount(cmd, f, args) },
 	}
 	fl := cmd.Flags()
@@ -255,8 +263,24 @@ gocfs mount's defaults; the flags given beside it add to or override them.`,
 	fl.BoolVar(&f.ro, "ro", false, "mount read-only even with --upperdir")
 	fl.StringVarP(&f.options, "options", "o", "", "mount.composefs options (comma-separated)")
 	addPolicyFlags(cmd, &f.policy)
+	mountdFlag(cmd, &f.mountd)
 	cmd.MarkFlagsMutuallyExclusive("verity", "tryverity")
 	return cmd
+}
+
+// mountArgs takes IMAGE MOUNTPOINT, and a command only after "--".
+func mountArgs(cmd *cobra.Command, args []string) error {
+	dash := cmd.ArgsLenAtDash()
+	if dash < 0 {
+		dash = len(args)
+	}
+	if dash != 2 {
+		return fmt.Errorf("want IMAGE MOUNTPOINT (and a command only after --), got %d arguments", dash)
+	}
+	if len(args) > 2 && dash == 2 && cmd.ArgsLenAtDash() < 0 {
+		return fmt.Errorf("a command goes after --")
+	}
+	return nil
 }
 
 // parseVerityFlag parses the value of --verity: a mode, or a boolean
@@ -337,7 +361,17 @@ func runMount(cmd *cobra.Command, f *mountFlags, args []string) error {
 			return fmt.Errorf("--fuse: FUSE mounts are read-only and cannot have %s; that needs the kernel mount", k)
 		}
 	}
-	image, target := args[0], args[1]
+	image, target, command := args[0], args[1], args[2:]
+	if mountdUsable(f.mountd, &opts) {
+		done, err := mountThroughMountd(cmd.ErrOrStderr(), f.mountd, image, target, &opts, command)
+		if done {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "gocfs: no mount through gocfs mountd: serving the image with FUSE instead\n")
+	}
+	if len(command) > 0 {
+		return errors.New("a command after -- runs only with a mount through gocfs mountd (not root, service running)")
+	}
 	return runMounted(cmd, &f.policy, image, target, opts, func(o mount.Options) (*mounter.Mounted, error) {
 		return mounter.Mount(image, target, o)
 	})
