@@ -37,6 +37,12 @@
 // verity (in Options the two are independent). [Options.Parse] applies
 // such a string onto given options instead.
 //
+// [MountDetached] makes the same mount attached nowhere and returns it as a
+// file descriptor (fsmount(2)), for its holder, or a process it passes the
+// descriptor to (package mountd), to attach with move_mount(2). [SealedCopy]
+// makes the sealed private copy described below, bounded in size, for
+// callers that check an image themselves before mounting it.
+//
 // # What happens
 //
 // The image header is checked (composefs magic; bit 0 of its flags tells

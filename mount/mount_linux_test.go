@@ -1021,3 +1021,83 @@ func TestUnmount(t *testing.T) {
 		t.Errorf("reading a file of a lazily unmounted composefs: %v", err)
 	}
 }
+
+// TestMountDetached: the detached mount shows nowhere until attached, then
+// shows the source tree; closed without being attached, it leaves nothing
+// (no mount, no loop device).
+func TestMountDetached(t *testing.T) {
+	opts := testutil.SampleOptions{Hardlinks: true}
+	f := sample(t, opts)
+	img := mustOpen(t, f.img)
+	defer img.Close()
+	before, loopsBefore := erofsMounts(t), loopBackings(t)
+
+	mnt, err := MountDetached(img, Options{Basedirs: []string{f.store}})
+	if err != nil {
+		skipIfMissing(t, err)
+		t.Fatal(err)
+	}
+	if n := erofsMounts(t); n != before {
+		t.Errorf("a detached mount shows in mountinfo: %d EROFS mounts, were %d", n, before)
+	}
+	dir := target(t)
+	if err := unix.MoveMount(int(mnt.Fd()), "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		t.Fatal(err)
+	}
+	mnt.Close()
+	testutil.CompareTrees(t, f.src, dir, compareOptions(opts))
+	mi := testutil.MountAt(t, dir)
+	for _, o := range []string{"ro", "nodev", "nosuid"} {
+		if !strings.Contains(","+mi.Options+",", ","+o+",") {
+			t.Errorf("mount options %s lack %s", mi.Options, o)
+		}
+	}
+	mustUnmount(t, dir)
+
+	// A private copy (a memfd, mounted through a loop device), closed
+	// unattached.
+	cp, _, err := SealedCopy(img, f.img, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	mnt, err = MountDetached(cp, Options{Basedirs: []string{f.store}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devs []string // the loop device of this mount
+	for dev, backing := range loopBackings(t) {
+		if _, ok := loopsBefore[dev]; !ok && strings.Contains(backing, "memfd:") {
+			devs = append(devs, dev)
+		}
+	}
+	if len(devs) == 0 {
+		t.Error("no loop device for the mount of a memfd")
+	}
+	mnt.Close()
+	cp.Close()
+	waitLoopsGone(t, devs)
+	if _, err := MountDetached(img, Options{Basedirs: []string{f.store}, MountNamespace: "/proc/self/ns/mnt"}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("MountDetached with a mount namespace: %v, want ErrInvalidOptions", err)
+	}
+}
+
+// TestSealedCopyLimit: a file over the limit is refused, and the copy of
+// one within it is sealed.
+func TestSealedCopyLimit(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	must(t, os.WriteFile(p, make([]byte, 10000), 0o644))
+	f := mustOpen(t, p)
+	defer f.Close()
+	if _, _, err := SealedCopy(f, p, 9999); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("over the limit: %v, want ErrTooLarge", err)
+	}
+	cp, n, err := SealedCopy(f, p, 10000)
+	if err != nil || n != 10000 {
+		t.Fatalf("SealedCopy = %d, %v", n, err)
+	}
+	defer cp.Close()
+	if _, err := cp.WriteAt([]byte{1}, 0); err == nil {
+		t.Error("the copy can be written")
+	}
+}
