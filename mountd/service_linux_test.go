@@ -17,6 +17,7 @@ import (
 
 	"github.com/gocfs/gocfs/internal/testutil"
 	"github.com/gocfs/gocfs/repo"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) {
@@ -621,4 +622,28 @@ func TestHostileClients(t *testing.T) {
 	}
 	mnt.Close()
 	checkNoLeaks(t, before)
+}
+
+// TestUserNSOwner: an id mapping is only made with a user namespace the
+// caller owns, and only with a user namespace.
+func TestUserNSOwner(t *testing.T) {
+	ns, err := os.Open("/proc/self/ns/user") // the initial one, owned by root
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	mnt, err := os.Open("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mnt.Close()
+	zero, one := 0, 1
+	fds := []*os.File{ns, mnt}
+	_, err = callerUserNS(&unix.Ucred{Uid: 1000}, &zero, fds)
+	wantRefusal(t, nil, err, ErrPermissionDenied, "belongs to uid 0", "uid 1000")
+	_, err = callerUserNS(&unix.Ucred{Uid: 1000}, &one, fds)
+	wantRefusal(t, nil, err, ErrBadRequest, "not a user namespace")
+	if f, err := callerUserNS(&unix.Ucred{Uid: 0}, &zero, fds); err != nil || f != ns {
+		t.Errorf("root's own namespace: %v", err)
+	}
 }
