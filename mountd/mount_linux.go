@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/repo"
@@ -80,6 +81,7 @@ func (s *Service) openImage(req *Request, fds []*os.File) (*os.File, string, str
 		src   *os.File
 		name  string
 		store string
+		named digest.Digest // a repository image's name
 	)
 	switch {
 	case req.ImageFD != nil && (req.Repository != "" || req.Image != ""):
@@ -101,12 +103,12 @@ func (s *Service) openImage(req *Request, fds []*os.File) (*os.File, string, str
 		if req.Store != "" {
 			return nil, "", "", refuse(ErrBadRequest, "a repository's image uses the repository's store; do not name one")
 		}
-		f, objects, err := s.openRepoImage(req.Repository, req.Image)
+		f, objects, d, err := s.openRepoImage(req.Repository, req.Image)
 		if err != nil {
 			return nil, "", "", err
 		}
 		defer f.Close()
-		src, name, store = f, fmt.Sprintf("image %s of repository %s", req.Image, req.Repository), objects
+		src, name, store, named = f, fmt.Sprintf("image %s of repository %s", req.Image, req.Repository), objects, d
 	default:
 		return nil, "", "", refuse(ErrBadRequest, "no image: pass imageFileDescriptor, or repository and image")
 	}
@@ -117,31 +119,56 @@ func (s *Service) openImage(req *Request, fds []*os.File) (*os.File, string, str
 	if err != nil {
 		return nil, "", "", refuse(ErrImageRefused, "%v", err)
 	}
+	if !named.IsZero() {
+		if err := checkNamed(img, name, named); err != nil {
+			img.Close()
+			return nil, "", "", err
+		}
+	}
 	return img, name, store, nil
+}
+
+// checkNamed checks that the copy img of a repository's image has the
+// digest d the repository names it by.
+func checkNamed(img *os.File, name string, d digest.Digest) error {
+	st, err := img.Stat()
+	if err != nil {
+		return refuse(ErrImageRefused, "%s: %v", name, err)
+	}
+	got, err := fsverity.DigestReaderAt(context.Background(), img, st.Size(), d.Algorithm(), 1)
+	if err != nil {
+		return refuse(ErrImageRefused, "%s: digest: %v", name, err)
+	}
+	if !d.Equal(d.Algorithm(), got) {
+		return refuse(ErrImageRefused, "%s: its content has digest %s, not %s, the repository's name for it (a damaged repository: run gocfs repo fsck)", name, fsverity.Hex(got), d)
+	}
+	return nil
 }
 
 // openRepoImage opens the image called image in the policy's repository
 // called name, through the repository (beneath its directory, no symbolic
-// link followed), and returns it with the repository's object store.
-func (s *Service) openRepoImage(name, image string) (*os.File, string, error) {
+// link followed), and returns it with the repository's object store and
+// the image's digest.
+func (s *Service) openRepoImage(name, image string) (*os.File, string, digest.Digest, error) {
+	var none digest.Digest
 	pl, err := s.policy.repository(name)
 	if err != nil {
-		return nil, "", err
+		return nil, "", none, err
 	}
 	r, err := repo.Open(pl.Path, repo.Options{ReadOnly: true})
 	if err != nil {
-		return nil, "", refuse(ErrMountFailed, "repository %s: %v", pl.Name, err)
+		return nil, "", none, refuse(ErrMountFailed, "repository %s: %v", pl.Name, err)
 	}
 	defer r.Close()
 	d, err := r.Resolve(image)
 	if err != nil {
-		return nil, "", refuse(ErrBadRequest, "repository %s: %v", pl.Name, err)
+		return nil, "", none, refuse(ErrBadRequest, "repository %s: %v", pl.Name, err)
 	}
 	f, err := r.Store().OpenObject(d)
 	if err != nil {
-		return nil, "", refuse(ErrMountFailed, "repository %s: image %s: %v", pl.Name, d, err)
+		return nil, "", none, refuse(ErrMountFailed, "repository %s: image %s: %v", pl.Name, d, err)
 	}
-	return f, r.ObjectsDir(), nil
+	return f, r.ObjectsDir(), d, nil
 }
 
 // passedFile returns the descriptor at index *i among fds.

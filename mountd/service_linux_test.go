@@ -647,3 +647,65 @@ func TestUserNSOwner(t *testing.T) {
 		t.Errorf("root's own namespace: %v", err)
 	}
 }
+
+// TestDamagedRepositoryImage: a repository's image whose content is not
+// what the repository names it by is refused.
+func TestDamagedRepositoryImage(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	must(t, os.MkdirAll(filepath.Join(src, "d"), 0o755))
+	must(t, os.WriteFile(filepath.Join(src, "d", "f"), bytes.Repeat([]byte("x"), 5000), 0o644))
+	r, err := repo.Init(filepath.Join(dir, "repo"), repo.InitOptions{}, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.CreateImage(context.Background(), src, "img", repo.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.ParseDigest(res.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := r.ObjectPath(d)
+	b, err := os.ReadFile(obj)
+	must(t, err)
+	b[512] ^= 1
+	must(t, os.Chmod(obj, 0o644))
+	must(t, os.WriteFile(obj, b, 0o644))
+
+	s := startService(t, func(p *Policy) { p.Repositories = []Place{{Name: "damaged", Path: r.Dir()}} })
+	mnt, _, err := client(t, s).Mount(context.Background(), MountSpec{Repository: "damaged", Name: "img"})
+	wantRefusal(t, mnt, err, ErrImageRefused, "the repository's name for it")
+}
+
+// TestVerityNotice: under "try", a store without fs-verity gets a mount
+// without verity=require, and the reply says so.
+func TestVerityNotice(t *testing.T) {
+	s := startService(t, nil)
+	mnt, rep, err := client(t, s).Mount(context.Background(), MountSpec{Repository: "test", Name: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt.Close()
+	t.Logf("notices: %q", rep.Notices)
+	if len(rep.Digest) != 64 {
+		t.Errorf("digest %q: want 64 hex digits", rep.Digest)
+	}
+	f, err := os.Open(getFixture(t).objects)
+	must(t, err)
+	defer f.Close()
+	var sfs unix.Statfs_t
+	must(t, unix.Fstatfs(int(f.Fd()), &sfs))
+	if sfs.Type == unix.TMPFS_MAGIC && !strings.Contains(strings.Join(rep.Notices, "\n"), "verity") {
+		t.Errorf("a store on tmpfs has no fs-verity, and the reply does not say so: %q", rep.Notices)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
