@@ -34,17 +34,26 @@ import (
 // r must not change while Admit reads it and afterwards (the service
 // admits a sealed private copy and mounts that copy).
 func Admit(r io.ReaderAt, size int64, name string) error {
+	_, err := admit(r, size, name)
+	return err
+}
+
+// admit is Admit, returning the image's tree.
+func admit(r io.ReaderAt, size int64, name string) (*tree.Node, error) {
 	if err := mount.CheckImage(r, size, name); err != nil {
-		return refuse(ErrImageRefused, "the verifier refused it: %v", err)
+		return nil, refuse(ErrImageRefused, "the verifier refused it: %v", err)
 	}
 	root, err := image.Read(r, size, image.ReadOptions{})
 	if err != nil {
-		return refuse(ErrImageRefused, "%s: reading its tree: %v", name, err)
+		return nil, refuse(ErrImageRefused, "%s: reading its tree: %v", name, err)
 	}
 	if err := checkNoDevices(root); err != nil {
-		return err
+		return nil, err
 	}
-	return checkCanonical(r, size, name, root)
+	if err := checkCanonical(r, size, name, root); err != nil {
+		return nil, err
+	}
+	return root, nil
 }
 
 // checkNoDevices refuses block devices and character devices other than

@@ -11,6 +11,8 @@ import (
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/repo"
+	storepkg "github.com/gocfs/gocfs/store"
+	"github.com/gocfs/gocfs/tree"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,8 +49,14 @@ func (s *Service) mount(cred *unix.Ucred, req *Request, fds []*os.File) (*os.Fil
 	if err != nil {
 		return nil, nil, refuse(ErrImageRefused, "%s: %v", name, err)
 	}
-	if err := Admit(img, st.Size(), name); err != nil {
+	root, err := admit(img, st.Size(), name)
+	if err != nil {
 		return nil, nil, err
+	}
+	if req.ImageFD != nil {
+		if err := checkObjectsPublic(root, store); err != nil {
+			return nil, nil, err
+		}
 	}
 	sum, err := fsverity.DigestReaderAt(context.Background(), img, st.Size(), fsverity.SHA256, 1)
 	if err != nil {
@@ -169,6 +177,56 @@ func (s *Service) openRepoImage(name, image string) (*os.File, string, digest.Di
 		return nil, "", none, refuse(ErrMountFailed, "repository %s: image %s: %v", pl.Name, d, err)
 	}
 	return f, r.ObjectsDir(), d, nil
+}
+
+// checkObjectsPublic checks that every object the tree's files take their
+// content from is in store and readable by every user (the object, its
+// directory and the store searchable and readable by others): the
+// overlay reads objects with the service's credentials, and an image a
+// caller made must not give it content the caller could not read itself
+// (a file of another image, known by its digest, in a private store). An
+// image of a repository the policy serves is the administrator's, and is
+// not held to this.
+func checkObjectsPublic(root *tree.Node, store string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(store, &st); err != nil {
+		return refuse(ErrMountFailed, "object store %s: %v", store, err)
+	}
+	if st.Mode&0o001 == 0 {
+		return refuse(ErrImageRefused, "object store %s is not searchable by others, so no image passed by a caller may use it (name a repository's image instead)", store)
+	}
+	s, err := storepkg.Open(store, storepkg.Options{ReadOnly: true})
+	if err != nil {
+		return refuse(ErrMountFailed, "object store %s: %v", store, err)
+	}
+	defer s.Close()
+	dirs := map[string]bool{}
+	return root.Walk(func(path string, n *tree.Node) error {
+		if n.LinkTo != nil || !n.IsRegular() || n.Payload == "" {
+			return nil
+		}
+		d, err := digest.ParseObjectPath(n.Payload)
+		if err != nil {
+			return refuse(ErrImageRefused, "%s: object %q: %v", path, n.Payload, err)
+		}
+		rel := d.ObjectPath()
+		if sub := rel[:2]; !dirs[sub] {
+			if err := unix.Stat(store+"/"+sub, &st); err != nil || st.Mode&0o001 == 0 {
+				return refuse(ErrImageRefused, "%s: object directory %s/%s is missing or not searchable by others", path, store, sub)
+			}
+			dirs[sub] = true
+		}
+		f, err := s.OpenPath(rel)
+		if err != nil {
+			return refuse(ErrImageRefused, "%s: object %s: %v", path, rel, err)
+		}
+		err = unix.Fstat(int(f.Fd()), &st)
+		f.Close()
+		if err != nil || st.Mode&0o004 == 0 {
+			return refuse(ErrImageRefused, "%s: object %s/%s is not readable by others (mode %#o), so an image passed by a caller may not use it", path, store, rel, st.Mode&0o7777)
+		}
+		return nil
+	})
 }
 
 // passedFile returns the descriptor at index *i among fds.

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/internal/testutil"
 	"github.com/gocfs/gocfs/repo"
 	"golang.org/x/sys/unix"
@@ -708,4 +709,31 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestPrivateObjectRefused: an image a caller passes may not take content
+// from an object others can't read (the overlay reads it with the
+// service's credentials); the administrator's repository image may.
+func TestPrivateObjectRefused(t *testing.T) {
+	f := getFixture(t)
+	s := startService(t, nil)
+	root, err := image.ReadFile(f.image, image.ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := root.Lookup("size-0065536")
+	if n == nil || n.Payload == "" {
+		t.Fatal("no external file size-0065536 in the image")
+	}
+	obj := filepath.Join(f.objects, n.Payload)
+	must(t, os.Chmod(obj, 0o600))
+	defer os.Chmod(obj, 0o644)
+
+	mnt, err := mountFile(t, s, f.image)
+	wantRefusal(t, mnt, err, ErrImageRefused, "/size-0065536", "not readable by others")
+	mnt, _, err = client(t, s).Mount(context.Background(), MountSpec{Repository: "test", Name: "app"})
+	if err != nil {
+		t.Fatalf("the repository's image: %v", err)
+	}
+	mnt.Close()
 }
