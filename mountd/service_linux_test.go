@@ -508,35 +508,8 @@ func TestHostileClients(t *testing.T) {
 		mnt.Close()
 	}
 	before := resources(t)
-	raw := func(t *testing.T, msg []byte, files ...*os.File) (reply []byte) {
-		t.Helper()
-		c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: s.socket, Net: "unix"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		fds := make([]int, len(files))
-		for i, f := range files {
-			fds[i] = int(f.Fd())
-		}
-		var oob []byte
-		if len(fds) > 0 {
-			oob = rights(fds)
-		}
-		if _, _, err := c.WriteMsgUnix(msg, oob, nil); err != nil {
-			return nil // the service may close first
-		}
-		// The reply, up to its end, or nothing when the service closes.
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var b []byte
-		buf := make([]byte, 4096)
-		for {
-			n, err := c.Read(buf)
-			b = append(b, buf[:n]...)
-			if err != nil || bytes.IndexByte(b, 0) >= 0 {
-				return b
-			}
-		}
+	raw := func(t *testing.T, msg []byte, files ...*os.File) []byte {
+		return rawRequest(t, s.socket, msg, files...)
 	}
 	t.Run("malformed", func(t *testing.T) {
 		for _, m := range []string{"{not json\x00", "\x00", "[]\x00", `{"method":"io.gocfs.MountImage.Mount","parameters":{"imageFileDescriptor":"x"}}` + "\x00",
@@ -559,30 +532,7 @@ func TestHostileClients(t *testing.T) {
 			t.Errorf("the service held a huge message for %v", d)
 		}
 	})
-	t.Run("wrong descriptor types", func(t *testing.T) {
-		pr, pw, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pr.Close()
-		defer pw.Close()
-		dir, err := os.Open(f.dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer dir.Close()
-		for _, bad := range []*os.File{pr, pw, dir} {
-			mnt, _, err := client(t, s).Mount(context.Background(), MountSpec{Image: bad})
-			wantRefusal(t, mnt, err, ErrImageRefused)
-		}
-		img, err := os.Open(f.image)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer img.Close()
-		mnt, _, err := client(t, s).Mount(context.Background(), MountSpec{Image: img, UserNS: img})
-		wantRefusal(t, mnt, err, ErrBadRequest, "not a user namespace")
-	})
+	t.Run("wrong descriptor types", func(t *testing.T) { hostileDescriptors(t, s) })
 	t.Run("too many descriptors", func(t *testing.T) {
 		img, err := os.Open(f.image)
 		if err != nil {
@@ -616,8 +566,14 @@ func TestHostileClients(t *testing.T) {
 		c.WriteMsgUnix([]byte(`{"method":"io.gocfs.MountImage.Mount","parameters":{"imageFileDescriptor":0}}`+"\x00"), rights([]int{int(img.Fd())}), nil)
 		c.Close()
 	})
-	// The service still serves.
+	// The service still serves, also while a client stalls mid-message.
+	stalled, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: s.socket, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled.Write([]byte(`{"method":"io.gocfs.MountImage.Mount",`))
 	mnt, err := mountFile(t, s, f.image)
+	stalled.Close()
 	if err != nil {
 		t.Fatalf("after the hostile clients: %v", err)
 	}
@@ -736,4 +692,66 @@ func TestPrivateObjectRefused(t *testing.T) {
 		t.Fatalf("the repository's image: %v", err)
 	}
 	mnt.Close()
+}
+
+// rawRequest sends msg with files to the service on socket, and returns
+// its reply (up to the end of the first message), or nothing when the
+// service closes the connection.
+func rawRequest(t *testing.T, socket string, msg []byte, files ...*os.File) []byte {
+	t.Helper()
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: socket, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = rights(fds)
+	}
+	if _, _, err := c.WriteMsgUnix(msg, oob, nil); err != nil {
+		return nil // the service may close first
+	}
+	// The reply, up to its end, or nothing when the service closes.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		b = append(b, buf[:n]...)
+		if err != nil || bytes.IndexByte(b, 0) >= 0 {
+			return b
+		}
+	}
+}
+
+// hostileDescriptors passes descriptors of the wrong types: a pipe's ends
+// and a directory as the image, an image as the user namespace.
+func hostileDescriptors(t *testing.T, s *service) {
+	f := getFixture(t)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+	dir, err := os.Open(f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	for _, bad := range []*os.File{pr, pw, dir} {
+		mnt, _, err := client(t, s).Mount(context.Background(), MountSpec{Image: bad})
+		wantRefusal(t, mnt, err, ErrImageRefused)
+	}
+	img, err := os.Open(f.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	mnt, _, err := client(t, s).Mount(context.Background(), MountSpec{Image: img, UserNS: img})
+	wantRefusal(t, mnt, err, ErrBadRequest, "not a user namespace")
 }
