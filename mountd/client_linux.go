@@ -49,6 +49,9 @@ type MountSpec struct {
 	UserNS *os.File
 	// Verity is "try" (also ""), "require" or "off".
 	Verity string
+	// ExpectedDigest, when set, is the fs-verity (SHA-256, hex) digest
+	// the image must have; the service refuses another.
+	ExpectedDigest string
 }
 
 // Mount asks the service to mount the image spec names, and returns the
@@ -57,7 +60,7 @@ type MountSpec struct {
 // says why, wrapping one of ErrPermissionDenied, ErrImageRefused,
 // ErrLimitReached, ErrBadRequest or ErrMountFailed.
 func (c *Client) Mount(ctx context.Context, spec MountSpec) (*os.File, *Reply, error) {
-	req := Request{Repository: spec.Repository, Image: spec.Name, Store: spec.Store, Verity: spec.Verity}
+	req := Request{Repository: spec.Repository, Image: spec.Name, Store: spec.Store, Verity: spec.Verity, ExpectedDigest: spec.ExpectedDigest}
 	var fds []*os.File
 	if spec.Image != nil {
 		req.ImageFD = ptr(len(fds))

@@ -62,6 +62,9 @@ func (s *Service) mount(cred *unix.Ucred, req *Request, fds []*os.File) (*os.Fil
 	if err != nil {
 		return nil, nil, refuse(ErrImageRefused, "%s: digest: %v", name, err)
 	}
+	if want := req.ExpectedDigest; want != "" && !strings.EqualFold(want, fsverity.Hex(sum)) {
+		return nil, nil, refuse(ErrImageRefused, "%s has fs-verity digest %s, not the expected %s", name, fsverity.Hex(sum), want)
+	}
 	var notices []string
 	opts := mount.Options{
 		Basedirs:  []string{store},

@@ -27,14 +27,16 @@ interface io.gocfs.MountImage
 # path) for an image passed by descriptor; a repository's image uses the
 # repository's store. userNamespaceFileDescriptor (an index) asks for a
 # mount id-mapped to that user namespace, which the caller must own.
-# verity is "try" (default), "require" or "off".
+# verity is "try" (default), "require" or "off". expectedDigest, when
+# given, is the fs-verity (SHA-256, hex) digest the image must have.
 method Mount(
   imageFileDescriptor: ?int,
   repository: ?string,
   image: ?string,
   store: ?string,
   userNamespaceFileDescriptor: ?int,
-  verity: ?string
+  verity: ?string,
+  expectedDigest: ?string
 ) -> (
   mountFileDescriptor: int,
   digest: string,
@@ -81,6 +83,9 @@ type Request struct {
 	UserNSFD *int `json:"userNamespaceFileDescriptor,omitempty"`
 	// Verity is "try", "require" or "off" ("" is "try").
 	Verity string `json:"verity,omitempty"`
+	// ExpectedDigest, when set, is the fs-verity (SHA-256, hex) digest
+	// the image must have.
+	ExpectedDigest string `json:"expectedDigest,omitempty"`
 }
 
 // Reply is the reply of the Mount method.

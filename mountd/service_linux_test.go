@@ -638,7 +638,8 @@ func TestDamagedRepositoryImage(t *testing.T) {
 }
 
 // TestVerityNotice: under "try", a store without fs-verity gets a mount
-// without verity=require, and the reply says so.
+// without verity=require, and the reply says so; the reply has the
+// image's digest, and an expected digest is checked.
 func TestVerityNotice(t *testing.T) {
 	s := startService(t, nil)
 	mnt, rep, err := client(t, s).Mount(context.Background(), MountSpec{Repository: "test", Name: "app"})
@@ -650,6 +651,14 @@ func TestVerityNotice(t *testing.T) {
 	if len(rep.Digest) != 64 {
 		t.Errorf("digest %q: want 64 hex digits", rep.Digest)
 	}
+	// The expected digest, given, is checked.
+	mnt, _, err = client(t, s).Mount(context.Background(), MountSpec{Repository: "test", Name: "app", ExpectedDigest: rep.Digest})
+	if err != nil {
+		t.Fatalf("with its own digest expected: %v", err)
+	}
+	mnt.Close()
+	mnt, _, err = client(t, s).Mount(context.Background(), MountSpec{Repository: "test", Name: "app", ExpectedDigest: strings.Repeat("0", 64)})
+	wantRefusal(t, mnt, err, ErrImageRefused, "not the expected")
 	f, err := os.Open(getFixture(t).objects)
 	must(t, err)
 	defer f.Close()

@@ -28,15 +28,17 @@ const mountdChildFailed = 75
 
 // mountdChild is what the child is told.
 type mountdChild struct {
-	Socket, Image, Target, Store, Verity string
-	Command                              []string
+	Socket, Image, Target, Store, Verity, Digest string
+	Command                                      []string
 }
 
 // mountdUsable tells whether "gocfs mount" should ask gocfs mountd for
 // the mount: not root, no method forced, nothing only a root kernel mount
-// has, and a service listening on socket.
+// has or the service never gives (devices, setuid, an unchecked image),
+// and a service listening on socket.
 func mountdUsable(socket string, opts *mount.Options) bool {
-	if socket == "" || socket == "off" || os.Geteuid() == 0 || opts.Method != mount.Auto || opts.KernelOnly() != "" {
+	if socket == "" || socket == "off" || os.Geteuid() == 0 || opts.Method != mount.Auto || opts.KernelOnly() != "" ||
+		opts.AllowDevices || opts.AllowSetuid || opts.NoVerify {
 		return false
 	}
 	fi, err := os.Stat(socket)
@@ -53,7 +55,7 @@ func mountThroughMountd(stderr io.Writer, socket, image, target string, opts *mo
 	if err != nil {
 		return false, err
 	}
-	spec := mountdChild{Socket: socket, Image: image, Target: target, Verity: opts.Verity.String(), Command: command}
+	spec := mountdChild{Socket: socket, Image: image, Target: target, Verity: opts.Verity.String(), Digest: opts.ExpectedDigest, Command: command}
 	if len(opts.Basedirs) > 0 {
 		spec.Store = opts.Basedirs[0]
 	}
@@ -142,7 +144,7 @@ func mountdChildMount(c *mountdChild) error {
 		return err
 	}
 	defer cl.Close()
-	mnt, rep, err := cl.Mount(ctx, mountd.MountSpec{Image: img, Store: c.Store, UserNS: ns, Verity: c.Verity})
+	mnt, rep, err := cl.Mount(ctx, mountd.MountSpec{Image: img, Store: c.Store, UserNS: ns, Verity: c.Verity, ExpectedDigest: c.Digest})
 	if err != nil {
 		return err
 	}
