@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,8 +18,9 @@ import (
 // mountdSetup builds an image in a directory others can read, starts
 // "gocfs mountd" on a socket there with a policy allowing uid 65534, and
 // returns the directory, the gocfs binary copy, the image, the store and
-// the socket.
-func mountdSetup(t *testing.T) (dir, bin, img, store, sock string) {
+// the socket. With activated, the socket is made here and passed to the
+// service as systemd does (LISTEN_FDS, LISTEN_PID, descriptor 3).
+func mountdSetup(t *testing.T, activated bool) (dir, bin, img, store, sock string) {
 	testutil.RequireRoot(t)
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skipf("setpriv (util-linux) not installed: %v", err)
@@ -50,6 +52,24 @@ func mountdSetup(t *testing.T) (dir, bin, img, store, sock string) {
 	}
 	sock = filepath.Join(dir, "mountd.socket")
 	srv := exec.Command(bin, "mountd", "--policy", policy, "--socket", sock)
+	if activated {
+		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetUnlinkOnClose(false) // the service holds it on
+		defer l.Close()
+		os.Chmod(sock, 0o666)
+		lf, err := l.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lf.Close()
+		// systemd sets LISTEN_PID to the service's pid; sh's exec keeps
+		// its own. --socket names another path, which must stay unused.
+		srv = exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`, bin, "mountd", "--policy", policy, "--socket", sock+".unused")
+		srv.ExtraFiles = []*os.File{lf}
+	}
 	var log bytes.Buffer
 	srv.Stderr = &log
 	if err := srv.Start(); err != nil {
@@ -74,7 +94,15 @@ func mountdSetup(t *testing.T) (dir, bin, img, store, sock string) {
 // kernel mount from gocfs mountd, runs the command given with it, and
 // says so.
 func TestMountThroughMountd(t *testing.T) {
-	dir, bin, img, store, sock := mountdSetup(t)
+	for _, activated := range []bool{false, true} {
+		t.Run(map[bool]string{false: "listening", true: "socket-activated"}[activated], func(t *testing.T) {
+			testMountThroughMountd(t, activated)
+		})
+	}
+}
+
+func testMountThroughMountd(t *testing.T, activated bool) {
+	dir, bin, img, store, sock := mountdSetup(t, activated)
 	mnt := filepath.Join(dir, "mnt")
 	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		bin, "mount", img, mnt, "--basedir", store, "--mountd", sock, "--", "cat", filepath.Join(mnt, "size-0000100"))
@@ -97,12 +125,15 @@ func TestMountThroughMountd(t *testing.T) {
 	if testutil.IsMountPoint(t, mnt) {
 		t.Errorf("the mount shows outside the user's namespace")
 	}
+	if _, err := os.Stat(sock + ".unused"); activated && err == nil {
+		t.Errorf("the socket-activated service listened on --socket too")
+	}
 }
 
 // TestMountMountdRefusedFallsBack: a user the service refuses gets a FUSE
 // mount, and is told why and which.
 func TestMountMountdRefusedFallsBack(t *testing.T) {
-	dir, bin, img, store, sock := mountdSetup(t)
+	dir, bin, img, store, sock := mountdSetup(t, false)
 	mnt := filepath.Join(dir, "mnt")
 	cmd := exec.Command("setpriv", "--reuid=65533", "--regid=65533", "--clear-groups",
 		bin, "mount", img, mnt, "--basedir", store, "--mountd", sock, "--", "true")
