@@ -27,7 +27,8 @@ type Service struct {
 
 	mu      sync.Mutex
 	callers map[uint32]*callerState // by uid
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup          // connections being served
+	work    sync.WaitGroup          // requests being worked on, answered or not
 }
 
 // callerState is what the service counts for one uid.
@@ -70,6 +71,7 @@ func NewService(policy *Policy, opts ...Option) (*Service, error) {
 func (s *Service) Serve(ctx context.Context, l *net.UnixListener) error {
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
+	defer s.work.Wait()
 	defer s.wg.Wait()
 	for {
 		c, err := l.AcceptUnix()
@@ -276,7 +278,9 @@ func (s *Service) mountTimed(ctx context.Context, cred *unix.Ucred, req *Request
 		own[i] = os.NewFile(uintptr(d), f.Name())
 	}
 	done := make(chan result) // unbuffered: a result nobody takes is closed below
+	s.work.Add(1)
 	go func() {
+		defer s.work.Done()
 		defer closeFiles(own)
 		mnt, rep, err := s.mount(cred, req, own)
 		select {

@@ -389,6 +389,7 @@ func TestRefusals(t *testing.T) {
 		}
 		mnt.Close()
 	})
+	waitIdle(t, s)
 	checkNoLeaks(t, before)
 }
 
@@ -457,12 +458,16 @@ func TestLimits(t *testing.T) {
 		wantRefusal(t, mnt, err, ErrLimitReached, "maxConcurrent")
 		first.Close()
 		second.Close()
+		waitIdle(t, s)
 		checkNoLeaks(t, before)
 	})
 }
 
-// resources counts what a leak would leave: this process's descriptors,
-// its mounts, and attached loop devices.
+// resources counts what a leak would leave: this process's descriptors
+// (a detached mount is one), the mounts the service would attach (the
+// EROFS mount's temporary directory, on kernels that need one), and the
+// loop devices over the service's sealed copies. Only what is the
+// service's is counted: other tests on this machine mount too.
 type resourceCount struct{ fds, mounts, loops int }
 
 func resources(t *testing.T) resourceCount {
@@ -475,8 +480,35 @@ func resources(t *testing.T) resourceCount {
 	if err != nil {
 		t.Fatal(err)
 	}
-	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	return resourceCount{len(fds), bytes.Count(mi, []byte("\n")), len(loops)}
+	loops := 0
+	files, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if bytes.Contains(b, []byte("memfd:gocfs:the image passed")) || bytes.Contains(b, []byte("memfd:gocfs:image app of repository")) {
+			loops++
+		}
+	}
+	return resourceCount{len(fds), bytes.Count(mi, []byte(".gocfs-erofs-")), loops}
+}
+
+// waitIdle waits until the service serves no connection and works on no
+// request.
+func waitIdle(t *testing.T, s *service) {
+	t.Helper()
+	for range 500 {
+		s.mu.Lock()
+		conns := 0
+		for _, st := range s.callers {
+			conns += st.conns
+		}
+		s.mu.Unlock()
+		if conns == 0 {
+			s.work.Wait()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the service still serves connections after 5s")
 }
 
 // checkNoLeaks waits (a little: loop devices detach asynchronously) for
@@ -578,6 +610,7 @@ func TestHostileClients(t *testing.T) {
 		t.Fatalf("after the hostile clients: %v", err)
 	}
 	mnt.Close()
+	waitIdle(t, s)
 	checkNoLeaks(t, before)
 }
 
@@ -763,4 +796,18 @@ func hostileDescriptors(t *testing.T, s *service) {
 	defer img.Close()
 	mnt, _, err := client(t, s).Mount(context.Background(), MountSpec{Image: img, UserNS: img})
 	wantRefusal(t, mnt, err, ErrBadRequest, "not a user namespace")
+}
+
+// TestRequestTimeout: a request that outlasts the policy's timeout is
+// refused saying so, and the mount made for it meanwhile is closed.
+func TestRequestTimeout(t *testing.T) {
+	s := startService(t, nil)
+	before := resources(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	mnt, _, err := s.mountTimed(ctx, &unix.Ucred{Uid: 0}, &Request{Repository: "test", Image: "app"}, nil)
+	wantRefusal(t, mnt, err, ErrLimitReached, "longer than", "timeout")
+	s.work.Wait() // the mount, made after all, is closed
+	checkNoLeaks(t, before)
 }
