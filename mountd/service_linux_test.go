@@ -539,6 +539,7 @@ func TestHostileClients(t *testing.T) {
 	} else {
 		mnt.Close()
 	}
+	waitIdle(t, s)
 	before := resources(t)
 	raw := func(t *testing.T, msg []byte, files ...*os.File) []byte {
 		return rawRequest(t, s.socket, msg, files...)
