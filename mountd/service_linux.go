@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/varlink/go/varlink"
@@ -29,6 +30,7 @@ type Service struct {
 	callers map[uint32]*callerState // by uid
 	wg      sync.WaitGroup          // connections being served
 	work    sync.WaitGroup          // requests being worked on, answered or not
+	open    atomic.Int64            // connections served by Serve
 }
 
 // callerState is what the service counts for one uid.
@@ -86,9 +88,16 @@ func (s *Service) Serve(ctx context.Context, l *net.UnixListener) error {
 			l.Close()
 			return fmt.Errorf("mountd: accepting: %w", err)
 		}
+		if s.open.Add(1) > maxConnections {
+			s.open.Add(-1)
+			s.logf("mountd: more than %d connections: closing a new one", maxConnections)
+			c.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.open.Add(-1)
 			s.ServeConn(ctx, c)
 		}()
 	}
@@ -111,7 +120,11 @@ func (s *Service) ServeConn(ctx context.Context, c *net.UnixConn) {
 		s.logf("mountd: connection without credentials: %v", err)
 		return
 	}
-	if err := s.enter(cred.Uid); err != nil {
+	err = s.policy.Allow(cred.Uid, cred.Gid)
+	if err == nil {
+		err = s.enter(cred.Uid)
+	}
+	if err != nil {
 		s.refuseConn(ctx, mc, cred, err)
 		return
 	}
@@ -131,6 +144,15 @@ func (s *Service) ServeConn(ctx context.Context, c *net.UnixConn) {
 		}
 	}
 }
+
+// refusedWait is how long a refused connection is kept open for its first
+// message, to answer it with why.
+const refusedWait = time.Second
+
+// maxConnections bounds the connections served at once, all callers
+// together (each caller's own bound is the policy's maxConcurrent); a
+// connection beyond it is closed at once.
+const maxConnections = 1024
 
 // callerKey is the context key of the caller's credentials.
 type callerKey struct{}
@@ -193,6 +215,9 @@ func (s *Service) takeMount(uid uint32) error {
 // as a whole with err, then returns (the caller closes it).
 func (s *Service) refuseConn(ctx context.Context, mc *msgConn, cred *unix.Ucred, err error) {
 	s.logf("mountd: refused uid %d (pid %d): %v", cred.Uid, cred.Pid, err)
+	// A refused caller gets a moment to send its request, not the policy's
+	// timeout: connections it opens beyond its limit must not pile up.
+	mc.idle = refusedWait
 	msg, fds, rerr := mc.readMessage()
 	closeFiles(fds)
 	if rerr != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -456,6 +457,23 @@ func TestLimits(t *testing.T) {
 		second := client(t, s)
 		mnt, _, err = second.Mount(context.Background(), MountSpec{Repository: "test", Name: "app"})
 		wantRefusal(t, mnt, err, ErrLimitReached, "maxConcurrent")
+		// Connections over the limit that send nothing are closed soon,
+		// not held for the policy's timeout.
+		start := time.Now()
+		for range 5 {
+			c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: s.socket, Net: "unix"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+				t.Errorf("an idle connection over the limit: read %d bytes, %v; want the service to close it", n, err)
+			}
+			c.Close()
+		}
+		if d := time.Since(start); d > 8*time.Second {
+			t.Errorf("idle connections over the limit were held %v", d)
+		}
 		first.Close()
 		second.Close()
 		waitIdle(t, s)
