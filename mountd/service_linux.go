@@ -35,8 +35,9 @@ type Service struct {
 
 // callerState is what the service counts for one uid.
 type callerState struct {
-	conns  int         // connections open
-	mounts []time.Time // mounts made within the window
+	conns   int         // connections open
+	working int         // requests being worked on (answered or not)
+	mounts  []time.Time // mounts made within the window
 }
 
 // Option configures a [Service].
@@ -179,7 +180,7 @@ func (s *Service) leave(uid uint32) {
 	defer s.mu.Unlock()
 	if st := s.callers[uid]; st != nil {
 		st.conns--
-		if st.conns == 0 && len(st.mounts) == 0 {
+		if st.conns == 0 && st.working == 0 && len(st.mounts) == 0 {
 			delete(s.callers, uid)
 		}
 	}
@@ -268,7 +269,9 @@ func (i *iface) VarlinkDispatch(ctx context.Context, call varlink.Call, method s
 	if mnt != nil {
 		defer mnt.Close()
 	}
-	return i.s.reply(rctx, call, cred, mnt, rep, err)
+	// The reply has the connection's time, not the request's: a refusal
+	// for taking too long must still reach the caller.
+	return i.s.reply(ctx, call, cred, mnt, rep, err)
 }
 
 // reply sends the reply (with the mount descriptor) or the error, and
@@ -282,6 +285,35 @@ func (s *Service) reply(ctx context.Context, call varlink.Call, cred *unix.Ucred
 	}
 	s.logf("mountd: mounted image %s for %s", rep.Digest, who)
 	return call.ReplyWithFDs(ctx, rep, []*os.File{mnt})
+}
+
+// startWork counts a request of uid being worked on, refusing it when the
+// caller has maxConcurrent of them already (requests given up on for
+// taking too long count until they end).
+func (s *Service) startWork(uid uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.callers[uid]
+	if st == nil {
+		st = &callerState{}
+		s.callers[uid] = st
+	}
+	if st.working >= s.policy.Limits.MaxConcurrent {
+		return refuse(ErrLimitReached, "uid %d has %d requests being worked on (the policy's maxConcurrent)", uid, st.working)
+	}
+	st.working++
+	s.work.Add(1)
+	return nil
+}
+
+// endWork counts a request of uid done.
+func (s *Service) endWork(uid uint32) {
+	s.mu.Lock()
+	if st := s.callers[uid]; st != nil {
+		st.working--
+	}
+	s.mu.Unlock()
+	s.work.Done()
 }
 
 // mountTimed runs mount, giving up when ctx ends first (the mount then
@@ -302,10 +334,13 @@ func (s *Service) mountTimed(ctx context.Context, cred *unix.Ucred, req *Request
 		}
 		own[i] = os.NewFile(uintptr(d), f.Name())
 	}
+	if err := s.startWork(cred.Uid); err != nil {
+		closeFiles(own)
+		return nil, nil, err
+	}
 	done := make(chan result) // unbuffered: a result nobody takes is closed below
-	s.work.Add(1)
 	go func() {
-		defer s.work.Done()
+		defer s.endWork(cred.Uid)
 		defer closeFiles(own)
 		mnt, rep, err := s.mount(cred, req, own)
 		select {

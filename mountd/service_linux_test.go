@@ -830,3 +830,16 @@ func TestRequestTimeout(t *testing.T) {
 	s.work.Wait() // the mount, made after all, is closed
 	checkNoLeaks(t, before)
 }
+
+// TestWorkBound: requests given up on for taking too long still count
+// against the caller's maxConcurrent until they end.
+func TestWorkBound(t *testing.T) {
+	s := startService(t, func(p *Policy) { p.Limits.MaxConcurrent = 1 })
+	must(t, s.startWork(4321))
+	wantRefusal(t, nil, s.startWork(4321), ErrLimitReached, "requests being worked on")
+	must(t, s.startWork(4322)) // another caller's own share
+	s.endWork(4321)
+	must(t, s.startWork(4321))
+	s.endWork(4321)
+	s.endWork(4322)
+}
