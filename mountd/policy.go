@@ -60,7 +60,9 @@ type Place struct {
 type Limits struct {
 	// MaxImageSize is the largest image accepted, in bytes.
 	MaxImageSize int64 `json:"maxImageSize,omitempty"`
-	// MaxConcurrent is how many requests of one caller are served at once.
+	// MaxConcurrent is how many connections one caller may hold open,
+	// and how many of its requests are worked on at once (one given up
+	// on for taking too long counts until it ends).
 	MaxConcurrent int `json:"maxConcurrent,omitempty"`
 	// MaxMounts is how many mounts one caller gets per Window.
 	MaxMounts int `json:"maxMounts,omitempty"`
