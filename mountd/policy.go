@@ -64,7 +64,8 @@ type Limits struct {
 	// and how many of its requests are worked on at once (one given up
 	// on for taking too long counts until it ends).
 	MaxConcurrent int `json:"maxConcurrent,omitempty"`
-	// MaxMounts is how many mounts one caller gets per Window.
+	// MaxMounts is how many mount requests one caller gets per Window
+	// (refused ones count too: checking an image costs the service).
 	MaxMounts int `json:"maxMounts,omitempty"`
 	// Window is the period MaxMounts counts over.
 	Window Duration `json:"window,omitempty"`

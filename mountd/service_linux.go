@@ -186,7 +186,7 @@ func (s *Service) leave(uid uint32) {
 	}
 }
 
-// takeMount counts a mount for uid, refusing it when the caller has had
+// takeMount counts a mount request of uid, refusing it when the caller has had
 // its share within the window.
 func (s *Service) takeMount(uid uint32) error {
 	s.mu.Lock()
@@ -206,7 +206,7 @@ func (s *Service) takeMount(uid uint32) error {
 	}
 	st.mounts = keep
 	if len(st.mounts) >= lim.MaxMounts {
-		return refuse(ErrLimitReached, "uid %d has had %d mounts in the last %v (the policy's maxMounts per window)", uid, len(st.mounts), time.Duration(lim.Window))
+		return refuse(ErrLimitReached, "uid %d has made %d mount requests in the last %v (the policy's maxMounts per window)", uid, len(st.mounts), time.Duration(lim.Window))
 	}
 	st.mounts = append(st.mounts, now)
 	return nil

@@ -438,7 +438,7 @@ func TestLimits(t *testing.T) {
 			mnt.Close()
 		}
 		mnt, err := mountFile(t, s, f.image)
-		wantRefusal(t, mnt, err, ErrLimitReached, "maxMounts", "2 mounts")
+		wantRefusal(t, mnt, err, ErrLimitReached, "maxMounts", "2 mount requests")
 	})
 	t.Run("size", func(t *testing.T) {
 		s := startService(t, func(p *Policy) { p.Limits.MaxImageSize = 8192 })
