@@ -85,16 +85,8 @@ func checkImage(r *repo.Repo, name string) ([]string, error) {
 	for _, l := range rec.Layers {
 		files = append(files, "streams/"+LayerStreamName(l.DiffID))
 	}
-	root, err := recordTree(r, rec)
-	if err != nil {
-		return files, err
-	}
-	id, err := r.TreeImageID(root)
-	if err != nil {
-		return files, err
-	}
-	if id.Hex() != rec.Image {
-		return files, fmt.Errorf("oci: the layers of %s make the image %s, not %s as recorded", name, id.Hex(), rec.Image)
+	if _, err := recordImage(r, rec); err != nil {
+		return files, fmt.Errorf("oci: %s: %w", name, err)
 	}
 	return files, nil
 }

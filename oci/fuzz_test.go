@@ -17,7 +17,7 @@ func FuzzLayers(f *testing.F) {
 	f.Add(makeTar(f, []member{fileM("x", 0o644, []byte("small"))}), []byte("not a tar"))
 	r := newTestRepo(f)
 	f.Fuzz(func(t *testing.T, l1, l2 []byte) {
-		fs := newRootfs()
+		fs := newRootfs(Rules{})
 		for _, l := range [][]byte{l1, l2} {
 			objs := r.NewObjectWriter()
 			entries, err := newImporter(r.Algorithm(), objs).importTar(bytes.NewReader(l))
@@ -29,7 +29,7 @@ func FuzzLayers(f *testing.F) {
 				return
 			}
 		}
-		root, err := fs.tree(r.Algorithm())
+		root, err := fs.finish(r.Algorithm())
 		if err != nil {
 			return
 		}

@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/oci/splitstream"
@@ -177,7 +178,7 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 		return "", err
 	}
 	err = r.Update(ctx, func(tx *repo.Tx) error {
-		root, err := recordTree(r, rec)
+		root, err := recordImage(r, rec)
 		if err != nil {
 			return err
 		}
@@ -196,10 +197,10 @@ func EnsureImage(ctx context.Context, r *repo.Repo, name string) (string, error)
 	return rec.Image, nil
 }
 
-// recordTree merges the layers of an image record, read from their split
-// streams.
-func recordTree(r *repo.Repo, rec *ImageRecord) (*tree.Node, error) {
-	fs := newRootfs()
+// recordLayers reads the layers of an image record from their split
+// streams, each checked against its diff ID.
+func recordLayers(r *repo.Repo, rec *ImageRecord) ([][]entry, error) {
+	layers := make([][]entry, len(rec.Layers))
 	for i, l := range rec.Layers {
 		sd, err := r.ParseDigest(l.Stream)
 		if err != nil {
@@ -209,15 +210,60 @@ func recordTree(r *repo.Repo, rec *ImageRecord) (*tree.Node, error) {
 		if err != nil {
 			return nil, fmt.Errorf("oci: layer %d: diff ID %s: %w", i, l.DiffID, err)
 		}
-		entries, err := storedLayer(r, sd.Bytes(), want)
-		if err != nil {
-			return nil, fmt.Errorf("oci: layer %d (%s): %w", i, l.Digest, err)
-		}
-		if err := fs.apply(entries); err != nil {
+		if layers[i], err = storedLayer(r, sd.Bytes(), want); err != nil {
 			return nil, fmt.Errorf("oci: layer %d (%s): %w", i, l.Digest, err)
 		}
 	}
-	return fs.tree(r.Algorithm())
+	return layers, nil
+}
+
+// mergeLayers merges layers by rules into the root file system of their
+// image, in the algorithm alg.
+func mergeLayers(rec *ImageRecord, layers [][]entry, alg fsverity.Algorithm, rules Rules) (*tree.Node, error) {
+	fs := newRootfs(rules)
+	for i, entries := range layers {
+		if err := fs.apply(entries); err != nil {
+			return nil, fmt.Errorf("oci: layer %d (%s): %w", i, rec.Layers[i].Digest, err)
+		}
+	}
+	return fs.finish(alg)
+}
+
+// recordTree merges the layers of an image record, read from their split
+// streams, by rules.
+func recordTree(r *repo.Repo, rec *ImageRecord, rules Rules) (*tree.Node, error) {
+	layers, err := recordLayers(r, rec)
+	if err != nil {
+		return nil, err
+	}
+	return mergeLayers(rec, layers, r.Algorithm(), rules)
+}
+
+// recordImage returns the root file system whose image is the one rec
+// names (the image pull made): the layers merged by composefs-rs's rules,
+// or, for an image pulled by gocfs before it took them, by its earlier
+// rules (Rules.Legacy). Neither matching is an error naming both digests.
+func recordImage(r *repo.Repo, rec *ImageRecord) (*tree.Node, error) {
+	layers, err := recordLayers(r, rec)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, rules := range []Rules{{}, {Legacy: true}} {
+		root, err := mergeLayers(rec, layers, r.Algorithm(), rules)
+		if err != nil {
+			return nil, err
+		}
+		id, err := r.TreeImageID(root)
+		if err != nil {
+			return nil, err
+		}
+		if id.Hex() == rec.Image {
+			return root, nil
+		}
+		ids = append(ids, id.Hex())
+	}
+	return nil, fmt.Errorf("oci: the layers make the image %s (%s by gocfs's earlier rules), not %s as recorded", ids[0], ids[1], rec.Image)
 }
 
 // Mount mounts the composefs image of the OCI image called name on

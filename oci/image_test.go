@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -219,6 +220,8 @@ func extract(t testing.TB, root string, layers [][]member) {
 	attrs("", member{typ: tar.TypeDir, mtime: time.Unix(0, 0)}, 0o755)
 	for _, layer := range layers {
 		for _, m := range layer {
+			// Members in archive order, whiteouts included, as
+			// composefs-rs's process_entry (crates/composefs-oci/src/image.rs).
 			rel := strings.Trim(path.Clean("/"+m.name), "/")
 			dir, base := path.Split(rel)
 			dir = strings.TrimSuffix(dir, "/")
@@ -231,18 +234,15 @@ func extract(t testing.TB, root string, layers [][]member) {
 						forget(path.Join(dir, e.Name()))
 					}
 				}
+				continue
 			case strings.HasPrefix(base, ".wh..wh."):
+				continue
 			case strings.HasPrefix(base, ".wh."):
 				target := path.Join(dir, base[4:])
 				if fi, err := os.Lstat(abs(dir)); err == nil && fi.IsDir() {
 					must("remove", os.RemoveAll(abs(target)))
 					forget(target)
 				}
-			}
-		}
-		for _, m := range layer {
-			rel := strings.Trim(path.Clean("/"+m.name), "/")
-			if strings.HasPrefix(path.Base(rel), ".wh.") {
 				continue
 			}
 			if rel == "" {
@@ -299,6 +299,80 @@ func extract(t testing.TB, root string, layers [][]member) {
 		ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
 		must("utimes "+rel, unix.UtimesNanoAt(unix.AT_FDCWD, abs(rel), ts, unix.AT_SYMLINK_NOFOLLOW))
 	}
+	containerRoot(t, root)
+}
+
+// containerRoot applies composefs-rs's transform_for_oci
+// (crates/composefs/src/generic_tree.rs: copy_root_metadata_from_usr,
+// canonicalize_run, filter_xattrs with the default allowlist
+// CONTAINER_XATTR_ALLOWLIST = security.capability) to the extracted
+// directory root, with the operating system's operations: the root gets
+// /usr's mode, owner, xattrs and mtime, /run is emptied and gets /usr's
+// mtime, and every file loses its xattrs but security.capability. Without
+// /usr (cfsctl refuses such images; gocfs keeps the root as it is) only
+// the xattrs are filtered.
+func containerRoot(t testing.TB, root string) {
+	t.Helper()
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("container root: %s: %v", what, err)
+		}
+	}
+	must("walk", filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		for _, n := range listXattrs(p) {
+			if n != "security.capability" {
+				must("removexattr "+p, unix.Lremovexattr(p, n))
+			}
+		}
+		return nil
+	}))
+	var usr unix.Stat_t
+	if err := unix.Lstat(filepath.Join(root, "usr"), &usr); err != nil || usr.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return
+	}
+	must("chown /", os.Lchown(root, int(usr.Uid), int(usr.Gid)))
+	must("chmod /", unix.Chmod(root, usr.Mode&0o7777))
+	for _, n := range listXattrs(root) {
+		must("removexattr /", unix.Lremovexattr(root, n))
+	}
+	for _, n := range listXattrs(filepath.Join(root, "usr")) {
+		v := make([]byte, 64<<10)
+		sz, err := unix.Lgetxattr(filepath.Join(root, "usr"), n, v)
+		must("getxattr /usr", err)
+		must("setxattr /", unix.Lsetxattr(root, n, v[:sz], 0))
+	}
+	ts := []unix.Timespec{usr.Mtim, usr.Mtim}
+	run := filepath.Join(root, "run")
+	if fi, err := os.Lstat(run); err == nil && fi.IsDir() {
+		ents, err := os.ReadDir(run)
+		must("readdir /run", err)
+		for _, e := range ents {
+			must("remove /run/"+e.Name(), os.RemoveAll(filepath.Join(run, e.Name())))
+		}
+		must("utimes /run", unix.UtimesNanoAt(unix.AT_FDCWD, run, ts, unix.AT_SYMLINK_NOFOLLOW))
+	}
+	must("utimes /", unix.UtimesNanoAt(unix.AT_FDCWD, root, ts, unix.AT_SYMLINK_NOFOLLOW))
+}
+
+// listXattrs lists the names of p's xattrs (not following a symlink).
+func listXattrs(p string) []string {
+	sz, _ := unix.Llistxattr(p, nil)
+	if sz <= 0 {
+		return nil
+	}
+	buf := make([]byte, sz)
+	sz, _ = unix.Llistxattr(p, buf)
+	var names []string
+	for _, n := range strings.Split(string(buf[:max(sz, 0)]), "\x00") {
+		if n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // scanDigest is the digest, made with r's algorithm, of the image

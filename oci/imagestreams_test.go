@@ -147,7 +147,7 @@ func buildLegacyImage(t *testing.T, r *repo.Repo, name string) (content, manifes
 		if err := objs.Flush(); err != nil {
 			return err
 		}
-		root, err := recordTree(r, rec)
+		root, err := recordTree(r, rec, Rules{Legacy: true}) // as gocfs pulled then
 		if err != nil {
 			return err
 		}

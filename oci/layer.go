@@ -3,11 +3,9 @@ package oci
 import (
 	"archive/tar"
 	"bufio"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"path"
 	"sort"
 	"strings"
@@ -168,38 +166,16 @@ func toEntry(hdr *tar.Header) (e entry, ok bool, err error) {
 	return e, true, nil
 }
 
-// tarXattrs returns a member's extended attributes, sorted by name: PAX
-// records SCHILY.xattr.NAME (raw value), and LIBARCHIVE.xattr.NAME
-// (URL-encoded name, base64 value) for names SCHILY records don't give.
+// tarXattrs returns a member's extended attributes, sorted by name: its
+// PAX records SCHILY.xattr.NAME (the raw value), the only ones composefs-rs
+// reads (tar-core's ParsedEntry.xattrs, crates/composefs-oci/src/tar.rs);
+// libarchive's LIBARCHIVE.xattr.NAME records are ignored as there.
 func tarXattrs(hdr *tar.Header) ([]tree.Xattr, error) {
 	var xs []tree.Xattr
-	seen := make(map[string]bool)
 	for k, v := range hdr.PAXRecords {
 		if name, ok := strings.CutPrefix(k, "SCHILY.xattr."); ok {
 			xs = append(xs, tree.Xattr{Name: name, Value: []byte(v)})
-			seen[name] = true
 		}
-	}
-	for k, v := range hdr.PAXRecords {
-		rest, ok := strings.CutPrefix(k, "LIBARCHIVE.xattr.")
-		if !ok {
-			continue
-		}
-		name, err := url.PathUnescape(rest)
-		if err != nil {
-			return nil, fmt.Errorf("PAX record %q: %v", k, err)
-		}
-		if seen[name] {
-			continue
-		}
-		val, err := base64.StdEncoding.DecodeString(v)
-		if err != nil {
-			if val, err = base64.RawStdEncoding.DecodeString(v); err != nil {
-				return nil, fmt.Errorf("PAX record %q: %v", k, err)
-			}
-		}
-		xs = append(xs, tree.Xattr{Name: name, Value: val})
-		seen[name] = true
 	}
 	sort.Slice(xs, func(i, j int) bool { return xs[i].Name < xs[j].Name })
 	return xs, nil

@@ -1,11 +1,13 @@
 package oci
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/rootfs"
 	"github.com/gocfs/gocfs/schema"
 	"github.com/gocfs/gocfs/tree"
 )
@@ -43,19 +45,33 @@ func newDir(ino *inode) *dirent { return &dirent{ino: ino, children: make(map[st
 
 func (d *dirent) isDir() bool { return d.ino.mode&tree.ModeType == tree.ModeDir }
 
-// rootfs merges layers, the way a container runtime applies them one on
-// top of the other (docs/oci.md says exactly how).
-type rootfs struct {
-	root *dirent
+// Rules says how the layers of an OCI image become its root file system.
+// The zero Rules are composefs-rs's (cfsctl oci pull and compute-id, see
+// docs/oci.md): the image ID gocfs computes is then cfsctl's.
+type Rules struct {
+	// Xattrs says which extended attributes the files keep (cfsctl's
+	// --xattrs): by default only security.capability.
+	Xattrs rootfs.XattrFilter
+	// Legacy selects the rules of gocfs before it took composefs-rs's:
+	// a layer's whiteouts applied before its other members, no root,
+	// /run or xattr transformation. Only for images pulled then.
+	Legacy bool
 }
 
-func newRootfs() *rootfs {
-	return &rootfs{root: newDir(&inode{mode: implicitDirMode, uid: implicitDirUID, gid: implicitDirGID})}
+// mergedFS merges layers, the way a container runtime applies them one on
+// top of the other (docs/oci.md says exactly how).
+type mergedFS struct {
+	root  *dirent
+	rules Rules
+}
+
+func newRootfs(rules Rules) *mergedFS {
+	return &mergedFS{root: newDir(&inode{mode: implicitDirMode, uid: implicitDirUID, gid: implicitDirGID}), rules: rules}
 }
 
 // lookup returns the entry at p ("" for the root), or nil. No symlink is
 // followed.
-func (fs *rootfs) lookup(p string) *dirent {
+func (fs *mergedFS) lookup(p string) *dirent {
 	d := fs.root
 	if p == "" {
 		return d
@@ -74,7 +90,7 @@ func (fs *rootfs) lookup(p string) *dirent {
 // parentDir returns the directory that holds p, creating missing
 // directories as implicit ones. A component that exists but is not a
 // directory (a symlink included: none is followed) is an error.
-func (fs *rootfs) parentDir(p string) (*dirent, string, error) {
+func (fs *mergedFS) parentDir(p string) (*dirent, string, error) {
 	d := fs.root
 	parts := strings.Split(p, "/")
 	for i, c := range parts[:len(parts)-1] {
@@ -90,25 +106,41 @@ func (fs *rootfs) parentDir(p string) (*dirent, string, error) {
 	return d, parts[len(parts)-1], nil
 }
 
-// apply merges one layer's entries over what is there: first every
-// whiteout and opaque marker of the layer, which only hide what lower
-// layers have, then every other entry in archive order.
-func (fs *rootfs) apply(entries []entry) error {
+// apply merges one layer's entries over what is there, in archive order,
+// as composefs-rs's process_entry (crates/composefs-oci/src/image.rs):
+// a whiteout removes its name at the point it comes, an opaque marker
+// empties its directory there (of what this layer put in it before it,
+// too), any other member adds or replaces its name.
+func (fs *mergedFS) apply(entries []entry) error {
+	if fs.rules.Legacy {
+		return fs.applyLegacy(entries)
+	}
+	for i := range entries {
+		e := &entries[i]
+		switch e.kind {
+		case entryWhiteout:
+			fs.whiteout(e.path)
+		case entryOpaque:
+			fs.opaque(e.path)
+		default:
+			if err := fs.add(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyLegacy is apply as gocfs did before Rules: first every whiteout
+// and opaque marker of the layer, which then only hide what lower layers
+// have, then every other entry in archive order.
+func (fs *mergedFS) applyLegacy(entries []entry) error {
 	for _, e := range entries {
 		switch e.kind {
 		case entryWhiteout:
-			i := strings.LastIndexByte(e.path, '/')
-			parent, name := fs.root, e.path
-			if i >= 0 {
-				parent, name = fs.lookup(e.path[:i]), e.path[i+1:]
-			}
-			if parent != nil && parent.isDir() {
-				delete(parent.children, name)
-			}
+			fs.whiteout(e.path)
 		case entryOpaque:
-			if d := fs.lookup(e.path); d != nil && d.isDir() {
-				d.children = make(map[string]*dirent)
-			}
+			fs.opaque(e.path)
 		}
 	}
 	for i := range entries {
@@ -123,7 +155,26 @@ func (fs *rootfs) apply(entries []entry) error {
 	return nil
 }
 
-func (fs *rootfs) add(e *entry) error {
+// whiteout removes the name p, if its directory is there.
+func (fs *mergedFS) whiteout(p string) {
+	i := strings.LastIndexByte(p, '/')
+	parent, name := fs.root, p
+	if i >= 0 {
+		parent, name = fs.lookup(p[:i]), p[i+1:]
+	}
+	if parent != nil && parent.isDir() {
+		delete(parent.children, name)
+	}
+}
+
+// opaque empties the directory p, if it is there.
+func (fs *mergedFS) opaque(p string) {
+	if d := fs.lookup(p); d != nil && d.isDir() {
+		d.children = make(map[string]*dirent)
+	}
+}
+
+func (fs *mergedFS) add(e *entry) error {
 	if e.path == "" {
 		if e.hardlink || e.mode&tree.ModeType != tree.ModeDir {
 			return fmt.Errorf("oci: the root is not a directory in a layer")
@@ -174,6 +225,28 @@ func (ino *inode) setAttrs(e *entry) {
 	}
 }
 
+// finish turns the merged layers into the image's root file system: the
+// tree, then, as composefs-rs's transform_for_oci
+// (crates/composefs/src/generic_tree.rs, called by create_filesystem in
+// crates/composefs-oci/src/image.rs), the root directory given /usr's
+// metadata, /run emptied and the xattrs filtered (package rootfs). A
+// rootfs without /usr (which cfsctl refuses) keeps its root directory
+// and /run as they are; its xattrs are filtered all the same.
+func (fs *mergedFS) finish(alg fsverity.Algorithm) (*tree.Node, error) {
+	root, err := fs.tree(alg)
+	if err != nil || fs.rules.Legacy {
+		return root, err
+	}
+	err = rootfs.TransformForOCI(root, fs.rules.Xattrs)
+	if errors.Is(err, rootfs.ErrNoUsr) {
+		err = rootfs.FilterXattrs(root, fs.rules.Xattrs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("oci: %w", err)
+	}
+	return root, nil
+}
+
 // tree turns the merged rootfs into a tree. alg is the repository's
 // digest algorithm: regular files get their object's path as payload and,
 // for SHA-256, their fs-verity digest, as scan gives them. Of the names of
@@ -181,7 +254,7 @@ func (ino *inode) setAttrs(e *entry) {
 // names in byte order) holds the inode, as scan does with hard links
 // preserved, so that the same rootfs gives the same image whichever way
 // it was built.
-func (fs *rootfs) tree(alg fsverity.Algorithm) (*tree.Node, error) {
+func (fs *mergedFS) tree(alg fsverity.Algorithm) (*tree.Node, error) {
 	holders := make(map[*inode]*tree.Node)
 	root, err := fs.root.ino.node(alg)
 	if err != nil {
@@ -248,9 +321,10 @@ func (ino *inode) node(alg fsverity.Algorithm) (*tree.Node, error) {
 				return nil, fmt.Errorf("no %s digest for the content", alg)
 			}
 			n.Payload = objectDigest(alg, ino.digest).ObjectPath()
-			if alg == fsverity.SHA256 {
-				n.Digest = ino.digest
-			}
+			// The object's fs-verity digest goes into the metacopy xattr
+			// whatever the algorithm, as composefs-rs's writer puts it
+			// (overlayfs checks SHA-512 ones too).
+			n.Digest = ino.digest
 			if ino.size <= tree.RecommendedInlineMax {
 				if err := n.SetContent(ino.content); err != nil {
 					return nil, err

@@ -376,13 +376,13 @@ func (p *puller) fetch(ctx context.Context, i int) (blob io.ReadCloser, verified
 // them to be fetched again), then stores the composefs image of the merged
 // layers, the manifest, the configuration and the record.
 func (p *puller) commit(ctx context.Context, layers []*pulledLayer) (*PullResult, []int, error) {
-	fs := newRootfs()
+	fs := newRootfs(Rules{})
 	for i, l := range layers {
 		if err := fs.apply(l.entries); err != nil {
 			return nil, nil, fmt.Errorf("oci: layer %d (%s): %w", i, p.s.layers[i].Digest, err)
 		}
 	}
-	root, err := fs.tree(p.r.Algorithm())
+	root, err := fs.finish(p.r.Algorithm())
 	if err != nil {
 		return nil, nil, err
 	}

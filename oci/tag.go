@@ -9,6 +9,7 @@ import (
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/repo"
+	"github.com/gocfs/gocfs/tree"
 )
 
 // Tag names the stored OCI image whose manifest has the digest
@@ -41,11 +42,20 @@ func Tag(r *repo.Repo, manifestDigest, name string) error {
 // image's composefs image.
 func Untag(r *repo.Repo, name string) error { return Remove(r, name) }
 
-// ComputeID returns the digest the composefs image of the OCI image
-// called name has, computed from its stored layers in the repository's
-// algorithm and EROFS format, storing nothing (cfsctl oci compute-id).
-// It is the image digest pull recorded, unless the layers changed since.
+// ComputeID returns the ID (fs-verity digest) of the composefs image of
+// the OCI image called name, computed from its stored layers by
+// composefs-rs's rules (cfsctl oci compute-id, default options) in the
+// repository's algorithm and EROFS format, storing nothing. It is
+// ComputeIDWith with the zero Rules.
 func ComputeID(ctx context.Context, r *repo.Repo, name string) (digest.Digest, error) {
+	return ComputeIDWith(ctx, r, name, Rules{})
+}
+
+// ComputeIDWith is ComputeID with the given rules (cfsctl oci compute-id
+// --xattrs). For an image pulled by this version of gocfs, with the zero
+// Rules, it is the image pull made and the configuration's
+// composefs.image.v1 names.
+func ComputeIDWith(ctx context.Context, r *repo.Repo, name string, rules Rules) (digest.Digest, error) {
 	unlock, err := r.Lock(ctx, false)
 	if err != nil {
 		return digest.Digest{}, err
@@ -55,9 +65,26 @@ func ComputeID(ctx context.Context, r *repo.Repo, name string) (digest.Digest, e
 	if err != nil {
 		return digest.Digest{}, err
 	}
-	root, err := recordTree(r, rec)
+	root, err := recordTree(r, rec, rules)
 	if err != nil {
 		return digest.Digest{}, err
 	}
 	return r.TreeImageID(root)
+}
+
+// ImageTree returns the root file system of the OCI image called name,
+// merged from its stored layers by rules (cfsctl oci dump --xattrs): the
+// tree ComputeIDWith makes its image of. Its regular files name their
+// objects by payload.
+func ImageTree(ctx context.Context, r *repo.Repo, name string, rules Rules) (*tree.Node, error) {
+	unlock, err := r.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	rec, err := lookupRecord(r, name)
+	if err != nil {
+		return nil, err
+	}
+	return recordTree(r, rec, rules)
 }

@@ -131,6 +131,10 @@ func setXattrs(n *tree.Node, xs []tree.Xattr) error {
 	return nil
 }
 
+// FilterXattrs keeps, on every inode of root, the xattrs filter allows (in
+// their order): the last step of TransformForOCI alone.
+func FilterXattrs(root *tree.Node, filter XattrFilter) error { return filterXattrs(root, filter) }
+
 // filterXattrs keeps, on every inode of root, the xattrs filter allows (in
 // their order).
 func filterXattrs(root *tree.Node, filter XattrFilter) error {

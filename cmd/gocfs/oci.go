@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,10 +17,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/gocfs/gocfs/dump"
+	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/oci"
 	"github.com/gocfs/gocfs/repo"
+	"github.com/gocfs/gocfs/rootfs"
+	"github.com/gocfs/gocfs/tree"
 )
 
 func init() {
@@ -422,51 +426,101 @@ func newOCIUntagCmd(rf *repoFlags) *cobra.Command {
 	}
 }
 
-func newOCIDumpCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "dump NAME",
-		Short: "Print the root file system of a stored OCI image as a composefs dump file",
-		Long: `Print the composefs image of the OCI image NAME (built again from its stored
-layers if it was removed) as a composefs-dump(5) file, as "composefs-info
-dump" prints the image, as cfsctl oci dump does.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
-				img, err := oci.EnsureImage(ctx, r, refName(args[0]))
-				if err != nil {
-					return err
-				}
-				root, _, err := r.ReadImage(img)
-				if err != nil {
-					return err
-				}
-				return dump.NewWriter(cmd.OutOrStdout()).WriteTree(root)
-			})
-		},
+// ociRulesFlag adds cfsctl's --xattrs (OCIConfigFilesystemOptions) to an
+// oci command that makes an image's root file system.
+func ociRulesFlag(cmd *cobra.Command) func() (oci.Rules, error) {
+	x := cmd.Flags().String("xattrs", rootfs.AllowlistOnly.String(), "which xattrs the files keep: allowlist-only (security.capability) or keep-user-xattrs (and user.*)")
+	return func() (oci.Rules, error) {
+		f, err := rootfs.ParseXattrFilter(*x)
+		if err != nil {
+			return oci.Rules{}, fmt.Errorf("--xattrs: %w", err)
+		}
+		return oci.Rules{Xattrs: f}, nil
 	}
 }
 
-func newOCIComputeIDCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "compute-id NAME",
-		Short: "Print the composefs image ID of a stored OCI image's rootfs",
-		Long: `Compute, from the stored layers of the OCI image NAME, the digest of its
-composefs image in the repository's algorithm and EROFS format, and print it
-in hex; nothing is stored (cfsctl oci compute-id). It is the image's name
-under images/ (gocfs's images; composefs-rs's writer gives other bytes).`,
+func newOCIDumpCmd(rf *repoFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dump [--xattrs MODE] NAME",
+		Short: "Print the root file system of a stored OCI image as a composefs dump file",
+		Long: `Print the root file system of the OCI image NAME, merged from its stored
+layers by composefs-rs's rules, as a composefs-dump(5) file, as "composefs-info
+dump" prints its composefs image (cfsctl oci dump). With the default --xattrs
+it is the image pull made (built again if it was removed).`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
-				d, err := oci.ComputeID(ctx, r, refName(args[0]))
-				if err != nil {
-					return err
-				}
-				return rf.output(cmd, struct {
-					ID string `json:"id"`
-				}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, d.Hex()) })
-			})
-		},
 	}
+	rules := ociRulesFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		rl, err := rules()
+		if err != nil {
+			return err
+		}
+		return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+			root, err := ociDumpTree(ctx, r, refName(args[0]), rl)
+			if err != nil {
+				return err
+			}
+			return dump.NewWriter(cmd.OutOrStdout()).WriteTree(root)
+		})
+	}
+	return cmd
+}
+
+// ociDumpTree is the tree oci dump prints: the stored image read back, or,
+// for other rules than pull's, the image of the tree they make, made in
+// memory and read back.
+func ociDumpTree(ctx context.Context, r *repo.Repo, name string, rules oci.Rules) (*tree.Node, error) {
+	if rules == (oci.Rules{}) {
+		img, err := oci.EnsureImage(ctx, r, name)
+		if err != nil {
+			return nil, err
+		}
+		root, _, err := r.ReadImage(img)
+		return root, err
+	}
+	root, err := oci.ImageTree(ctx, r, name, rules)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := r.ImageOptions()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := image.Write(&buf, root, opts); err != nil {
+		return nil, err
+	}
+	return image.Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), image.ReadOptions{})
+}
+
+func newOCIComputeIDCmd(rf *repoFlags) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "compute-id [--xattrs MODE] NAME",
+		Short: "Print the composefs image ID of a stored OCI image's rootfs",
+		Long: `Compute, from the stored layers of the OCI image NAME merged by
+composefs-rs's rules, the digest of its composefs image in the repository's
+algorithm and EROFS format, and print it in hex; nothing is stored (cfsctl oci
+compute-id, which prints the same digest). With the default --xattrs it is the
+image pull made.`,
+		Args: cobra.ExactArgs(1),
+	}
+	rules := ociRulesFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		rl, err := rules()
+		if err != nil {
+			return err
+		}
+		return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+			d, err := oci.ComputeIDWith(ctx, r, refName(args[0]), rl)
+			if err != nil {
+				return err
+			}
+			return rf.output(cmd, struct {
+				ID string `json:"id"`
+			}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, d.Hex()) })
+		})
+	}
+	return cmd
 }
 
 func newOCIImportLayerCmd(rf *repoFlags) *cobra.Command {

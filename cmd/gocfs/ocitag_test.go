@@ -71,6 +71,17 @@ func TestOCITagUntag(t *testing.T) {
 	if err != nil || len(want) == 0 || string(dumped) != string(want) {
 		t.Errorf("oci dump:\n%s\ncomposefs-info dump (%v):\n%s", dumped, err, want)
 	}
+	// --xattrs, as cfsctl's: keep-user-xattrs keeps etc/'s user xattr.
+	keep := strings.TrimSpace(run(true, "oci", "compute-id", "--xattrs", "keep-user-xattrs", "second/name"))
+	if keep == cfsImage || len(keep) != 128 {
+		t.Errorf("oci compute-id --xattrs keep-user-xattrs %q, the default %s", keep, cfsImage)
+	}
+	if d := run(true, "oci", "dump", "--xattrs", "keep-user-xattrs", "second/name"); !strings.Contains(d, "user.gocfs-test=1") || strings.Contains(string(dumped), "user.gocfs-test") {
+		t.Errorf("oci dump --xattrs keep-user-xattrs:\n%s\ndefault:\n%s", d, dumped)
+	}
+	if out := run(false, "oci", "compute-id", "--xattrs", "all", "second/name"); !strings.Contains(out, "invalid xattr filtering mode") {
+		t.Errorf("--xattrs all: %s", out)
+	}
 	run(true, "oci", "untag", "first")
 	if out := run(true, "gc"); !strings.Contains(out, "Objects: 0 removed") {
 		t.Errorf("gc while second/name holds the image: %s", out)
