@@ -39,7 +39,11 @@ func (r *Repo) objectsOf(root *tree.Node) ([]*objUse, []string) {
 			problems = append(problems, fmt.Sprintf("%s: %v", p, err))
 			return nil
 		}
-		if r.alg == fsverity.SHA256 && n.Digest != nil && !d.Equal(r.alg, n.Digest) {
+		// The metacopy digest overlayfs checks the object against, SHA-256
+		// or SHA-512 (composefs-rs's OverlayMetacopy), must be the
+		// object's name; images without one (gocfs's SHA-512 images of
+		// before) pass.
+		if n.Digest != nil && !d.Equal(r.alg, n.Digest) {
 			problems = append(problems, fmt.Sprintf("%s: its fs-verity digest %s is not that of its object %s", p, fsverity.Hex(n.Digest), n.Payload))
 		}
 		u := byDigest[d]

@@ -682,3 +682,73 @@ func TestOpenHostileMeta(t *testing.T) {
 		})
 	}
 }
+
+// TestFsckMetacopyDigest: fsck reports a file whose metacopy digest, of
+// either algorithm, is not its object's name (overlayfs would refuse the
+// object at open with verity on); an image planted by hand, as
+// import-image refuses it.
+func TestFsckMetacopyDigest(t *testing.T) {
+	for _, alg := range algorithms() {
+		t.Run(alg.String(), func(t *testing.T) {
+			r := newRepo(t, alg)
+			res, err := r.CreateImage(ctx, sampleTree(t, 5), "a", CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			root, _, err := r.ReadImage("a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var victim string
+			root.Walk(func(p string, n *tree.Node) error {
+				if victim == "" && n.LinkTo == nil && n.Payload != "" && n.Mode&tree.ModeType == tree.ModeRegular {
+					if len(n.Digest) != alg.Size() {
+						t.Errorf("%s: metacopy digest of %d bytes in a %s repository", p, len(n.Digest), alg)
+					}
+					victim = p
+					n.Digest = bytes.Repeat([]byte{0xab}, alg.Size())
+				}
+				return nil
+			})
+			opts, err := r.ImageOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var img bytes.Buffer
+			if err := image.Write(&img, root, opts); err != nil {
+				t.Fatal(err)
+			}
+			raw, err := fsverity.Digest(bytes.NewReader(img.Bytes()), alg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := digest.MustNew(alg, raw)
+			p := r.ObjectPath(d)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, img.Bytes(), 0o444); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("../objects/"+d.ObjectPath(), filepath.Join(r.Dir(), "images", d.Hex())); err != nil {
+				t.Fatal(err)
+			}
+			f, err := r.Fsck(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, pr := range f.Problems {
+				if pr.Kind == KindImageInvalid && pr.Image == d.Hex() && strings.Contains(pr.Detail, victim+": its fs-verity digest abab") {
+					found = true
+				}
+				if pr.Image == res.Image {
+					t.Errorf("the good image reported: %+v", pr)
+				}
+			}
+			if !found {
+				t.Errorf("fsck of an image whose %s has a wrong metacopy digest: %+v", victim, f.Problems)
+			}
+		})
+	}
+}
