@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -349,25 +350,51 @@ stored layers if garbage collection removed it). Unmount with "gocfs umount".`,
 }
 
 func newOCILayerCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "layer DIFFID > LAYER.tar",
+	var dumpfile, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "layer [--dumpfile|--json] DIFFID > LAYER.tar",
 		Short: "Write a stored layer's tar archive, byte for byte, to standard output",
 		Long: `Write the layer whose diff ID (the SHA-256 of its uncompressed archive,
 "sha256:HEX" or HEX) is DIFFID to standard output, as the uncompressed tar
-archive it was, byte for byte; its SHA-256 is checked at the end.`,
+archive it was, byte for byte; its SHA-256 is checked at the end. As cfsctl
+oci layer: --dumpfile prints its members as composefs dump lines instead
+(composefs-rs's layer dump: absolute paths, hard links as @120000 lines),
+--json its size, member count and how it is split.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if dumpfile && asJSON {
+				return errors.New("give --dumpfile or --json, not both")
+			}
 			out := cmd.OutOrStdout()
-			if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			if f, ok := out.(*os.File); ok && !dumpfile && !asJSON && !rf.json && term.IsTerminal(int(f.Fd())) {
 				return errors.New("layer writes a tar archive to standard output, which is a terminal")
 			}
 			r, err := rf.open(cmd)
 			if err != nil {
 				return err
 			}
+			defer r.Close()
+			switch {
+			case dumpfile:
+				bw := bufio.NewWriter(out)
+				if err := oci.WriteLayerDump(r, args[0], bw); err != nil {
+					return err
+				}
+				return bw.Flush()
+			case asJSON || rf.json:
+				info, err := oci.Layer(r, args[0])
+				if err != nil {
+					return err
+				}
+				rf.json = true
+				return rf.output(cmd, info, nil)
+			}
 			return oci.WriteLayer(r, args[0], out)
 		},
 	}
+	cmd.Flags().BoolVar(&dumpfile, "dumpfile", false, "print the layer's members as composefs dump lines")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the layer's metadata as JSON")
+	return cmd
 }
 
 func newOCIRmCmd(rf *repoFlags) *cobra.Command {
