@@ -304,3 +304,36 @@ func TestSHA512Metacopy(t *testing.T) {
 		t.Errorf("compute-id %s (%v), pulled %s", id.Hex(), err, res.Image)
 	}
 }
+
+// TestDigestNames: "@DIGEST" names an OCI image by its manifest digest (as
+// cfsctl's OciReference::Digest for oci inspect) or its configuration's
+// (for oci dump and compute-id, crates/composefs-ctl/src/lib.rs
+// resolve_oci_config), tagged or not.
+func TestDigestNames(t *testing.T) {
+	requireRoot(t)
+	img := testImage(t, testLayers())
+	r := newTestRepo(t)
+	res, err := Pull(context.Background(), r, "oci:"+writeLayout(t, img, "v1")+":v1", PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigName()
+	if err := Untag(r, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"@" + res.ManifestDigest, "@" + cfg.String()} {
+		in, err := Inspect(r, name)
+		if err != nil || in.ManifestDigest != res.ManifestDigest {
+			t.Errorf("inspect %s: %v", name, err)
+			continue
+		}
+		if id, err := ComputeID(context.Background(), r, name); err != nil || id.Hex() != res.Image {
+			t.Errorf("compute-id %s: %s, %v; pulled %s", name, id.Hex(), err, res.Image)
+		}
+	}
+	for _, name := range []string{"@sha256:" + strings.Repeat("0", 64), "@nonsense"} {
+		if _, err := Inspect(r, name); err == nil {
+			t.Errorf("inspect %s: no error", name)
+		}
+	}
+}

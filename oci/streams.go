@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
 	"sort"
 	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
@@ -173,6 +176,9 @@ func readRecord(r *repo.Repo, digest []byte) (*ImageRecord, error) {
 // its manifest's and configuration's split streams (composefs-rs's
 // layout), or, for an image pulled by earlier gocfs, its record stream.
 func lookupRecord(r *repo.Repo, name string) (*ImageRecord, error) {
+	if h, ok := strings.CutPrefix(name, "@"); ok {
+		return digestRecord(r, h)
+	}
 	_, stream, d, err := findTag(r, name)
 	if err != nil {
 		return nil, err
@@ -184,6 +190,50 @@ func lookupRecord(r *repo.Repo, name string) (*ImageRecord, error) {
 		return readRecord(r, d.Bytes())
 	}
 	return nil, fmt.Errorf("oci: OCI image %s is the stream %s, not a manifest", name, stream)
+}
+
+// digestRecord finds the OCI image named "@DIGEST" (cfsctl's
+// OciReference::Digest, tagged or not): the stored manifest of that digest
+// (as cfsctl oci inspect and mount take it), or else the one image whose
+// configuration has that digest (as cfsctl oci dump and compute-id take
+// it).
+func digestRecord(r *repo.Repo, h string) (*ImageRecord, error) {
+	hash, err := v1.NewHash(h)
+	if err != nil {
+		return nil, fmt.Errorf("oci: @%s: not a digest: %w", h, err)
+	}
+	stream := ManifestStreamName(hash.String())
+	if d, err := r.ResolveStream(stream); err == nil {
+		return readImageStreams(r, stream, d)
+	} else if !errors.Is(err, repo.ErrNotFound) {
+		return nil, err
+	}
+	names, err := r.Streams()
+	if err != nil {
+		return nil, err
+	}
+	var found *ImageRecord
+	for _, n := range names {
+		if !strings.HasPrefix(n, manifestStreamPrefix) {
+			continue
+		}
+		d, err := r.ResolveStream(n)
+		if err != nil {
+			continue
+		}
+		rec, err := readImageStreams(r, n, d)
+		if err != nil || rec.ConfigDigest != hash.String() {
+			continue
+		}
+		if found != nil && found.ManifestDigest != rec.ManifestDigest {
+			return nil, fmt.Errorf("oci: @%s is the configuration of more than one image (%s, %s): name one by its manifest digest", hash, found.ManifestDigest, rec.ManifestDigest)
+		}
+		found = rec
+	}
+	if found == nil {
+		return nil, fmt.Errorf("%w: no OCI image with manifest or configuration %s", repo.ErrNotFound, hash)
+	}
+	return found, nil
 }
 
 // recordNames lists the names of the OCI images (streams/refs/oci/…:

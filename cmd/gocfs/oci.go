@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/dump"
 	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/mount"
@@ -69,7 +70,9 @@ Layers are streamed into the object store (nothing is unpacked to disk) and
 kept as split streams that give back each layer's tar archive byte for byte;
 the merged layers become a composefs image named after the image. "gocfs
 --repo PATH oci COMMAND" is the same as "gocfs oci --repo PATH COMMAND".
-See docs/oci.md.`,
+An image NAME is a tag, or, as in cfsctl, @sha256:DIGEST: the image of that
+manifest digest, or of that configuration digest (tagged or not; oci mount
+also takes the bare manifest digest sha256:DIGEST). See docs/oci.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
@@ -320,6 +323,16 @@ the configuration themselves, byte for byte.`,
 	return cmd
 }
 
+// ociMountName is the image oci mount names: as cfsctl oci mount, a bare
+// manifest digest "sha256:HEX" is the image of that manifest ("@sha256:HEX"
+// elsewhere).
+func ociMountName(s string) string {
+	if h, ok := strings.CutPrefix(s, "sha256:"); ok && len(h) == 64 && digest.IsHex(h, 64) {
+		return "@" + s
+	}
+	return refName(s)
+}
+
 func newOCIMountCmd(rf *repoFlags) *cobra.Command {
 	var mf repoMountFlags
 	cmd := &cobra.Command{
@@ -341,7 +354,7 @@ stored layers if garbage collection removed it). Unmount with "gocfs umount".`,
 			ctx, cancel := interruptible()
 			defer cancel()
 			return runMounted(cmd, &mf.policy, args[0], args[1], opts, func(o mount.Options) (*mounter.Mounted, error) {
-				return oci.Mount(ctx, r, refName(args[0]), args[1], o)
+				return oci.Mount(ctx, r, ociMountName(args[0]), args[1], o)
 			})
 		},
 	}
