@@ -89,6 +89,7 @@ also takes the bare manifest digest sha256:DIGEST). See docs/oci.md.`,
 func newOCIPullCmd(rf *repoFlags) *cobra.Command {
 	var opts oci.PullOptions
 	var retries int
+	var localFetch string
 	cmd := &cobra.Command{
 		Use:   "pull SOURCE [NAME]",
 		Short: "Pull an OCI image into the repository",
@@ -107,6 +108,9 @@ lock: a stalled or slow registry never holds garbage collection up. Prints
 the composefs image's digest.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkLocalFetch(localFetch, args[0]); err != nil {
+				return err
+			}
 			r, err := rf.open(cmd)
 			if err != nil {
 				return err
@@ -131,8 +135,25 @@ the composefs image's digest.`,
 	cmd.Flags().BoolVar(&opts.Insecure, "insecure", false, "allow plain HTTP to the registry (always allowed to localhost)")
 	cmd.Flags().DurationVar(&opts.IdleTimeout, "idle-timeout", oci.DefaultIdleTimeout, "give a registry request up when the registry sends nothing for this long")
 	cmd.Flags().IntVar(&retries, "retries", oci.DefaultRetries, "how many times a registry request that failed (network errors, stalls, 408, 429, 5xx) is tried again")
+	cmd.Flags().StringVar(&localFetch, "local-fetch", "disabled", "cfsctl's native containers-storage import: disabled, auto or zerocopy (gocfs has no containers-storage: transport; only disabled applies)")
 	cmd.Flags().Var(byteSize{&opts.MaxBytes}, "max-size", "the most the pull may write: the layers uncompressed, and each download (e.g. 20G; none: no limit; default: the space free on the repository's file system)")
 	return cmd
+}
+
+// checkLocalFetch checks cfsctl's oci pull --local-fetch: its values are
+// cfsctl's (LocalFetchCli), and, as in cfsctl, they only concern
+// containers-storage: sources, which gocfs can't read; for the others
+// they change nothing.
+func checkLocalFetch(v, source string) error {
+	switch v {
+	case "disabled", "auto", "zerocopy":
+	default:
+		return fmt.Errorf("--local-fetch %q: want disabled, auto or zerocopy", v)
+	}
+	if strings.HasPrefix(source, "containers-storage:") {
+		return fmt.Errorf("%s: gocfs has no containers-storage: transport (push the image to an OCI layout or a registry: skopeo copy containers-storage:… oci:DIR)", source)
+	}
+	return nil
 }
 
 // layerBars returns a progress reporter for oci pull when w is a

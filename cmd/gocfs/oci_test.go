@@ -112,9 +112,16 @@ func TestOCICommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Name != "test/img" || len(res.Image) != 128 || len(res.Layers) != 2 {
 		t.Fatalf("pull: %v %q", err, out)
 	}
-	out, err = runOCI(t, "--repo", rdir, "pull", "oci:"+dir+":v1")
+	out, err = runOCI(t, "--repo", rdir, "pull", "--local-fetch", "auto", "oci:"+dir+":v1")
 	if err != nil || strings.TrimSpace(out) != res.Image {
 		t.Errorf("pull as v1: %v %q", err, out)
+	}
+	// cfsctl's --local-fetch: its values, and no containers-storage:.
+	if _, err := runOCI(t, "--repo", rdir, "pull", "--local-fetch", "always", "oci:"+dir+":v1"); err == nil || !strings.Contains(err.Error(), "disabled, auto or zerocopy") {
+		t.Errorf("--local-fetch always: %v", err)
+	}
+	if _, err := runOCI(t, "--repo", rdir, "pull", "containers-storage:img"); err == nil || !strings.Contains(err.Error(), "no containers-storage: transport") {
+		t.Errorf("containers-storage: source: %v", err)
 	}
 
 	// --max-size: the layers unpack to more than 1 KiB.
