@@ -82,7 +82,7 @@ also takes the bare manifest digest sha256:DIGEST). See docs/oci.md.`,
 		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
 		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf),
 		newOCIComputeIDCmd(&rf), newOCIImportLayerCmd(&rf),
-		newOCIFsckCmd(&rf))
+		newOCIFsckCmd(&rf), newOCICopyCmd(&rf))
 	return cmd
 }
 
@@ -610,6 +610,66 @@ Prints the stream's object ID.`,
 				}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, digestID(r.Algorithm(), d.Hex())) })
 			})
 		},
+	}
+}
+
+func newOCICopyCmd(rf *repoFlags) *cobra.Command {
+	var from string
+	var opts oci.CopyOptions
+	cmd := &cobra.Command{
+		Use:   "copy --from PATH [--name NAME] [--zerocopy] IMAGE",
+		Short: "Copy an OCI image (and its layers) from another repository into this one",
+		Long: `Copy the OCI image IMAGE (a tag or @sha256:DIGEST) of the repository at
+--from into this repository, as cfsctl oci copy: its manifest and
+configuration byte for byte, its layers rebuilt from the source's split
+streams and stored again (in this repository's algorithm, checked against
+their diff IDs), and its composefs image, tagged NAME (default: IMAGE's tag).
+--zerocopy requires both repositories to use the same algorithm, as cfsctl's;
+gocfs copies the objects all the same.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if from == "" {
+				return errors.New("--from PATH: the source repository is required")
+			}
+			src, err := repo.Open(from, repo.Options{ReadOnly: true})
+			if err != nil {
+				return fmt.Errorf("opening source repository %s: %w", from, err)
+			}
+			defer src.Close()
+			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+				opts.Pull.Progress = layerBars(cmd.ErrOrStderr())
+				res, err := oci.Copy(ctx, r, src, refName(args[0]), opts)
+				if err != nil {
+					return err
+				}
+				return rf.output(cmd, res, func(w io.Writer) { printCopied(w, r, args[0], from, opts.Name, res) })
+			})
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the source repository")
+	cmd.Flags().StringVar(&opts.Name, "name", "", "the tag the image gets here (default: IMAGE's tag)")
+	cmd.Flags().BoolVar(&opts.Zerocopy, "zerocopy", false, "cfsctl's reflink/hardlink copy: requires the same algorithm (gocfs copies)")
+	return cmd
+}
+
+// printCopied prints oci copy's report, as cfsctl's.
+func printCopied(w io.Writer, r *repo.Repo, image, from, name string, res *oci.PullResult) {
+	tagged := ""
+	if name != "" {
+		tagged = ", tagged as " + name
+	}
+	fmt.Fprintf(w, "Copied image %s from %s to destination repo%s\n", image, from, tagged)
+	fmt.Fprintf(w, "Manifest digest: %s\n", res.ManifestDigest)
+	in, err := oci.Inspect(r, "@"+res.ManifestDigest)
+	if err != nil {
+		return
+	}
+	if d, err := r.ResolveStream(oci.ManifestStreamName(res.ManifestDigest)); err == nil {
+		fmt.Fprintf(w, "Manifest verity: %s\n", d.Hex())
+	}
+	fmt.Fprintf(w, "Config digest:   %s\n", in.ConfigDigest)
+	if d, err := r.ResolveStream(oci.ConfigStreamName(in.ConfigDigest)); err == nil {
+		fmt.Fprintf(w, "Config verity:   %s\n", d.Hex())
 	}
 }
 
