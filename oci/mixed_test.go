@@ -12,8 +12,11 @@ import (
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/image"
+	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/repo"
 	rsss "github.com/gocfs/gocfs/repo/splitstream"
+	"github.com/gocfs/gocfs/tree"
 )
 
 // rsFixture lays out, by hand, a repository as composefs-rs 0.9 leaves it
@@ -26,6 +29,7 @@ type rsFixture struct {
 	content     digest.Digest // the layer's one file, an object
 	orphan      digest.Digest // the unreachable layer's object
 	image       digest.Digest // the EROFS image the configuration names
+	artifact    digest.Digest // a referrer's manifest object
 }
 
 const rsAlg = fsverity.SHA512
@@ -93,7 +97,7 @@ func newRSFixture(t *testing.T) *rsFixture {
 		t.Fatal(err)
 	}
 	content := randBytes(41, 5000)
-	f.tar = makeTar(t, []member{fileM("hello", 0o644, content)})
+	f.tar = makeTar(t, []member{dirM("usr/", 0o755), fileM("usr/hello", 0o644, content)})
 	f.diffID = fmt.Sprintf("sha256:%x", sha256.Sum256(f.tar))
 	f.content = f.putObject(t, content)
 	// The layer: content type "ocilayer" (skopeo.rs
@@ -101,14 +105,16 @@ func newRSFixture(t *testing.T) *rsFixture {
 	// external (> INLINE_CONTENT_MAX_V0, 64), named oci-layer-DIFFID
 	// (lib.rs layer_identifier).
 	lw, _ := rsss.NewWriter(rsAlg, rsss.ContentTypeOCILayer)
-	lw.Write(f.tar[:512])
+	lw.Write(f.tar[:1024])
 	lw.WriteExternal(f.content, uint64(len(content)))
-	lw.Write(f.tar[5512:])
+	lw.Write(f.tar[1024+5000:])
 	layer := f.putStream(t, lw, "oci-layer-"+f.diffID)
 	// The EROFS image, linked images/HEX -> ../objects/XX/REST
 	// (repository.rs write_image), no images/refs name: composefs-oci keeps
-	// it by the configuration's named reference.
-	f.image = f.putObject(t, erofsOf(t, "hello", content))
+	// it by the configuration's named reference. It is the V1 image of
+	// the layer's tree after transform_for_oci (generic_tree.rs): the root
+	// has /usr's metadata.
+	f.image = f.putObject(t, rsImage(t, content))
 	f.link(t, "images/"+f.image.Hex(), "../objects/"+f.image.ObjectPath())
 	// The configuration: "ociconfg", named refs diff ID -> layer stream and
 	// composefs.image.v1 -> the image (lib.rs write_config_raw,
@@ -132,6 +138,18 @@ func newRSFixture(t *testing.T) *rsFixture {
 	mw.WriteExternal(f.putObject(t, manifest), uint64(len(manifest)))
 	f.putStream(t, mw, "oci-manifest-"+md)
 	f.link(t, "streams/refs/oci/quay.io%2Fapp:1", "../../oci-manifest-"+md)
+	// A referrer: an artifact manifest whose subject is the image,
+	// indexed as streams/refs/oci-referrers/ENC(subject)/ENC(artifact) ->
+	// ../../../oci-manifest-ARTIFACT (oci_image.rs add_referrer,
+	// REFERRER_REF_PREFIX; repository.rs name_stream). composefs-rs's gc
+	// takes every stream reference as a root, this one too.
+	artifact := []byte(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/example","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[],"subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":%d}}`, md, len(manifest)))
+	ad := fmt.Sprintf("sha256:%x", sha256.Sum256(artifact))
+	aw, _ := rsss.NewWriter(rsAlg, rsss.ContentTypeOCIManifest)
+	f.artifact = f.putObject(t, artifact)
+	aw.WriteExternal(f.artifact, uint64(len(artifact)))
+	f.putStream(t, aw, "oci-manifest-"+ad)
+	f.link(t, "streams/refs/oci-referrers/"+encodeTag(md)+"/"+encodeTag(ad), "../../../oci-manifest-"+ad)
 	// A layer no tag reaches (its image was untagged).
 	orphan := randBytes(42, 3000)
 	f.orphan = f.putObject(t, orphan)
@@ -141,26 +159,33 @@ func newRSFixture(t *testing.T) *rsFixture {
 	return f
 }
 
-// erofsOf returns a composefs image holding one file name with content,
-// made by a scratch repository.
-func erofsOf(t *testing.T, name string, content []byte) []byte {
+// rsImage returns the V1 composefs image composefs-rs makes of the
+// fixture's layer (usr/ and usr/hello with content, both mtime t0, owner
+// 0:0): the tree built here by hand, the root given /usr's metadata
+// (transform_for_oci), each file its object's SHA-512 digest.
+func rsImage(t *testing.T, content []byte) []byte {
 	t.Helper()
-	src := t.TempDir()
-	os.WriteFile(filepath.Join(src, name), content, 0o644)
-	r, err := repo.Init(filepath.Join(t.TempDir(), "scratch"), repo.InitOptions{Algorithm: rsAlg, Insecure: true}, repo.Options{})
-	if err != nil {
+	dir := func() *tree.Node {
+		n := tree.New(tree.ModeDir | 0o755)
+		n.MtimeSec = t0.Unix()
+		return n
+	}
+	root, usr := dir(), dir()
+	hello := tree.New(tree.ModeRegular | 0o644)
+	hello.MtimeSec, hello.Size = t0.Unix(), uint64(len(content))
+	d := digest.MustNew(rsAlg, fsverity.Sum(content, rsAlg))
+	hello.Payload, hello.Digest = d.ObjectPath(), d.Bytes()
+	if err := root.AddChild("usr", usr); err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
-	res, err := r.CreateImage(context.Background(), src, "", repo.CreateOptions{})
-	if err != nil {
+	if err := usr.AddChild("hello", hello); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(r.ObjectPath(res.Digest))
-	if err != nil {
+	var buf bytes.Buffer
+	if err := image.Write(&buf, root, image.Options{MinVersion: 1, MaxVersion: 1}); err != nil {
 		t.Fatal(err)
 	}
-	return data
+	return buf.Bytes()
 }
 
 // gc and fsck over a repository composefs-rs pulled into and gocfs pulled
@@ -187,6 +212,20 @@ func TestMixedRepository(t *testing.T) {
 	if err := WriteLayer(r, f.diffID, &out); err != nil || !bytes.Equal(out.Bytes(), f.tar) {
 		t.Errorf("composefs-rs's layer written back: %v", err)
 	}
+	// gocfs computes the image ID composefs-rs's pull recorded, and
+	// mounts that image.
+	if id, err := ComputeID(context.Background(), r, "quay.io/app:1"); err != nil || id != f.image {
+		t.Errorf("compute-id of composefs-rs's image: %s, %v; its configuration names %s", id.Hex(), err, f.image.Hex())
+	}
+	mnt := t.TempDir()
+	if _, err := Mount(context.Background(), r, "quay.io/app:1", mnt, mount.Options{Verity: mount.VerityOff}); err != nil {
+		t.Fatalf("mount of composefs-rs's image: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(mnt, "usr/hello"))
+	mount.Unmount(mnt)
+	if err != nil || !bytes.Equal(got, randBytes(41, 5000)) {
+		t.Errorf("usr/hello of the mounted image: %v", err)
+	}
 	checkFsck(t, r)
 	gc, err := r.GC(context.Background(), repo.GCOptions{})
 	if err != nil {
@@ -199,7 +238,7 @@ func TestMixedRepository(t *testing.T) {
 	if _, err := os.Stat(r.ObjectPath(f.orphan)); err == nil {
 		t.Errorf("the unreachable layer's object is still there")
 	}
-	for _, d := range []digest.Digest{f.content, f.image} {
+	for _, d := range []digest.Digest{f.content, f.image, f.artifact} {
 		if _, err := os.Stat(r.ObjectPath(d)); err != nil {
 			t.Errorf("gc removed %s: %v", d, err)
 		}
