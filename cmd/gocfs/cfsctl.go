@@ -191,6 +191,23 @@ func (rf *repoFlags) algorithmNoRepo() (fsverity.Algorithm, error) {
 	return fsverity.SHA512, nil
 }
 
+// imageOptionsNoRepo is the image format of compute-id and create-dumpfile:
+// --erofs-version's, else that of the repository's meta.json when there is
+// one (not with --no-repo), so that compute-id prints what create-image
+// would name the image; else V1. (cfsctl's compute-id takes V1 whatever
+// the repository says.)
+func (rf *repoFlags) imageOptionsNoRepo() (image.Options, error) {
+	if rf.erofsVersion == "" && !rf.noRepo {
+		if path, err := rf.repoPath(); err == nil {
+			if r, err := repo.Open(path, repo.Options{ReadOnly: true}); err == nil {
+				defer r.Close()
+				return r.ImageOptions()
+			}
+		}
+	}
+	return rf.imageOptions()
+}
+
 // digestID formats an image or object digest as cfsctl prints object IDs:
 // "sha256:HEX".
 func digestID(alg fsverity.Algorithm, hex string) string { return alg.String() + ":" + hex }

@@ -156,6 +156,18 @@ func TestCfsctlComputeID(t *testing.T) {
 			t.Errorf("compute-id %s, mkcomposefs of create-dumpfile %s", id, fromDump)
 		}
 	}
+	// A repository of V0 images (init --erofs-version 0): compute-id takes
+	// its format from meta.json, as create-image does; --erofs-version
+	// still overrides it.
+	v0 := filepath.Join(t.TempDir(), "v0")
+	c.ok("--repo", v0, "init", "--hash", "sha256", "--erofs-version", "0")
+	id0 := line(c.ok("--repo", v0, "compute-id", "--no-propagate-usr-to-root", src))
+	if created := line(c.ok("--repo", v0, "create-image", "--no-propagate-usr-to-root", src)); id0 != mk || created != "sha256:"+mk {
+		t.Errorf("V0 repository: compute-id %s, create-image %s, mkcomposefs %s", id0, created, mk)
+	}
+	if got := line(c.ok("--repo", v0, "--erofs-version", "1", "compute-id", "--no-propagate-usr-to-root", src)); got != mk1 {
+		t.Errorf("V0 repository, --erofs-version 1: compute-id %s, mkcomposefs --min-version=1 %s", got, mk1)
+	}
 	c.fails("/usr", "--no-repo", "compute-id", filepath.Join(src, "etc"))
 	c.fails("--bootable", "--no-repo", "compute-id", "--bootable", src)
 	c.fails("keep-user-xattrs", "--no-repo", "compute-id", "--xattrs", "all", src)

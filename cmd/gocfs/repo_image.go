@@ -176,12 +176,14 @@ func newRepoComputeIDCmd(rf *repoFlags) *cobra.Command {
 its image: what create-image would print (without the algorithm) and name the
 image by. Nothing is stored. The algorithm is --hash's, else the
 repository's when there is one (not with --no-repo), else SHA-512, as cfsctl
-decides. With --hash sha256, --no-propagate-usr-to-root and --erofs-version
-0, it is "mkcomposefs --print-digest-only PATH"; with --erofs-version 1 (the
-default), "mkcomposefs --min-version=1 --print-digest-only PATH".`,
+decides; the EROFS format is --erofs-version's, else the repository's
+(meta.json, as create-image makes images), else 1. With --hash sha256,
+--no-propagate-usr-to-root and --erofs-version 0, it is "mkcomposefs
+--print-digest-only PATH"; with --erofs-version 1, "mkcomposefs
+--min-version=1 --print-digest-only PATH".`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			iopts, err := rf.imageOptions()
+			iopts, err := rf.imageOptionsNoRepo()
 			if err != nil {
 				return err
 			}
@@ -215,7 +217,7 @@ digests and object paths of the algorithm compute-id uses. Nothing is
 stored.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			iopts, err := rf.imageOptions()
+			iopts, err := rf.imageOptionsNoRepo()
 			if err != nil {
 				return err
 			}
