@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -86,18 +87,23 @@ func tagRef(name string) string { return refPrefix + encodeTag(name) }
 // name, streams/refs/oci/ENCODED(name) points at the manifest's stream.
 func writeImageStreams(tx *repo.Tx, s *source, layers [][]byte, img digest.Digest, name string) (manifest, config digest.Digest, err error) {
 	alg := tx.Repo().Algorithm()
-	named := make(map[string]digest.Digest, len(layers)+1)
+	// The named references in composefs-rs's order, which fixes the order
+	// of the stream refs and so the streams' bytes: the configuration's
+	// diff IDs in its order, then composefs.image.v1 (lib.rs
+	// write_config_raw); the manifest's config:DIGEST, then the diff IDs
+	// (oci_image.rs write_manifest). (A map's order made every pull write
+	// new streams, leaving the last ones' to gc.)
+	layerRefs := make([]namedRef, len(layers))
 	for i, id := range s.diffIDs {
-		named[id.String()] = objectDigest(alg, layers[i])
+		layerRefs[i] = namedRef{id.String(), objectDigest(alg, layers[i])}
 	}
-	named[imageRefKeyV1] = img
-	cobj, cstream, err := putJSONStream(tx, rsss.ContentTypeOCIConfig, s.config, named, ConfigStreamName(s.configDigest.String()))
+	crefs := append(slices.Clone(layerRefs), namedRef{imageRefKeyV1, img})
+	cobj, cstream, err := putJSONStream(tx, rsss.ContentTypeOCIConfig, s.config, crefs, ConfigStreamName(s.configDigest.String()))
 	if err != nil {
 		return digest.Digest{}, digest.Digest{}, err
 	}
-	delete(named, imageRefKeyV1)
-	named[configRefKeyPrefix+s.configDigest.String()] = cstream
-	mobj, _, err := putJSONStream(tx, rsss.ContentTypeOCIManifest, s.manifest, named, ManifestStreamName(s.manifestDigest.String()))
+	mrefs := append([]namedRef{{configRefKeyPrefix + s.configDigest.String(), cstream}}, layerRefs...)
+	mobj, _, err := putJSONStream(tx, rsss.ContentTypeOCIManifest, s.manifest, mrefs, ManifestStreamName(s.manifestDigest.String()))
 	if err != nil {
 		return digest.Digest{}, digest.Digest{}, err
 	}
@@ -109,9 +115,16 @@ func writeImageStreams(tx *repo.Tx, s *source, layers [][]byte, img digest.Diges
 	return mobj, cobj, nil
 }
 
+// namedRef is a named reference of a split stream.
+type namedRef struct {
+	name string
+	d    digest.Digest
+}
+
 // putJSONStream stores data as an object and a split stream of type ct
-// holding it (write_external), with the named references named.
-func putJSONStream(tx *repo.Tx, ct rsss.ContentType, data []byte, named map[string]digest.Digest, stream string) (obj, sd digest.Digest, err error) {
+// holding it (write_external), with the named references named, added in
+// their order.
+func putJSONStream(tx *repo.Tx, ct rsss.ContentType, data []byte, named []namedRef, stream string) (obj, sd digest.Digest, err error) {
 	if obj, err = tx.Objects().Put(data); err != nil {
 		return obj, sd, err
 	}
@@ -119,8 +132,8 @@ func putJSONStream(tx *repo.Tx, ct rsss.ContentType, data []byte, named map[stri
 	if err != nil {
 		return obj, sd, err
 	}
-	for k, d := range named {
-		if err := w.AddNamedStreamRef(k, d); err != nil {
+	for _, ref := range named {
+		if err := w.AddNamedStreamRef(ref.name, ref.d); err != nil {
 			return obj, sd, err
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/gocfs/gocfs/digest"
@@ -201,4 +203,68 @@ func TestLegacyImage(t *testing.T) {
 	if gc, err := r.GC(context.Background(), repo.GCOptions{}); err != nil || gc.ObjectsKept != 0 {
 		t.Errorf("gc after removing the legacy image: %+v, %v", gc, err)
 	}
+}
+
+// TestRepullNoGarbage: pulling an image the repository has leaves nothing
+// for gc (the configuration and manifest streams come out byte for byte
+// the same: their stream refs in composefs-rs's order, the
+// configuration's diff IDs then composefs.image.v1, lib.rs
+// write_config_raw; the manifest's config:DIGEST then the diff IDs,
+// oci_image.rs write_manifest). A map's order used to make each pull
+// write new streams.
+func TestRepullNoGarbage(t *testing.T) {
+	img := testImage(t, testLayers())
+	dir := writeLayout(t, img, "v1")
+	r := newTestRepo(t)
+	var res *PullResult
+	for i := 0; i < 4; i++ {
+		var err error
+		if res, err = Pull(context.Background(), r, "oci:"+dir+":v1", PullOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		g, err := r.GC(context.Background(), repo.GCOptions{DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.ObjectsRemoved != 0 {
+			t.Fatalf("after pull %d, gc would remove %d objects", i+1, g.ObjectsRemoved)
+		}
+	}
+	cfg, _ := img.ConfigFile()
+	cname, _ := img.ConfigName()
+	d, err := r.ResolveStream(ConfigStreamName(cname.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := r.OpenObject(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	rd, err := rsss.NewReader(f, fi.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []digest.Digest
+	for _, id := range cfg.RootFS.DiffIDs {
+		ls, err := r.ResolveStream(LayerStreamName(id.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, ls)
+	}
+	want = append(want, digest.MustNew(r.Algorithm(), mustHex(t, res.Image)))
+	if got := rd.StreamRefs(); !slices.Equal(got, want) {
+		t.Errorf("configuration stream refs %v, want the layers then the image %v", got, want)
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
