@@ -61,20 +61,12 @@ func Copy(ctx context.Context, r, src *repo.Repo, image string, opts CopyOptions
 // their digests), and its layers as their uncompressed archives, rebuilt
 // from src and described by their diff IDs and sizes.
 func repositorySource(src *repo.Repo, image string) (*source, error) {
-	mraw, craw, rec, err := Manifest(src, image)
+	rec, err := lookupRecord(src, image)
 	if err != nil {
 		return nil, err
 	}
-	m, err := v1.ParseManifest(strings.NewReader(string(mraw)))
+	s, err := recordSource(src, rec)
 	if err != nil {
-		return nil, fmt.Errorf("oci: manifest %s: %w", rec.ManifestDigest, err)
-	}
-	md, err := v1.NewHash(rec.ManifestDigest)
-	if err != nil {
-		return nil, fmt.Errorf("oci: manifest digest %q: %w", rec.ManifestDigest, err)
-	}
-	s := &source{kind: "repository", close: func() error { return nil }}
-	if err := s.setImage(mraw, v1.Descriptor{Digest: md, Size: int64(len(mraw)), MediaType: types.MediaType(rec.MediaType)}, m, craw); err != nil {
 		return nil, err
 	}
 	// The source has the layers uncompressed, named by diff ID: they

@@ -29,29 +29,36 @@ func ImportLayer(ctx context.Context, r *repo.Repo, diffID string, src io.Reader
 			return digest.Digest{}, fmt.Errorf("oci: layer name %q: %w", name, err)
 		}
 	}
-	want, _ := hex.DecodeString(h.Hex)
 	var d digest.Digest
 	err = r.Update(ctx, func(tx *repo.Tx) error {
-		objs := tx.Objects()
-		im := newImporter(r.Algorithm(), objs)
-		sum, _, err := unpack(im, &countingReader{ctx: ctx, r: src, report: func(int64) {}}, &budgetWriter{b: &budget{limit: -1}})
-		if err != nil {
-			return fmt.Errorf("oci: layer %s: %w", h, err)
-		}
-		if !bytes.Equal(sum[:], want) {
-			return fmt.Errorf("%w: the layer is sha256:%x, not %s", ErrDigestMismatch, sum, h)
-		}
-		if err := objs.Flush(); err != nil {
-			return err
-		}
-		stream := LayerStreamName(h.String())
-		if d, err = tx.PutStream(stream, im.ss); err != nil {
+		var err error
+		if d, err = importLayerTx(ctx, tx, h, src); err != nil {
 			return err
 		}
 		if name != "" {
-			return tx.SetStreamRef(name, stream)
+			return tx.SetStreamRef(name, LayerStreamName(h.String()))
 		}
 		return nil
 	})
 	return d, err
+}
+
+// importLayerTx stores the tar archive read from src as the split stream
+// streams/oci-layer-DIFFID of the layer whose diff ID is h, in the
+// transaction: its files as objects; the archive must have that diff ID.
+func importLayerTx(ctx context.Context, tx *repo.Tx, h v1.Hash, src io.Reader) (digest.Digest, error) {
+	want, _ := hex.DecodeString(h.Hex)
+	objs := tx.Objects()
+	im := newImporter(tx.Repo().Algorithm(), objs)
+	sum, _, err := unpack(im, &countingReader{ctx: ctx, r: src, report: func(int64) {}}, &budgetWriter{b: &budget{limit: -1}})
+	if err != nil {
+		return digest.Digest{}, fmt.Errorf("oci: layer %s: %w", h, err)
+	}
+	if !bytes.Equal(sum[:], want) {
+		return digest.Digest{}, fmt.Errorf("%w: the layer is sha256:%x, not %s", ErrDigestMismatch, sum, h)
+	}
+	if err := objs.Flush(); err != nil {
+		return digest.Digest{}, err
+	}
+	return tx.PutStream(LayerStreamName(h.String()), im.ss)
 }

@@ -9,9 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/repo"
+	rsss "github.com/gocfs/gocfs/repo/splitstream"
 )
 
 // A repository as gocfs before composefs-rs 0.9's layout left it (meta.json
@@ -48,7 +50,8 @@ func TestUpgradeOldRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if len(notices) != 2 || !strings.Contains(notices[0], "erofs_formats") || !strings.Contains(notices[1], "1 OCI tag") {
+	if len(notices) != 3 || !strings.Contains(notices[0], "erofs_formats") || !strings.Contains(notices[1], "1 OCI tag") ||
+		!strings.Contains(notices[2], "1 OCI image(s)") {
 		t.Errorf("notices: %q", notices)
 	}
 	var meta repo.Meta
@@ -66,6 +69,21 @@ func TestUpgradeOldRepository(t *testing.T) {
 		t.Errorf("Images after the upgrade: %+v, %v", infos, err)
 	}
 	checkFsck(t, r)
+	// The image's streams are composefs-rs's now: every stream the tag
+	// reaches is a SplitStream, so composefs-rs's gc can walk them; gc
+	// removes the old gocfs-ss streams, and the image still mounts.
+	checkRSStreams(t, r, "oci/"+encodeTag(name))
+	if _, err := os.Lstat(filepath.Join(dir, "streams", LayerStreamName(legacyDiffID(t, r, name)))); err != nil {
+		t.Errorf("no composefs-rs layer stream after the upgrade: %v", err)
+	}
+	g, err := r.GC(context.Background(), repo.GCOptions{})
+	if err != nil || len(g.StreamsPruned) == 0 {
+		t.Errorf("gc after the upgrade: %+v, %v", g, err)
+	}
+	checkFsck(t, r)
+	if res, err := Fsck(context.Background(), r, name); err != nil || !res.OK() {
+		t.Errorf("oci fsck after the upgrade and gc: %+v, %v", res, err)
+	}
 	mnt := t.TempDir()
 	if _, err := Mount(context.Background(), r, name, mnt, mount.Options{Verity: mount.VerityOff}); err != nil {
 		t.Fatalf("mount: %v", err)
@@ -85,4 +103,61 @@ func TestUpgradeOldRepository(t *testing.T) {
 	if len(notices) != 0 {
 		t.Errorf("notices on a second open: %q", notices)
 	}
+}
+
+// checkRSStreams checks that ref and every stream it reaches, through
+// named refs, is a composefs-rs split stream (magic "SplitStream",
+// splitstream_format.rs), read by repo/splitstream as composefs-rs's gc
+// reads it.
+func checkRSStreams(t *testing.T, r *repo.Repo, ref string) {
+	t.Helper()
+	_, d, err := r.ResolveStreamRef(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[digest.Digest]bool{}
+	var walk func(d digest.Digest)
+	walk = func(d digest.Digest) {
+		if seen[d] {
+			return
+		}
+		seen[d] = true
+		f, err := r.OpenObject(d)
+		if err != nil {
+			t.Errorf("stream %s: %v", d.Hex(), err)
+			return
+		}
+		defer f.Close()
+		fi, _ := f.Stat()
+		rd, err := rsss.NewReader(f, fi.Size())
+		if err != nil {
+			t.Errorf("stream %s reached from %s is not composefs-rs's: %v", d.Hex(), ref, err)
+			return
+		}
+		for _, s := range rd.StreamRefs() {
+			if _, statErr := os.Stat(r.ObjectPath(s)); statErr == nil && !isImage(r, s) {
+				walk(s)
+			}
+		}
+	}
+	walk(d)
+	if len(seen) < 3 {
+		t.Errorf("only %d streams reached from %s", len(seen), ref)
+	}
+}
+
+// isImage reports whether d is linked under images/.
+func isImage(r *repo.Repo, d digest.Digest) bool {
+	_, err := os.Lstat(filepath.Join(r.Dir(), "images", d.Hex()))
+	return err == nil
+}
+
+// legacyDiffID returns the diff ID of the first layer of the image name.
+func legacyDiffID(t *testing.T, r *repo.Repo, name string) string {
+	t.Helper()
+	rec, err := lookupRecord(r, name)
+	if err != nil || len(rec.Layers) == 0 {
+		t.Fatalf("record of %s: %+v, %v", name, rec, err)
+	}
+	return rec.Layers[0].DiffID
 }

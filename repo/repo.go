@@ -436,6 +436,10 @@ func Open(dir string, opts Options) (*Repo, error) {
 			r.Close()
 			return nil, fmt.Errorf("repo: upgrading %s: %w", dir, err)
 		}
+		if err := r.runUpgraders(); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("repo: upgrading %s: %w", dir, err)
+		}
 	}
 	return r, nil
 }
@@ -597,6 +601,10 @@ func (r *Repo) writable() error {
 	}
 	return nil
 }
+
+// Notice tells the user something through Options.Notice (the commands
+// print it on standard error): what an upgrade did, for one.
+func (r *Repo) Notice(format string, a ...any) { r.notice(format, a...) }
 
 func (r *Repo) notice(format string, a ...any) {
 	if r.opts.Notice != nil {

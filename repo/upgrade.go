@@ -46,6 +46,39 @@ func (r *Repo) upgrade() error {
 	return r.upgradeTags()
 }
 
+// Upgrader brings what a package stored in a repository written by earlier
+// gocfs to the current layout. It runs each time a repository is opened
+// for writing (after the repository's own upgrade steps), so it must be
+// cheap when there is nothing to do, take the repository lock itself
+// (Repo.Update) when there is, be repeatable after a crash, and say what
+// it did with Repo.Notice.
+type Upgrader func(ctx context.Context, r *Repo) error
+
+var upgraders []namedUpgrader
+
+type namedUpgrader struct {
+	name string
+	fn   Upgrader
+}
+
+// RegisterUpgrade registers fn, called name in errors, to run when a
+// repository is opened for writing (see Upgrader). Packages that store
+// their own streams register one from an init function (package oci
+// rewrites earlier gocfs's OCI streams into composefs-rs's).
+func RegisterUpgrade(name string, fn Upgrader) {
+	upgraders = append(upgraders, namedUpgrader{name, fn})
+}
+
+// runUpgraders runs the registered upgrades.
+func (r *Repo) runUpgraders() error {
+	for _, u := range upgraders {
+		if err := u.fn(context.Background(), r); err != nil {
+			return fmt.Errorf("%s: %w", u.name, err)
+		}
+	}
+	return nil
+}
+
 // hasV2Images reports whether an image under images/ has a V2 header.
 func (r *Repo) hasV2Images() (bool, error) {
 	images, _, err := r.readImageLinks()
