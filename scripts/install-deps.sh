@@ -15,13 +15,38 @@ pkgs=(
 	cpio
 	kmod
 	docker-registry # a real registry on 127.0.0.1 for the OCI tests
+	python3         # upstream composefs's tests/gendir and dumpdir
+	libcap2-bin     # capsh, which upstream's test-lib.sh asks about FUSE
+	curl            # fetches upstream composefs's tests (below)
+	ca-certificates
 )
+
+# Upstream composefs's own FUSE test (tests/test-random-fuse.sh and what it
+# uses), of a pinned release, run against gocfs's links by
+# cmd/gocfs's TestUpstreamRandomFuseScript.
+composefs_tests() {
+	local dir=/usr/local/share/gocfs/composefs-tests version=1.0.8
+	[ -x "$dir/test-random-fuse.sh" ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: upstream composefs tests missing in $dir (run as root to fetch them)" >&2
+		return 1
+	fi
+	local tmp
+	tmp=$(mktemp -d)
+	curl -fsSL "https://github.com/composefs/composefs/archive/refs/tags/v$version.tar.gz" |
+		tar -xz -C "$tmp" "composefs-$version/tests/test-random-fuse.sh" "composefs-$version/tests/test-lib.sh" \
+			"composefs-$version/tests/gendir" "composefs-$version/tests/dumpdir"
+	mkdir -p "$dir"
+	install -m 0755 "$tmp/composefs-$version/tests/"* "$dir/"
+	rm -rf "$tmp"
+}
 
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+	composefs_tests
 	exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -37,3 +62,4 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
 	systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
+composefs_tests
