@@ -216,18 +216,18 @@ func checkReader(t *testing.T, name string, file []byte, c goldenCase, content [
 	if r.OldLayout() != c.OldLayout || r.ContentType() != c.contentType(t) || r.StreamSize() != uint64(len(content)) {
 		t.Errorf("%s: old %v content type %s size %d", name, r.OldLayout(), r.ContentType(), r.StreamSize())
 	}
-	if got := digestBytes(r.ObjectRefs()); !bytes.Equal(got, bytes.Join(spec.objectRefs, nil)) {
+	if got := digestBytes(r.ObjectRefs()); !bytes.Equal(got, bytes.Join(spec.ObjectRefs, nil)) {
 		t.Errorf("%s: object refs differ from the spec reader's", name)
 	}
-	if got := digestBytes(r.StreamRefs()); !bytes.Equal(got, bytes.Join(spec.streamRefs, nil)) {
+	if got := digestBytes(r.StreamRefs()); !bytes.Equal(got, bytes.Join(spec.StreamRefs, nil)) {
 		t.Errorf("%s: stream refs differ from the spec reader's", name)
 	}
 	named := r.NamedRefs()
-	if len(named) != len(spec.named) {
-		t.Errorf("%s: %d named refs, spec reader %d", name, len(named), len(spec.named))
+	if len(named) != len(spec.Named) {
+		t.Errorf("%s: %d named refs, spec reader %d", name, len(named), len(spec.Named))
 	}
 	for _, nr := range named {
-		if i, ok := spec.named[nr.Name]; !ok || i != nr.Index || !bytes.Equal(nr.Digest.Bytes(), spec.streamRefs[i]) {
+		if i, ok := spec.Named[nr.Name]; !ok || i != nr.Index || !bytes.Equal(nr.Digest.Bytes(), spec.StreamRefs[i]) {
 			t.Errorf("%s: named ref %q -> %d, spec reader %d", name, nr.Name, nr.Index, i)
 		}
 	}

@@ -94,21 +94,21 @@ func TestWriterChunks(t *testing.T) {
 	if want := `[inline "hello" object 0 inline "x" object 1 object 0 inline "end"]`; got != want {
 		t.Errorf("chunks %s, want %s", got, want)
 	}
-	if !bytes.Equal(bytes.Join(f.objectRefs, nil), digestBytes([]digest.Digest{a, b})) {
+	if !bytes.Equal(bytes.Join(f.ObjectRefs, nil), digestBytes([]digest.Digest{a, b})) {
 		t.Error("object refs not in order of first use")
 	}
-	if f.streamSize != 49 || f.contentType != uint64(ContentTypeOCILayer) {
-		t.Errorf("stream_size %d content type %#x", f.streamSize, f.contentType)
+	if f.StreamSize != 49 || f.ContentType != uint64(ContentTypeOCILayer) {
+		t.Errorf("stream_size %d content type %#x", f.StreamSize, f.ContentType)
 	}
 }
 
 func specChunkList(f *specFile) []string {
 	var out []string
-	for _, c := range f.chunks {
-		if c.inline != nil {
-			out = append(out, fmt.Sprintf("inline %q", c.inline))
+	for _, c := range f.Chunks {
+		if c.Inline != nil {
+			out = append(out, fmt.Sprintf("inline %q", c.Inline))
 		} else {
-			out = append(out, fmt.Sprintf("object %d", c.index))
+			out = append(out, fmt.Sprintf("object %d", c.Index))
 		}
 	}
 	return out
@@ -133,8 +133,8 @@ func TestWriterLongInlineRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.chunks) != 1 || len(f.chunks[0].inline) != 48*len(piece) {
-		t.Fatalf("%d chunks", len(f.chunks))
+	if len(f.Chunks) != 1 || len(f.Chunks[0].Inline) != 48*len(piece) {
+		t.Fatalf("%d chunks", len(f.Chunks))
 	}
 }
 
@@ -153,10 +153,10 @@ func TestWriterNamedRefs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "2:B\x002:a:b\x000:z\x000:é\x00"; string(f.namedText) != want {
-		t.Errorf("named refs %q, want %q", f.namedText, want)
+	if want := "2:B\x002:a:b\x000:z\x000:é\x00"; string(f.NamedText) != want {
+		t.Errorf("named refs %q, want %q", f.NamedText, want)
 	}
-	if !bytes.Equal(bytes.Join(f.streamRefs, nil), digestBytes([]digest.Digest{s1, s2, s3})) {
+	if !bytes.Equal(bytes.Join(f.StreamRefs, nil), digestBytes([]digest.Digest{s1, s2, s3})) {
 		t.Error("stream refs not in order of first naming, orphan kept")
 	}
 }
@@ -208,15 +208,15 @@ func TestWriterFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := b[f.ranges[2][0]:f.ranges[2][1]]
+	stream := b[f.Ranges[2][0]:f.Ranges[2][1]]
 	if !bytes.HasPrefix(stream, []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58}) {
 		t.Errorf("stream frame header % x", stream[:6])
 	}
-	named := b[f.ranges[3][0]:f.ranges[3][1]]
+	named := b[f.Ranges[3][0]:f.Ranges[3][1]]
 	if !bytes.Equal(named, []byte{0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00}) {
 		t.Errorf("empty named refs frame % x", named)
 	}
-	if !bytes.Equal(f.chunkBytes[8:], big) {
+	if !bytes.Equal(f.ChunkBytes[8:], big) {
 		t.Error("content differs")
 	}
 }
@@ -239,7 +239,7 @@ func TestWriterRandom(t *testing.T) {
 		if got, want := strings.Join(specChunkList(f), " "), strings.Join(m.chunks, " "); got != want {
 			t.Fatalf("iteration %d: chunks\n%s\nwant\n%s", iter, got, want)
 		}
-		if !bytes.Equal(bytes.Join(f.objectRefs, nil), digestBytes(m.objects)) {
+		if !bytes.Equal(bytes.Join(f.ObjectRefs, nil), digestBytes(m.objects)) {
 			t.Fatalf("iteration %d: object refs", iter)
 		}
 		c := goldenCase{Name: fmt.Sprint(iter), ContentType: []byte("0")}
