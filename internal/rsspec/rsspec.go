@@ -5,9 +5,9 @@
 // walks the chunks in memory), so a mistake has to be made twice to pass
 // unnoticed. Each fact names its source:
 //
-//   [fmt] crates/composefs/src/splitstream_format.rs (the format's prose)
-//   [ss]  crates/composefs/src/splitstream.rs (structs, const asserts,
-//         SplitStreamWriter::done, SplitStreamReader::new)
+//	[fmt] crates/composefs/src/splitstream_format.rs (the format's prose)
+//	[ss]  crates/composefs/src/splitstream.rs (structs, const asserts,
+//	      SplitStreamWriter::done, SplitStreamReader::new)
 //
 // Tests run it over every file repo/splitstream's Writer produces, over the
 // golden files a third implementation (repo/splitstream/testdata/golden/
