@@ -184,15 +184,8 @@ func extract(t testing.TB, root string, layers [][]member) {
 	abs := func(rel string) string { return filepath.Join(root, rel) }
 	setXattrs := func(rel string, xs map[string]string) {
 		p := abs(rel)
-		sz, _ := unix.Llistxattr(p, nil)
-		if sz > 0 {
-			buf := make([]byte, sz)
-			sz, _ = unix.Llistxattr(p, buf)
-			for _, n := range strings.Split(string(buf[:sz]), "\x00") {
-				if n != "" {
-					must("removexattr "+rel, unix.Lremovexattr(p, n))
-				}
-			}
+		for _, n := range listXattrs(p) {
+			must("removexattr "+rel, unix.Lremovexattr(p, n))
 		}
 		for k, v := range xs {
 			must("setxattr "+rel, unix.Lsetxattr(p, k, []byte(v), 0))
@@ -223,26 +216,7 @@ func extract(t testing.TB, root string, layers [][]member) {
 			// Members in archive order, whiteouts included, as
 			// composefs-rs's process_entry (crates/composefs-oci/src/image.rs).
 			rel := strings.Trim(path.Clean("/"+m.name), "/")
-			dir, base := path.Split(rel)
-			dir = strings.TrimSuffix(dir, "/")
-			switch {
-			case base == ".wh..wh..opq":
-				if fi, err := os.Lstat(abs(dir)); err == nil && fi.IsDir() {
-					ents, _ := os.ReadDir(abs(dir))
-					for _, e := range ents {
-						must("remove", os.RemoveAll(filepath.Join(abs(dir), e.Name())))
-						forget(path.Join(dir, e.Name()))
-					}
-				}
-				continue
-			case strings.HasPrefix(base, ".wh..wh."):
-				continue
-			case strings.HasPrefix(base, ".wh."):
-				target := path.Join(dir, base[4:])
-				if fi, err := os.Lstat(abs(dir)); err == nil && fi.IsDir() {
-					must("remove", os.RemoveAll(abs(target)))
-					forget(target)
-				}
+			if extractWhiteout(t, root, rel, forget) {
 				continue
 			}
 			if rel == "" {
@@ -286,7 +260,48 @@ func extract(t testing.TB, root string, layers [][]member) {
 			attrs(rel, m, uint32(m.mode))
 		}
 	}
-	// Directory times last, deepest first: making entries changes them.
+	setDirTimes(t, root, dirTimes)
+	containerRoot(t, root)
+}
+
+// extractWhiteout applies the member rel of a layer if it is a whiteout
+// (removing its target, if its directory is there) or an opaque marker
+// (emptying its directory), and reports whether it was one.
+func extractWhiteout(t testing.TB, root, rel string, forget func(string)) bool {
+	t.Helper()
+	dir, base := path.Split(rel)
+	dir = strings.TrimSuffix(dir, "/")
+	abs := func(rel string) string { return filepath.Join(root, rel) }
+	switch {
+	case base == ".wh..wh..opq":
+		if fi, err := os.Lstat(abs(dir)); err == nil && fi.IsDir() {
+			ents, _ := os.ReadDir(abs(dir))
+			for _, e := range ents {
+				if err := os.RemoveAll(filepath.Join(abs(dir), e.Name())); err != nil {
+					t.Fatal(err)
+				}
+				forget(path.Join(dir, e.Name()))
+			}
+		}
+	case strings.HasPrefix(base, ".wh..wh."):
+	case strings.HasPrefix(base, ".wh."):
+		target := path.Join(dir, base[4:])
+		if fi, err := os.Lstat(abs(dir)); err == nil && fi.IsDir() {
+			if err := os.RemoveAll(abs(target)); err != nil {
+				t.Fatal(err)
+			}
+			forget(target)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// setDirTimes sets the directories' mtimes last, deepest first: making
+// entries changes them.
+func setDirTimes(t testing.TB, root string, dirTimes map[string]time.Time) {
+	t.Helper()
 	rels := make([]string, 0, len(dirTimes))
 	for k := range dirTimes {
 		rels = append(rels, k)
@@ -297,9 +312,10 @@ func extract(t testing.TB, root string, layers [][]member) {
 	for _, rel := range rels {
 		mt := dirTimes[rel]
 		ts := []unix.Timespec{unix.NsecToTimespec(mt.UnixNano()), unix.NsecToTimespec(mt.UnixNano())}
-		must("utimes "+rel, unix.UtimesNanoAt(unix.AT_FDCWD, abs(rel), ts, unix.AT_SYMLINK_NOFOLLOW))
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(root, rel), ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			t.Fatalf("utimes %s: %v", rel, err)
+		}
 	}
-	containerRoot(t, root)
 }
 
 // containerRoot applies composefs-rs's transform_for_oci
