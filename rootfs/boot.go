@@ -83,7 +83,7 @@ func selinuxPolicy(root *tree.Node, readFile func(string, *tree.Node) ([]byte, e
 		return "", nil
 	}
 	data := n.Content
-	if n.Payload != "" || len(data) == 0 && n.Size > 0 {
+	if uint64(len(data)) != n.Size {
 		if readFile == nil {
 			return "", fmt.Errorf("rootfs: /etc/selinux/config: cannot read its content to look for an SELinux policy")
 		}

@@ -74,7 +74,7 @@ See docs/oci.md.`,
 		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
 		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf),
 		newOCIComputeIDCmd(&rf), newOCIImportLayerCmd(&rf),
-		newOCIFsckCmd(&rf))
+		newOCIFsckCmd(&rf), newOCIPrepareBootCmd(&rf))
 	return cmd
 }
 
