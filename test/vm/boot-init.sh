@@ -10,6 +10,8 @@ export PATH=/bin:/usr/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+# gocfs's mount uses a temporary directory on kernels before 6.15.
+mkdir -p /tmp
 for m in $(cat /lib/modules/order); do
 	insmod /lib/modules/$m.ko || echo "GOCFS-BOOT-INITRAMFS: insmod $m FAILED"
 done
@@ -26,10 +28,12 @@ if [ "$case" = tamper ]; then
 	mv /sysroot/tampered.tmp "$obj" && say "replaced object $obj"
 fi
 say "running composefs-setup-root"
-if composefs-setup-root; then
+composefs-setup-root
+rc=$?
+if [ $rc = 0 ]; then
 	say "setup-root OK; switching root"
 	exec switch_root /sysroot /sbin/init
 fi
-say "setup-root FAILED (rc=$?); not booting"
+say "setup-root FAILED (rc=$rc); not booting"
 umount /sysroot
 off

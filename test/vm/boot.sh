@@ -73,7 +73,8 @@ boot_initramfs() {
 # boot_case NAME KARG: boots once; sets BLOG to the cleaned serial log and
 # BRC to qemu's exit status.
 boot_case() {
-	local name=$1 karg=$2 log=$WORK/boot-$name.log b0
+	local name=$1 karg=$2 log b0
+	log=$WORK/boot-$name.log
 	b0=$(now_ms)
 	set +e
 	timeout --kill-after=5 "$BOOT_TIMEOUT" qemu-system-x86_64 \
@@ -144,8 +145,8 @@ boot_suite() {
 	d=$(echo "$prep" | sed -n 's/.* digest=\([0-9a-f]*\) .*/\1/p')
 	karg=$(echo "$prep" | sed -n 's/.* karg=\([^ ]*\) .*/\1/p')
 	[ ${#d} = 64 ] && [ -n "$karg" ] || { echo "GOCFS-VM-BOOT: FAIL n=0 fail=0 (bad prep line: $prep)"; return 1; }
-	local last=${d: -1} other=0
-	[ "$last" = 0 ] && other=1
+	local other=0
+	[ "${d: -1}" = 0 ] && other=1
 	boot_initramfs "$ir"
 	local -A KARGS=(
 		[right]=$karg
