@@ -78,3 +78,19 @@ func TestReadConfig(t *testing.T) {
 		t.Errorf("file: %+v %v", c, err)
 	}
 }
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add("[etc]\nmount = \"transient\"\n[var]\nmount = \"none\"\n[root]\ntransient = false\n")
+	f.Add("[etc]\ntransient = true\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, _, err := ParseConfig(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		// What parses is valid, and its rendering parses back the same.
+		again, _, err := ParseConfig(strings.NewReader(c.String()))
+		if err != nil || again.EtcMode() != c.EtcMode() || again.VarMode() != c.VarMode() || again.Root != c.Root {
+			t.Fatalf("%q: %q does not parse back: %+v %v", text, c.String(), again, err)
+		}
+	})
+}

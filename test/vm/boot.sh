@@ -22,12 +22,12 @@
 #                 first: reading it in the booted system must fail with EIO
 #     and prints GOCFS-VM-BOOT-CASE lines and one verdict line:
 #       GOCFS-VM-BOOT: PASS n=<cases> fail=0
-# GOCFS_VM_BOOT=0 skips the suite; GOCFS_VM_BOOT_TIMEOUT (default 90)
+# GOCFS_VM_BOOT=0 skips the suite; GOCFS_VM_BOOT_TIMEOUT (default 150)
 # bounds each boot.
 
 BOOT=${GOCFS_VM_BOOT-1}
 [ "$BOOT" = 0 ] && BOOT=
-BOOT_TIMEOUT=${GOCFS_VM_BOOT_TIMEOUT:-90}
+BOOT_TIMEOUT=${GOCFS_VM_BOOT_TIMEOUT:-150}
 BOOT_DISK=$BUILD/boot.img
 BOOT_DRIVE=()
 

@@ -14,7 +14,7 @@
 #   GOCFS_VM_PKGS         packages whose fs-verity tests the guest runs after
 #                         guest.test (default "mount fuse repo"; "" for none)
 #   GOCFS_VM_BOOT=0       skip the boot suite (boot.sh); GOCFS_VM_BOOT_TIMEOUT
-#                         bounds each of its boots (default 90)
+#                         bounds each of its boots (default 150)
 # See test/vm/README.md.
 set -euo pipefail
 
