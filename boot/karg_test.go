@@ -142,3 +142,15 @@ func FuzzParseCmdline(f *testing.F) {
 		}
 	})
 }
+
+// composefs-boot's add_cmdline: replace the argument with the same key,
+// else append to the options line, else add one.
+func TestAddCmdline(t *testing.T) {
+	lines := addCmdline([]string{"linux /k"}, "composefs=a")
+	lines = addCmdline(lines, "rw")
+	lines = addCmdline(lines, "composefs=b")
+	lines = addCmdline(lines, "rw")
+	if got := strings.Join(lines, "|"); got != "linux /k|options composefs=b rw" {
+		t.Errorf("lines = %q", got)
+	}
+}

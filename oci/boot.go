@@ -58,22 +58,18 @@ func ComputeBootableID(ctx context.Context, r *repo.Repo, name string) (digest.D
 	return r.TreeImageID(root)
 }
 
-// CommitBootable stores the bootable variant of the OCI image called name
-// as an image of the repository and returns its digest (the image the
-// kernel argument of oci prepare-boot names).
-func CommitBootable(ctx context.Context, r *repo.Repo, name string) (digest.Digest, error) {
-	var d digest.Digest
-	err := r.Update(ctx, func(tx *repo.Tx) error {
-		root, err := BootableTree(ctx, r, name)
-		if err != nil {
-			return err
-		}
-		res, err := tx.CommitTree(root, repo.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		d = res.Digest
-		return nil
-	})
-	return d, err
+// ImageTree returns the composefs tree of the OCI image called name, as
+// its image is made from its stored layers (to transform further, as
+// boot.PrepareBoot does).
+func ImageTree(ctx context.Context, r *repo.Repo, name string) (*tree.Node, error) {
+	unlock, err := r.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	rec, err := lookupRecord(r, name)
+	if err != nil {
+		return nil, err
+	}
+	return recordTree(r, rec)
 }

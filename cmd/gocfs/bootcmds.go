@@ -113,38 +113,41 @@ func computeKarg(cmd *cobra.Command, rf *repoFlags, f *fsReadFlags, ociName stri
 }
 
 func newOCIPrepareBootCmd(rf *repoFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "prepare-boot NAME",
-		Short: "Store the bootable image of an OCI image, make its state directory, print its karg",
+	var o boot.PrepareOptions
+	cmd := &cobra.Command{
+		Use:   "prepare-boot [--bootdir DIR] [--entry-id ID] [--cmdline ARG]... NAME",
+		Short: "Store the bootable image of an OCI image, install its kernel, make its state directory",
 		Long: `Build the bootable variant of the stored OCI image NAME (its composefs image
 with /boot and /sysroot emptied and SELinux labels dropped; an image with an
 SELinux policy is refused), store it in the repository, make the state
 directory setup-root uses for it (REPO/../state/deploy/DIGEST with var/,
-etc/upper and etc/work), and print the kernel argument that boots it (as
-cfsctl oci prepare-boot; marked insecure with the global --insecure).
-Unlike cfsctl, gocfs writes no boot loader entry: install the kernel and
-initramfs and put the karg on the kernel command line yourself
-(docs/boot.md).`,
+etc/upper and etc/work), install its kernel as a Boot Loader Specification
+Type 1 entry in --bootdir (DIR/ID/vmlinuz, DIR/ID/initramfs.img and
+DIR/loader/entries/ID.conf with the karg on its options line), and print the
+karg, as cfsctl oci prepare-boot does (marked insecure with the global
+--insecure). The kernel is /usr/lib/modules/VERSION/vmlinuz with its
+initramfs.img; gocfs does not install the Type 1 entries or UKIs an image
+carries in /boot, and refuses such an image (--bootdir "" installs nothing).
+See docs/boot.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Insecure = rf.insecure
 			return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
-				d, err := oci.CommitBootable(ctx, r, refName(args[0]))
+				root, err := oci.ImageTree(ctx, r, refName(args[0]))
 				if err != nil {
 					return err
 				}
-				state := filepath.Join(filepath.Dir(filepath.Clean(r.Dir())), boot.StateDir, d.Hex())
-				for _, sub := range []string{"var", "etc/upper", "etc/work"} {
-					if err := os.MkdirAll(filepath.Join(state, sub), 0o755); err != nil {
-						return err
-					}
+				p, err := boot.PrepareBoot(ctx, r, root, o)
+				if err != nil {
+					return fmt.Errorf("%s: %w", args[0], err)
 				}
-				k := boot.NewKarg(d, r.Meta().ErofsVersion(), rf.insecure)
-				return rf.output(cmd, struct {
-					Karg  string `json:"karg"`
-					Image string `json:"image"`
-					State string `json:"state"`
-				}{k.String(), d.Hex(), state}, func(w io.Writer) { fmt.Fprintln(w, k) })
+				return rf.output(cmd, p, func(w io.Writer) { fmt.Fprintln(w, p.KargText) })
 			})
 		},
 	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.BootDir, "bootdir", "/boot", "the boot partition's mount point `DIR` (\"\" for no boot entry)")
+	fl.StringVar(&o.EntryID, "entry-id", "", "the boot entry's `ID` (default: the kernel's version)")
+	fl.StringArrayVar(&o.Cmdline, "cmdline", nil, "an additional kernel argument (repeatable)")
+	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
+	"github.com/gocfs/gocfs/boot"
 	"github.com/gocfs/gocfs/repo"
 )
 
@@ -72,18 +74,21 @@ func TestComputeKarg(t *testing.T) {
 }
 
 // oci prepare-boot stores the bootable variant of an OCI image, makes its
-// state directory beside the repository and prints its karg, which
-// compute-karg --oci prints too; an image with an SELinux policy is
-// refused (gocfs does not relabel).
+// state directory beside the repository, installs its kernel as a Type 1
+// entry (composefs-boot's into_type1 and write_t1_simple) and prints its
+// karg, which compute-karg --oci prints too; an image with an SELinux
+// policy is refused (gocfs does not relabel).
 func TestOCIPrepareBoot(t *testing.T) {
 	img, err := mutate.AppendLayers(empty.Image, ociTestLayer(t, map[string]string{
 		"usr/bin/init": "#!/bin/sh\n", "boot/vmlinuz": "kernel", "sysroot/x": "x",
+		"usr/lib/modules/6.1.0-test/vmlinuz":       strings.Repeat("K", 5000),
+		"usr/lib/modules/6.1.0-test/initramfs.img": "initramfs",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	layoutDir := ociTestLayout(t, img, "v1")
-	sysroot := t.TempDir()
+	sysroot, bootdir := t.TempDir(), t.TempDir()
 	rdir := filepath.Join(sysroot, "composefs")
 	if _, err := repo.Init(rdir, repo.InitOptions{Insecure: true}, repo.Options{}); err != nil {
 		t.Fatal(err)
@@ -91,7 +96,7 @@ func TestOCIPrepareBoot(t *testing.T) {
 	if _, err := runOCI(t, "--repo", rdir, "pull", "oci:"+layoutDir+":v1", "os"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runOCI(t, "--repo", rdir, "--insecure", "prepare-boot", "os")
+	out, err := runOCI(t, "--repo", rdir, "--insecure", "prepare-boot", "--bootdir", bootdir, "--cmdline", "rw", "--cmdline", "console=ttyS0", "os")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +113,34 @@ func TestOCIPrepareBoot(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(rdir, "images", hex)); err != nil {
 		t.Errorf("the bootable image is not stored: %v", err)
 	}
+	wantEntry := "# File created by composefs\ntitle todoOS\nversion 0-todo\nlinux /6.1.0-test/vmlinuz\ninitrd /6.1.0-test/initramfs.img\n" +
+		"options " + karg + " rw console=ttyS0\n"
+	for name, want := range map[string]string{
+		"loader/entries/6.1.0-test.conf": wantEntry,
+		"6.1.0-test/vmlinuz":             strings.Repeat("K", 5000),
+		"6.1.0-test/initramfs.img":       "initramfs",
+	} {
+		if b, err := os.ReadFile(filepath.Join(bootdir, name)); err != nil || string(b) != want {
+			t.Errorf("%s: %q %v, want %q", name, b, err, want)
+		}
+	}
 	code, kout := runRepo(t, rdir, nil, "compute-karg", "--oci", "os")
 	if code != 0 || strings.TrimSpace(kout) != strings.Replace(karg, "?", "", 1) {
 		t.Errorf("compute-karg --oci: %d %q, want %s without ?", code, kout, karg)
+	}
+	// Without a kernel, only --bootdir "" prepares the image.
+	bare, err := mutate.AppendLayers(empty.Image, ociTestLayer(t, map[string]string{"usr/bin/init": "x", "boot/k": "k", "sysroot/x": "x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runOCI(t, "--repo", rdir, "pull", "oci:"+ociTestLayout(t, bare, "v3")+":v3", "bare"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runOCI(t, "--repo", rdir, "prepare-boot", "--bootdir", bootdir, "bare"); !errors.Is(err, boot.ErrNoKernel) {
+		t.Errorf("prepare-boot of an image without a kernel: %v, want ErrNoKernel", err)
+	}
+	if out, err := runOCI(t, "--repo", rdir, "prepare-boot", "--bootdir", "", "bare"); err != nil || !strings.HasPrefix(out, "composefs.digest=v1-sha512-12:") {
+		t.Errorf("prepare-boot --bootdir \"\": %q %v", out, err)
 	}
 
 	selinux, err := mutate.AppendLayers(img, ociTestLayer(t, map[string]string{"etc/selinux/config": "# This file controls the state of SELinux on the system.\nSELINUX=enforcing\nSELINUXTYPE=targeted\n"}))
@@ -120,7 +150,7 @@ func TestOCIPrepareBoot(t *testing.T) {
 	if _, err := runOCI(t, "--repo", rdir, "pull", "oci:"+ociTestLayout(t, selinux, "v2")+":v2", "selinux"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runOCI(t, "--repo", rdir, "prepare-boot", "selinux"); err == nil || !strings.Contains(err.Error(), "SELinux policy") {
+	if _, err := runOCI(t, "--repo", rdir, "prepare-boot", "--bootdir", "", "selinux"); err == nil || !strings.Contains(err.Error(), "SELinux policy") {
 		t.Errorf("prepare-boot of an image with an SELinux policy: %v", err)
 	}
 }
