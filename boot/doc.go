@@ -28,6 +28,10 @@
 // transient overlay on tmpfs, or nothing. On any failure, everything
 // SetupRoot mounted is unmounted again.
 //
-// [TransformForBoot] is composefs-rs's boot transformation of an image's
-// tree (cfsctl create-image --bootable, compute-karg, oci prepare-boot).
+// [PrepareBoot] makes an image's tree bootable the way composefs-rs's
+// "cfsctl oci prepare-boot" does: rootfs.TransformForBoot (the boot
+// transformation that create-image --bootable and compute-karg apply
+// too), the image stored, its state directory made, and a Boot Loader
+// Specification Type 1 entry written for its kernel. [NewKarg] gives the
+// karg of an image (compute-karg).
 package boot
