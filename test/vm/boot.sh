@@ -25,8 +25,8 @@
 # GOCFS_VM_BOOT=0 skips the suite; GOCFS_VM_BOOT_TIMEOUT (default 150)
 # bounds each boot.
 
-BOOT=${GOCFS_VM_BOOT-1}
-[ "$BOOT" = 0 ] && BOOT=
+BOOT_SUITE=${GOCFS_VM_BOOT-1}
+[ "$BOOT_SUITE" = 0 ] && BOOT_SUITE=
 BOOT_TIMEOUT=${GOCFS_VM_BOOT_TIMEOUT:-150}
 BOOT_DISK=$BUILD/boot.img
 BOOT_DRIVE=()

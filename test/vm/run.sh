@@ -214,7 +214,7 @@ add_module() {
 for m in "${MODULES[@]}"; do add_module "$m"; done
 printf '%s\n' "${ORDER[@]}" > "$IR/lib/modules/order"
 say "modules: ${ORDER[*]}"
-[ -n "$BOOT" ] && boot_stage "$IR"
+[ -n "$BOOT_SUITE" ] && boot_stage "$IR"
 # Uncompressed: the kernel unpacks it faster than it would inflate it under TCG.
 (cd "$IR" && find . | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc 2>/dev/null) > "$BUILD/initramfs.cpio"
 
@@ -224,7 +224,7 @@ say "modules: ${ORDER[*]}"
 DISK=$BUILD/disk.img
 rm -f "$DISK"; truncate -s 256M "$DISK"
 mkfs.ext4 -q -F -b 4096 -O verity -L gocfsvm "$DISK"
-[ -n "$BOOT" ] && boot_disk
+[ -n "$BOOT_SUITE" ] && boot_disk
 
 # --------------------------------------------------------------------- boot
 say "booting qemu (tcg, timeout ${TIMEOUT}s)"
@@ -285,7 +285,7 @@ if [ "$verdict" != PASS ]; then
 	fi
 fi
 grep -E '^GOCFS-VM-(SUITE|RESULT|READS|VERDICT|BOOTPREP):' "$CLEAN" || true
-if [ -n "$BOOT" ]; then
+if [ -n "$BOOT_SUITE" ]; then
 	say "boot suite: one boot per case through gocfs setup-root (timeout ${BOOT_TIMEOUT}s each)"
 	boot_suite "$CLEAN" "$IR" || verdict=FAIL
 fi
