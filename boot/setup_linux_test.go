@@ -183,6 +183,12 @@ func TestSetupRootFailuresUndo(t *testing.T) {
 		{name: "no state directory", files: rootFiles, cmdline: insecure,
 			prep: func(t *testing.T, f *fixture) { os.Remove(filepath.Join(f.sysroot, StateDir, f.hex)) }, step: StepEtc, is: os.ErrNotExist},
 		{name: "image without /var", files: noVar, cmdline: insecure, step: StepVar, is: os.ErrNotExist},
+		{name: "state deploy is a symlink", files: rootFiles, cmdline: insecure,
+			prep: func(t *testing.T, f *fixture) {
+				deploy := filepath.Join(f.sysroot, StateDir)
+				os.Rename(deploy, deploy+".real")
+				os.Symlink("deploy.real", deploy)
+			}, step: StepEtc},
 		{name: "state /etc is a symlink", files: rootFiles, cmdline: insecure,
 			prep: func(t *testing.T, f *fixture) {
 				os.Symlink("/tmp", filepath.Join(f.sysroot, StateDir, f.hex, "etc"))

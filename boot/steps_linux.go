@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,8 +58,8 @@ func (s *setup) prepareDir(name string, mode MountMode, state string) error {
 	if mode == ModeTransient {
 		return s.transient(dir)
 	}
-	if err := realDir(state, "the state directory"); err != nil {
-		return fmt.Errorf("%w (an image's state directory is made when it is deployed, e.g. by gocfs oci prepare-boot)", err)
+	if err := s.stateDir(state); err != nil {
+		return err
 	}
 	sdir := filepath.Join(state, name)
 	if err := ensureDir(sdir, 0o755); err != nil {
@@ -77,6 +78,20 @@ func (s *setup) prepareDir(name string, mode MountMode, state string) error {
 		return err
 	}
 	return s.overlay(dir, upper, work)
+}
+
+// stateDir checks that the image's state directory and the directories
+// above it in the sysroot are directories, not links that could lead
+// the mounts out of the sysroot.
+func (s *setup) stateDir(state string) error {
+	p := s.o.Sysroot
+	for _, name := range append(strings.Split(StateDir, "/"), filepath.Base(state)) {
+		p = filepath.Join(p, name)
+		if err := realDir(p, "the state directory"); err != nil {
+			return fmt.Errorf("%w (an image's state directory is made when it is deployed, e.g. by gocfs oci prepare-boot)", err)
+		}
+	}
+	return nil
 }
 
 // transient mounts a writable overlay over dir whose upper layer is on a
