@@ -135,6 +135,30 @@ func (r *Repo) Mount(name, target string, opts mount.Options) (*mounter.Mounted,
 	if err != nil {
 		return nil, err
 	}
+	return r.mountImage(d, target, opts)
+}
+
+// MountImage is [Repo.Mount] for the image linked as images/DIGEST, d,
+// and for no reference: a name taken from somewhere that must name exactly
+// this image (a kernel command line) is never looked up among the
+// references. An image that is not there is an error wrapping ErrNotFound.
+func (r *Repo) MountImage(d digest.Digest, target string, opts mount.Options) (*mounter.Mounted, error) {
+	unlock, err := r.Lock(context.Background(), false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if d.Algorithm() != r.alg {
+		return nil, fmt.Errorf("%w: image %s is a %s digest, the repository's are %s", ErrNotFound, d, d.Algorithm(), r.alg)
+	}
+	if err := r.checkImageLink(d); err != nil {
+		return nil, err
+	}
+	return r.mountImage(d, target, opts)
+}
+
+// mountImage mounts the image d; the caller holds the lock.
+func (r *Repo) mountImage(d digest.Digest, target string, opts mount.Options) (*mounter.Mounted, error) {
 	path := r.ObjectPath(d)
 	opts.Basedirs = []string{r.ObjectsDir()}
 	if opts.Notice == nil {

@@ -24,8 +24,9 @@ func newInstallLinksCmd() *cobra.Command {
 		Use:   "install-links DIR",
 		Short: "Install the upstream tool names (mkcomposefs, mount.composefs, …) as links to gocfs",
 		Long: `Create symlinks named after the upstream composefs tools in DIR (mkcomposefs,
-composefs-info, composefs-dump, composefs-fuse, mount.composefs), each
-pointing at this gocfs binary, which then behaves as that tool. A
+composefs-info, composefs-dump, composefs-fuse, mount.composefs and
+composefs-rs's composefs-setup-root), each pointing at this gocfs binary,
+which then behaves as that tool. A
 mount.composefs link is also placed in the mount helper directory (/sbin by
 default), where "mount -t composefs" looks for it. With --man, the man pages
 of gocfs and of those tools are written into that man tree (man1, man8).

@@ -82,7 +82,7 @@ also takes the bare manifest digest sha256:DIGEST). See docs/oci.md.`,
 		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
 		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf),
 		newOCIComputeIDCmd(&rf), newOCIImportLayerCmd(&rf),
-		newOCIFsckCmd(&rf), newOCICopyCmd(&rf))
+		newOCIFsckCmd(&rf), newOCICopyCmd(&rf), newOCIPrepareBootCmd(&rf))
 	return cmd
 }
 

@@ -41,7 +41,7 @@ type repoFlags struct {
 // option first) runs as "gocfs repo VERB", as cfsctl's are: those that are
 // not gocfs commands of their own (mount is).
 var cfsctlVerbs = map[string]bool{
-	"cat": true, "compute-id": true, "create-dumpfile": true, "create-image": true,
+	"cat": true, "compute-id": true, "compute-karg": true, "create-dumpfile": true, "create-image": true,
 	"dump-files": true, "fsck": true, "gc": true, "image-objects": true, "images": true,
 	"import-image": true, "init": true, "list-images": true, "tag": true, "transaction": true,
 	"untag": true,
@@ -92,7 +92,7 @@ its hex digest. See docs/repository.md.`,
 		newRepoMountCmd(&rf), newRepoImagesCmd(&rf), newRepoImageObjectsCmd(&rf),
 		newRepoTagCmd(&rf), newRepoUntagCmd(&rf), newRepoGCCmd(&rf), newRepoFsckCmd(&rf),
 		newRepoCatCmd(&rf), newRepoComputeIDCmd(&rf), newRepoCreateDumpfileCmd(&rf),
-		newRepoDumpFilesCmd(&rf), newRepoTransactionCmd(&rf),
+		newRepoDumpFilesCmd(&rf), newRepoTransactionCmd(&rf), newRepoComputeKargCmd(&rf),
 	)
 	return cmd
 }

@@ -46,7 +46,7 @@ mkcomposefs reads it.`
 
 func (f *fsReadFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.BoolVar(&f.bootable, "bootable", false, "transform the file system for boot (not supported by gocfs: it needs SELinux relabelling)")
+	fl.BoolVar(&f.bootable, "bootable", false, "transform the file system for boot: empty /boot and /sysroot, drop SELinux labels (an image with an SELinux policy is refused)")
 	fl.BoolVar(&f.noPropagate, "no-propagate-usr-to-root", false, "take the directory as it is: no copy of /usr's metadata to the root, /run kept, every xattr kept")
 	fl.StringVar(&f.xattrs, "xattrs", rootfs.AllowlistOnly.String(), "which xattrs to keep: allowlist-only or keep-user-xattrs (no effect with --no-propagate-usr-to-root)")
 	fl.BoolVar(&f.scan.UseEpoch, "use-epoch", false, "make all mtimes zero (gocfs)")
@@ -57,27 +57,38 @@ func (f *fsReadFlags) add(cmd *cobra.Command) {
 	cmd.Long += "\n" + fsReadHelp
 }
 
-// edit returns the change the flags make to a tree read from a directory
-// (nil for none).
-func (f *fsReadFlags) edit() (func(*tree.Node) error, error) {
-	if f.bootable {
-		return nil, errors.New("--bootable: gocfs does not do composefs-rs's boot transformation (SELinux relabelling, empty /boot and /sysroot)")
-	}
+// edit returns the change the flags make to a tree read from the
+// directory src (nil for none).
+func (f *fsReadFlags) edit(src string) (func(*tree.Node) error, error) {
 	filter, err := rootfs.ParseXattrFilter(f.xattrs)
 	if err != nil {
 		return nil, fmt.Errorf("--xattrs: %w", err)
 	}
-	if f.noPropagate {
+	var steps []func(*tree.Node) error
+	if !f.noPropagate {
+		steps = append(steps, func(root *tree.Node) error { return rootfs.TransformForOCI(root, filter) })
+	}
+	if f.bootable {
+		steps = append(steps, func(root *tree.Node) error { return bootTransform(root, src) })
+	}
+	if len(steps) == 0 {
 		return nil, nil
 	}
-	return func(root *tree.Node) error { return rootfs.TransformForOCI(root, filter) }, nil
+	return func(root *tree.Node) error {
+		for _, step := range steps {
+			if err := step(root); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
 }
 
 // readRoot reads the directory src as compute-id and create-dumpfile do:
 // digests made with the algorithm the global options select, the edit of
 // the flags applied.
 func (f *fsReadFlags) readRoot(cmd *cobra.Command, rf *repoFlags, src string) (*tree.Node, fsverity.Algorithm, error) {
-	edit, err := f.edit()
+	edit, err := f.edit(src)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -120,9 +131,12 @@ standard input), whose files' objects must be in the repository already
 }
 
 func runCreateImage(cmd *cobra.Command, rf *repoFlags, f *fsReadFlags, args []string) error {
-	edit, err := f.edit()
+	edit, err := f.edit(args[0])
 	if err != nil {
 		return err
+	}
+	if f.bootable && !isDir(args[0]) {
+		return errors.New("--bootable: the source must be a directory")
 	}
 	iopts, err := rf.imageOptions()
 	if err != nil {

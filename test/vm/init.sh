@@ -89,6 +89,9 @@ if [ -s /pkg-tests ]; then
 fi
 echo "=== GOCFS-VM-TEST-END uptime $(cut -d' ' -f1 /proc/uptime)s"
 
+# The boot suite's disk (/dev/vdb), which run.sh boots afterwards (boot.sh).
+[ -x /boot-prep.sh ] && /boot-prep.sh
+
 echo "=== kernel messages (overlay, verity, erofs, ext4, loop, fuse)"
 dmesg | grep -E 'overlay|verity|erofs|EXT4|loop[0-9]|composefs|fuse|Oops|BUG|WARNING' | tail -n 40
 

@@ -13,6 +13,8 @@
 #   GOCFS_VM_NO_APT=1     never call apt-get (tools and a cached kernel must exist)
 #   GOCFS_VM_PKGS         packages whose fs-verity tests the guest runs after
 #                         guest.test (default "mount fuse repo"; "" for none)
+#   GOCFS_VM_BOOT=0       skip the boot suite (boot.sh); GOCFS_VM_BOOT_TIMEOUT
+#                         bounds each of its boots (default 150)
 # See test/vm/README.md.
 set -euo pipefail
 
@@ -49,6 +51,10 @@ secs() { local d=$(($(now_ms) - $1)); printf '%d.%d' $((d / 1000)) $((d % 1000 /
 T0=$(now_ms)
 say() { printf '[test-vm %6ss] %s\n' "$(secs "$T0")" "$*"; }
 die() { echo "test-vm: ERROR: $*" >&2; exit 1; }
+
+# The boot suite: boots through gocfs's setup-root (boot.sh).
+# shellcheck source=boot.sh
+. "$HERE/boot.sh"
 
 GO=$(command -v "${GO:-go}" || command -v /usr/local/go/bin/go || true)
 [ -n "$GO" ] || die "go toolchain not found (put go in PATH or set GO=/path/to/go)"
@@ -208,6 +214,7 @@ add_module() {
 for m in "${MODULES[@]}"; do add_module "$m"; done
 printf '%s\n' "${ORDER[@]}" > "$IR/lib/modules/order"
 say "modules: ${ORDER[*]}"
+[ -n "$BOOT_SUITE" ] && boot_stage "$IR"
 # Uncompressed: the kernel unpacks it faster than it would inflate it under TCG.
 (cd "$IR" && find . | LC_ALL=C sort | "$BUSYBOX" cpio -o -H newc 2>/dev/null) > "$BUILD/initramfs.cpio"
 
@@ -217,6 +224,7 @@ say "modules: ${ORDER[*]}"
 DISK=$BUILD/disk.img
 rm -f "$DISK"; truncate -s 256M "$DISK"
 mkfs.ext4 -q -F -b 4096 -O verity -L gocfsvm "$DISK"
+[ -n "$BOOT_SUITE" ] && boot_disk
 
 # --------------------------------------------------------------------- boot
 say "booting qemu (tcg, timeout ${TIMEOUT}s)"
@@ -228,7 +236,7 @@ timeout --kill-after=5 "$TIMEOUT" qemu-system-x86_64 \
 	-monitor none -serial "file:$LOG" \
 	-kernel "$VMLINUZ" -initrd "$BUILD/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 quiet loglevel=4 rdinit=/init" \
-	-drive "file=$DISK,format=raw,if=virtio,cache=unsafe" \
+	-drive "file=$DISK,format=raw,if=virtio,cache=unsafe" "${BOOT_DRIVE[@]}" \
 	</dev/null >"$WORK/qemu.out" 2>&1
 QRC=$?
 set -e
@@ -276,6 +284,10 @@ if [ "$verdict" != PASS ]; then
 		echo "test-vm: no GOCFS-VM-RESULT line: the guest never finished (see the log above)"
 	fi
 fi
-grep -E '^GOCFS-VM-(SUITE|RESULT|READS|VERDICT):' "$CLEAN" || true
+grep -E '^GOCFS-VM-(SUITE|RESULT|READS|VERDICT|BOOTPREP):' "$CLEAN" || true
+if [ -n "$BOOT_SUITE" ]; then
+	say "boot suite: one boot per case through gocfs setup-root (timeout ${BOOT_TIMEOUT}s each)"
+	boot_suite "$CLEAN" "$IR" || verdict=FAIL
+fi
 say "test-vm: $verdict (kernel $KVER, boot round trip ${BOOT}s)"
 [ "$verdict" = PASS ]
