@@ -10,6 +10,7 @@ import (
 
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/snapshots/storage"
+	"github.com/containerd/errdefs"
 
 	"github.com/gocfs/gocfs/repo"
 )
@@ -88,6 +89,9 @@ func (s *Snapshotter) readState(ctx context.Context) (*state, error) {
 	st := &state{kinds: make(map[string]snapshots.Kind), chains: make(map[string][]string)}
 	err := s.ms.WithTransaction(ctx, false, func(ctx context.Context) error {
 		ids, err := storage.IDMap(ctx)
+		if errdefs.IsNotFound(err) {
+			return nil // a new store: nothing recorded yet
+		}
 		if err != nil {
 			return err
 		}

@@ -127,15 +127,17 @@ func (l *upperLayer) write(w io.Writer) (retErr error) {
 
 // writeMember writes the members of the node n at the relative path rel.
 func writeMember(tw *tar.Writer, root *os.Root, rel string, n *tree.Node) error {
-	if n.LinkTo != nil {
-		t, err := n.Target()
-		if err != nil {
-			return fmt.Errorf("snapshotter: %s: %w", schema.Shorten(rel), err)
-		}
-		return writeHeader(tw, rel, &tar.Header{Typeflag: tar.TypeLink, Linkname: strings.TrimPrefix(t.Path(), "/")})
+	t, err := n.Target()
+	if err != nil {
+		return fmt.Errorf("snapshotter: %s: %w", schema.Shorten(rel), err)
 	}
-	if isWhiteout(n) {
+	if isWhiteout(t) {
+		// overlayfs makes whiteouts hard links of one inode when it can:
+		// each name is a whiteout of its own.
 		return writeWhiteout(tw, path.Dir(rel), oci.WhiteoutPrefix+n.Name)
+	}
+	if t != n {
+		return writeHeader(tw, rel, &tar.Header{Typeflag: tar.TypeLink, Linkname: strings.TrimPrefix(t.Path(), "/")})
 	}
 	hdr, err := header(n)
 	if err != nil {

@@ -39,6 +39,8 @@ type Snapshotter struct {
 	ms   *storage.MetaStore
 	repo *repo.Repo
 	opts Options
+	closeOnce sync.Once
+	closeErr  error
 	// mu serializes the changes of the snapshots' tree with the chain
 	// mounts that follow from it (a mount stays while a snapshot uses it).
 	mu sync.Mutex
@@ -155,10 +157,12 @@ func (s *Snapshotter) Mounts(ctx context.Context, key string) (_ []mount.Mount, 
 	return s.mounts(sn), nil
 }
 
-// Close closes the metadata and the repository. The chain mounts stay:
-// containers may use them, and New finds them again.
+// Close closes the metadata and the repository; closing again does
+// nothing. The chain mounts stay: containers may use them, and New finds
+// them again.
 func (s *Snapshotter) Close() error {
-	return errors.Join(s.ms.Close(), s.repo.Close())
+	s.closeOnce.Do(func() { s.closeErr = errors.Join(s.ms.Close(), s.repo.Close()) })
+	return s.closeErr
 }
 
 func (s *Snapshotter) snapshotPath(id string) string {
