@@ -29,13 +29,14 @@ type member struct {
 	mtimeSec int64
 }
 
-func dir(name string) member  { return member{name: name, typ: tar.TypeDir, mode: 0o755} }
+func dir(name string) member { return member{name: name, typ: tar.TypeDir, mode: 0o755} }
 func file(name, body string) member {
 	return member{name: name, typ: tar.TypeReg, body: body, mode: 0o644}
 }
 func symlink(name, target string) member {
 	return member{name: name, typ: tar.TypeSymlink, body: target, mode: 0o777}
 }
+
 // hardlink is a hard link member, with its target's mode and time as
 // tar and docker write them (containerd's applier sets the inode's from
 // the link member, gocfs's merge keeps the target's).

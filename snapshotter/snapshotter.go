@@ -35,10 +35,10 @@ type Options struct {
 // snapshots.Cleaner) over a gocfs repository. See the package
 // documentation.
 type Snapshotter struct {
-	root string
-	ms   *storage.MetaStore
-	repo *repo.Repo
-	opts Options
+	root      string
+	ms        *storage.MetaStore
+	repo      *repo.Repo
+	opts      Options
 	closeOnce sync.Once
 	closeErr  error
 	// mu serializes the changes of the snapshots' tree with the chain
