@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 bash bench/fsverity.sh
 bash bench/mkcomposefs.sh "${1:-/usr}"
 go test -run '^$' -bench . -benchtime 2x ./image/ ./fsverity/ ./dump/
+bash bench/containerd.sh

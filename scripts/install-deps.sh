@@ -17,6 +17,8 @@ pkgs=(
 	docker-registry # a real registry on 127.0.0.1 for the OCI tests
 	python3         # upstream composefs's tests/gendir and dumpdir
 	libcap2-bin     # capsh, which upstream's test-lib.sh asks about FUSE
+	containerd      # the snapshotter's end-to-end test (containerd 1.6, ctr)
+	runc            # runs its containers
 )
 
 # Upstream composefs's own FUSE test (tests/test-random-fuse.sh and what it
@@ -65,5 +67,10 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # system service (listening on every interface) running.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry >/dev/null 2>&1; then
 	systemctl disable --now docker-registry >/dev/null 2>&1 || true
+fi
+# The snapshotter's test starts its own containerd with a temporary
+# configuration; a system one is not needed.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled containerd >/dev/null 2>&1; then
+	systemctl disable --now containerd >/dev/null 2>&1 || true
 fi
 composefs_tests
