@@ -69,8 +69,8 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled docker-registry 
 	systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 # The snapshotter's test starts its own containerd with a temporary
-# configuration; a system one is not needed.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled containerd >/dev/null 2>&1; then
+# configuration; the service the package just installed is not needed.
+if [[ " ${missing[*]} " == *" containerd "* ]] && command -v systemctl >/dev/null 2>&1 && systemctl is-enabled containerd >/dev/null 2>&1; then
 	systemctl disable --now containerd >/dev/null 2>&1 || true
 fi
 composefs_tests
