@@ -155,12 +155,14 @@ func needTools(t testing.TB, pkgs map[string]string) map[string]string {
 	if len(missing) == 0 {
 		return paths
 	}
-	args := append([]string{"install", "-y", "-q", "--no-install-recommends"}, missing...)
-	cmd := exec.Command("apt-get", args...)
-	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		exec.Command("apt-get", "update", "-q").Run()
-		if out, err = cmd.CombinedOutput(); err != nil {
+	install := func() ([]byte, error) {
+		cmd := exec.Command("apt-get", append([]string{"install", "-y", "-q", "--no-install-recommends"}, missing...)...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		return cmd.CombinedOutput()
+	}
+	if _, err := install(); err != nil {
+		exec.Command("apt-get", "update", "-q").Run() // the lists may be missing or stale
+		if out, err := install(); err != nil {
 			t.Skipf("%s not installed, and apt-get install failed: %v\n%s", strings.Join(missing, " "), err, out)
 		}
 	}
