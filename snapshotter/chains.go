@@ -119,7 +119,7 @@ func (s *Snapshotter) buildChain(ctx context.Context, ids []string) error {
 			return fmt.Errorf("snapshotter: the layer of snapshot %s is the stream %q, not an OCI layer", id, stream)
 		}
 	}
-	if _, err := oci.MergeLayers(ctx, s.repo, diffIDs, refName(ids[len(ids)-1])); err != nil {
+	if _, err := oci.MergeLayers(ctx, s.repo, diffIDs, refName(ids[len(ids)-1]), s.layers); err != nil {
 		return fmt.Errorf("snapshotter: the image of snapshot %s: %w", ids[len(ids)-1], err)
 	}
 	return nil

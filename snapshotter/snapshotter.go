@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/continuity/fs"
 
 	cfsmount "github.com/gocfs/gocfs/mount"
+	"github.com/gocfs/gocfs/oci"
 	"github.com/gocfs/gocfs/repo"
 )
 
@@ -35,10 +36,13 @@ type Options struct {
 // snapshots.Cleaner) over a gocfs repository. See the package
 // documentation.
 type Snapshotter struct {
-	root      string
-	ms        *storage.MetaStore
-	repo      *repo.Repo
-	opts      Options
+	root string
+	ms   *storage.MetaStore
+	repo *repo.Repo
+	opts Options
+	// layers keeps the entries of the layers merged lately: the chains
+	// of one image share all but their top layer.
+	layers    *oci.LayerCache
 	closeOnce sync.Once
 	closeErr  error
 	// mu serializes the changes of the snapshots' tree with the chain
@@ -50,6 +54,10 @@ var (
 	_ snapshots.Snapshotter = (*Snapshotter)(nil)
 	_ snapshots.Cleaner     = (*Snapshotter)(nil)
 )
+
+// layerCacheEntries bounds the files of the layers the snapshotter keeps
+// parsed in memory for merging chains (some hundred bytes each).
+const layerCacheEntries = 1 << 20
 
 // Names under the root directory.
 const (
@@ -86,7 +94,7 @@ func New(ctx context.Context, root string, opts Options) (_ *Snapshotter, retErr
 	if err != nil {
 		return nil, fmt.Errorf("snapshotter: %w", err)
 	}
-	s := &Snapshotter{root: root, ms: ms, repo: r, opts: opts}
+	s := &Snapshotter{root: root, ms: ms, repo: r, opts: opts, layers: oci.NewLayerCache(layerCacheEntries)}
 	if err := s.reconcile(ctx); err != nil {
 		ms.Close()
 		return nil, err
