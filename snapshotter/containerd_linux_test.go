@@ -276,13 +276,14 @@ func checkKilledPull(t *testing.T, c *containerd, snap *process, dir, root, sock
 	}
 	snap = startSnapshotter(t, dir, root, sock)
 	// containerd's gRPC connection to the snapshotter backs off after
-	// the refused connections; a pull fails until it reconnects.
+	// the refused connections; a pull fails (gRPC "unavailable") until it
+	// reconnects.
 	for i := 0; ; i++ {
 		_, err := c.run("image", "pull", "--plain-http", "--snapshotter", "gocfs", ref)
 		if err == nil {
 			break
 		}
-		if i == 10 || !strings.Contains(err.Error(), "connection refused") {
+		if i == 10 || !strings.Contains(err.Error(), "unavailable") {
 			t.Fatalf("%v\nthe snapshotter's log:\n%s", err, tail(snap.output(), 3000))
 		}
 		time.Sleep(time.Second)
