@@ -22,8 +22,8 @@ import (
 type Options struct {
 	// Verity is how the composefs mounts of committed chains check file
 	// contents (the zero value, mount.VerityTry, checks what the file
-	// system of the root can; mount.VerityRequire refuses to mount
-	// without fs-verity).
+	// system of the root can; mount.VerityRequire has overlayfs refuse
+	// (EIO) every object without fs-verity).
 	Verity cfsmount.VerityMode
 	// MountOptions are added to the options of every overlay mount the
 	// snapshotter returns for an active snapshot, e.g. "nodev".
