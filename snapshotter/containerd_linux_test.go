@@ -25,9 +25,9 @@ import (
 const listScript = `/bin/busybox find / -xdev -exec /bin/busybox stat -c '%N|%f|%u|%g|%s|%Y|%h' {} \; &&
 /bin/busybox find / -xdev -type f -exec /bin/busybox md5sum {} \;`
 
-// notCompared are the lines of a listing that differ by design: the
-// root and /tmp (the container writes /tmp/written), and the mount
-// points runc mounts on.
+// compared returns the lines of a listing, sorted, less those that differ
+// by design: the root and /tmp (the container writes /tmp/written), and
+// the mount points runc mounts on.
 func compared(listing string) []string {
 	var out []string
 	for _, l := range strings.Split(strings.TrimSpace(listing), "\n") {
