@@ -15,9 +15,9 @@ import (
 
 // MergeLayers stores the composefs image of the layers whose split
 // streams the repository holds under the given diff IDs ("sha256:HEX",
-// the bottom layer first), merged as [Pull] merges an image's layers, so
-// that the same layers give the image Pull gives, digest for digest. The
-// image is named images/refs/NAME when name is not empty. The layers are
+// the bottom layer first), merged as [Pull] merges an image's layers
+// (the zero [Rules], composefs-rs's), so that the same layers give the
+// image Pull gives, digest for digest. The image is named images/refs/NAME when name is not empty. The layers are
 // read before the repository lock is taken (from cache, when it is not
 // nil and has them) and checked to be still there under it. It returns
 // the image's digest.
@@ -27,7 +27,7 @@ func MergeLayers(ctx context.Context, r *repo.Repo, diffIDs []string, name strin
 			return digest.Digest{}, fmt.Errorf("oci: image name %q: %w", name, err)
 		}
 	}
-	fs := newRootfs()
+	fs := newRootfs(Rules{})
 	streams := make([][]byte, len(diffIDs))
 	for i, id := range diffIDs {
 		h, err := v1.NewHash(id)
@@ -46,7 +46,7 @@ func MergeLayers(ctx context.Context, r *repo.Repo, diffIDs []string, name strin
 			return digest.Digest{}, fmt.Errorf("oci: layer %d (%s): %w", i, id, err)
 		}
 	}
-	root, err := fs.tree(r.Algorithm())
+	root, err := fs.finish(r.Algorithm())
 	if err != nil {
 		return digest.Digest{}, err
 	}
