@@ -1,0 +1,334 @@
+package scan
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gocfs/gocfs/fsverity"
+)
+
+// DefaultCacheEntries is the number of files a [DigestCache] remembers
+// unless told otherwise (about 90 MB of cache file with SHA-256).
+const DefaultCacheEntries = 1 << 20
+
+// cacheMagic starts every cache file; its last byte is the format version.
+var cacheMagic = [8]byte{'g', 'o', 'c', 'f', 's', 'D', 'C', 1}
+
+// Cache file layout, little-endian: a header, count entries of
+// entryFixed+digest size bytes, and the SHA-256 of everything before it.
+const (
+	headerSize  = 24 // magic[8], algorithm u8, pad[7], count u64
+	entryFixed  = 64 // dev, ino, size, mtime s, ctime s u64; mtime ns, ctime ns, mode u32; pad u32
+	trailerSize = sha256.Size
+)
+
+// fileKey names a file by its device and inode number.
+type fileKey struct{ dev, ino uint64 }
+
+// fileStamp is what proves a file unchanged since its digest was taken:
+// with its key, every stat field that a change of content moves. ctime
+// can't be set from user space, so a content change whose size and mtime
+// are restored still moves it.
+type fileStamp struct {
+	size             int64
+	mtimeSec         int64
+	ctimeSec         int64
+	mtimeNs, ctimeNs uint32
+	mode             uint32 // the file type bits
+}
+
+type cacheEntry struct {
+	stamp  fileStamp
+	digest []byte
+}
+
+// DigestCache remembers the fs-verity digests of files by what proves them
+// unchanged (device, inode, size, mtime and ctime in nanoseconds, file
+// type), so that a scan of a tree hashed before reads only what changed.
+// Set it as [Options.Cache]; [DigestCache.Save] writes it back.
+//
+// It never makes a digest wrong: an entry is used only when every field of
+// the file's lstat matches, and, as git does with its index, an entry is
+// not kept for a file whose mtime or ctime is not at least a second older
+// than the scan that hashed it (a change in the same timestamp tick would
+// not move them). The file is replaced atomically; one that is truncated,
+// corrupt (checksum) or of another algorithm is ignored and rebuilt, never
+// trusted. It holds at most MaxEntries files: those of the last scan
+// first, then older ones.
+type DigestCache struct {
+	path string
+	alg  fsverity.Algorithm
+	// MaxEntries bounds the entries kept (DefaultCacheEntries).
+	MaxEntries int
+	// Discarded says why the cache file was not used ("" when it was used
+	// or did not exist).
+	Discarded string
+
+	mu     sync.Mutex
+	old    map[fileKey]cacheEntry // read from the file
+	cur    map[fileKey]cacheEntry // found or added since it was opened
+	cutoff time.Time              // files changed at or after it are not kept
+	hits   int
+}
+
+// OpenDigestCache reads the digest cache at path for digests made with
+// alg. A missing file gives an empty cache; an unreadable one an error; one
+// that is truncated, corrupt or of another algorithm an empty cache whose
+// Discarded says why.
+func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) {
+	if !alg.Valid() {
+		return nil, fmt.Errorf("scan: digest cache %s: %w", path, fsverity.ErrUnknownAlgorithm)
+	}
+	c := &DigestCache{path: path, alg: alg, MaxEntries: DefaultCacheEntries,
+		old: make(map[fileKey]cacheEntry), cur: make(map[fileKey]cacheEntry)}
+	c.setStart(time.Now())
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scan: digest cache: %w", err)
+	}
+	defer f.Close()
+	if err := c.load(f); err != nil {
+		c.old = make(map[fileKey]cacheEntry)
+		c.Discarded = err.Error()
+	}
+	return c, nil
+}
+
+// setStart sets the time the scan starts: files changed within the second
+// before it (or later) are not kept.
+func (c *DigestCache) setStart(t time.Time) {
+	c.cutoff = t.Truncate(time.Second).Add(-time.Second)
+}
+
+// Path returns the cache file's path.
+func (c *DigestCache) Path() string { return c.path }
+
+// Hits returns how many lookups found a digest.
+func (c *DigestCache) Hits() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hits
+}
+
+func (c *DigestCache) entrySize() int { return entryFixed + c.alg.Size() }
+
+// load reads the cache file f; an error says why it is not used.
+func (c *DigestCache) load(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", c.path)
+	}
+	max := int64(headerSize + trailerSize + c.MaxEntries*c.entrySize())
+	if st.Size() > max {
+		return fmt.Errorf("%s has %d bytes, more than a cache of %d entries", c.path, st.Size(), c.MaxEntries)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.path, err)
+	}
+	body, err := c.checkFile(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.path, err)
+	}
+	es := c.entrySize()
+	for off := 0; off < len(body); off += es {
+		k, e := c.decodeEntry(body[off : off+es])
+		c.old[k] = e
+	}
+	return nil
+}
+
+// checkFile checks a cache file's header, length and checksum, and returns
+// its entries.
+func (c *DigestCache) checkFile(b []byte) ([]byte, error) {
+	if len(b) < headerSize+trailerSize {
+		return nil, errors.New("truncated header")
+	}
+	if !bytes.Equal(b[:8], cacheMagic[:]) {
+		return nil, errors.New("not a gocfs digest cache (bad magic)")
+	}
+	if a := fsverity.Algorithm(b[8]); a != c.alg {
+		return nil, fmt.Errorf("digests of algorithm %d, not %v", a, c.alg)
+	}
+	count := binary.LittleEndian.Uint64(b[16:24])
+	if count > uint64(c.MaxEntries) {
+		return nil, fmt.Errorf("%d entries, more than %d", count, c.MaxEntries)
+	}
+	want := headerSize + int(count)*c.entrySize() + trailerSize
+	if len(b) != want {
+		return nil, fmt.Errorf("%d bytes where %d entries take %d (truncated?)", len(b), count, want)
+	}
+	sum := sha256.Sum256(b[:len(b)-trailerSize])
+	if !bytes.Equal(sum[:], b[len(b)-trailerSize:]) {
+		return nil, errors.New("checksum mismatch (corrupt)")
+	}
+	return b[headerSize : len(b)-trailerSize], nil
+}
+
+func (c *DigestCache) decodeEntry(b []byte) (fileKey, cacheEntry) {
+	le := binary.LittleEndian
+	k := fileKey{le.Uint64(b[0:]), le.Uint64(b[8:])}
+	e := cacheEntry{stamp: fileStamp{
+		size:     int64(le.Uint64(b[16:])),
+		mtimeSec: int64(le.Uint64(b[24:])),
+		ctimeSec: int64(le.Uint64(b[32:])),
+		mtimeNs:  le.Uint32(b[40:]),
+		ctimeNs:  le.Uint32(b[44:]),
+		mode:     le.Uint32(b[48:]),
+	}}
+	e.digest = bytes.Clone(b[entryFixed:])
+	return k, e
+}
+
+func (c *DigestCache) appendEntry(b []byte, k fileKey, e cacheEntry) []byte {
+	le := binary.LittleEndian
+	b = le.AppendUint64(b, k.dev)
+	b = le.AppendUint64(b, k.ino)
+	b = le.AppendUint64(b, uint64(e.stamp.size))
+	b = le.AppendUint64(b, uint64(e.stamp.mtimeSec))
+	b = le.AppendUint64(b, uint64(e.stamp.ctimeSec))
+	b = le.AppendUint32(b, e.stamp.mtimeNs)
+	b = le.AppendUint32(b, e.stamp.ctimeNs)
+	b = le.AppendUint32(b, e.stamp.mode)
+	b = append(b, make([]byte, entryFixed-52)...)
+	return append(b, e.digest...)
+}
+
+func keyOf(st *unix.Stat_t) (fileKey, fileStamp) {
+	return fileKey{st.Dev, st.Ino}, fileStamp{
+		size:     st.Size,
+		mtimeSec: st.Mtim.Sec, mtimeNs: uint32(st.Mtim.Nsec),
+		ctimeSec: st.Ctim.Sec, ctimeNs: uint32(st.Ctim.Nsec),
+		mode: st.Mode & unix.S_IFMT,
+	}
+}
+
+// lookup returns the digest of the file of status st, if the cache has it
+// for exactly that status.
+func (c *DigestCache) lookup(st *unix.Stat_t) ([]byte, bool) {
+	k, s := keyOf(st)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.cur[k]
+	if !ok {
+		e, ok = c.old[k]
+	}
+	if !ok || e.stamp != s {
+		return nil, false
+	}
+	c.cur[k] = e
+	c.hits++
+	return e.digest, true
+}
+
+// add records d as the digest of the file whose status (taken before its
+// content was read) is st, unless the file changed too recently to tell a
+// later change by its times.
+func (c *DigestCache) add(st *unix.Stat_t, d []byte) {
+	if len(d) != c.alg.Size() || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return
+	}
+	k, s := keyOf(st)
+	cut := c.cutoff.Unix()
+	if s.mtimeSec >= cut || s.ctimeSec >= cut {
+		return
+	}
+	c.mu.Lock()
+	c.cur[k] = cacheEntry{stamp: s, digest: bytes.Clone(d)}
+	c.mu.Unlock()
+}
+
+// Save writes the cache back: to a temporary file in the same directory,
+// synced, then renamed over the old one (and the directory synced), so
+// that a crash leaves the old cache or the new one.
+func (c *DigestCache) Save() (retErr error) {
+	c.mu.Lock()
+	b := c.encode()
+	c.mu.Unlock()
+	dir := filepath.Dir(c.path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(c.path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("scan: digest cache: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("scan: digest cache %s: %w", tmp.Name(), err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("scan: digest cache %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("scan: digest cache %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("scan: digest cache %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), c.path); err != nil {
+		return fmt.Errorf("scan: digest cache: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// encode returns the cache file's bytes: the entries of this run, then
+// older ones, at most MaxEntries.
+func (c *DigestCache) encode() []byte {
+	n := min(len(c.cur)+len(c.old), c.MaxEntries)
+	b := make([]byte, headerSize, headerSize+n*c.entrySize()+trailerSize)
+	copy(b, cacheMagic[:])
+	b[8] = byte(c.alg)
+	count := 0
+	for k, e := range c.cur {
+		if count == n {
+			break
+		}
+		b = c.appendEntry(b, k, e)
+		count++
+	}
+	for k, e := range c.old {
+		if count == n {
+			break
+		}
+		if _, ok := c.cur[k]; !ok {
+			b = c.appendEntry(b, k, e)
+			count++
+		}
+	}
+	binary.LittleEndian.PutUint64(b[16:24], uint64(count))
+	sum := sha256.Sum256(b)
+	return append(b, sum[:]...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("scan: digest cache: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("scan: digest cache: sync %s: %w", dir, err)
+	}
+	return nil
+}
