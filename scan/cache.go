@@ -22,6 +22,9 @@ import (
 // unless told otherwise (about 90 MB of cache file with SHA-256).
 const DefaultCacheEntries = 1 << 20
 
+// now is time.Now, replaced by tests.
+var now = time.Now
+
 // cacheMagic starts every cache file; its last byte is the format version.
 var cacheMagic = [8]byte{'g', 'o', 'c', 'f', 's', 'D', 'C', 1}
 
@@ -92,7 +95,7 @@ func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) 
 	}
 	c := &DigestCache{path: path, alg: alg, MaxEntries: DefaultCacheEntries,
 		old: make(map[fileKey]cacheEntry), cur: make(map[fileKey]cacheEntry)}
-	c.setStart(time.Now())
+	c.setStart(now())
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, nil

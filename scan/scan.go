@@ -31,7 +31,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -142,7 +141,7 @@ func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, err
 	s := &scanner{opts: opts, alg: alg, ctx: ctx, sem: make(chan struct{}, threads*2)}
 	if opts.Cache != nil {
 		opts.Cache.mu.Lock()
-		opts.Cache.setStart(time.Now())
+		opts.Cache.setStart(now())
 		opts.Cache.mu.Unlock()
 	}
 	if opts.PreserveHardlinks {
