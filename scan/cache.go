@@ -32,9 +32,12 @@ var cacheMagic = [8]byte{'g', 'o', 'c', 'f', 's', 'D', 'C', 1}
 // entryFixed+digest size bytes, and the SHA-256 of everything before it.
 const (
 	headerSize  = 24 // magic[8], algorithm u8, pad[7], count u64
-	entryFixed  = 64 // dev, ino, size, mtime s, ctime s u64; mtime ns, ctime ns, mode u32; pad u32
+	entryFixed  = 56 // dev, ino, size, mtime s, ctime s u64; mtime ns, ctime ns, mode, flags u32
 	trailerSize = sha256.Size
 )
+
+// flagNoXattrs is the entry flag of cacheEntry.noXattrs.
+const flagNoXattrs = 1
 
 // fileKey names a file by its device and inode number.
 type fileKey struct{ dev, ino uint64 }
@@ -52,8 +55,11 @@ type fileStamp struct {
 }
 
 type cacheEntry struct {
-	stamp  fileStamp
-	digest []byte
+	stamp fileStamp
+	// noXattrs says that the file had no xattrs at all. Setting or
+	// removing one moves ctime, so it holds while the stamp does.
+	noXattrs bool
+	digest   []byte
 }
 
 // DigestCache remembers the fs-verity digests of files by what proves them
@@ -142,15 +148,19 @@ func (c *DigestCache) load(f *os.File) error {
 	if st.Size() > max {
 		return fmt.Errorf("%s has %d bytes, more than a cache of %d entries", c.path, st.Size(), c.MaxEntries)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
+	b := make([]byte, st.Size()+1)
+	n, err := io.ReadFull(f, b)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
+	b = b[:n]
 	body, err := c.checkFile(b)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
 	es := c.entrySize()
+	c.old = make(map[fileKey]cacheEntry, len(body)/es)
+	c.cur = make(map[fileKey]cacheEntry, len(body)/es)
 	for off := 0; off < len(body); off += es {
 		k, e := c.decodeEntry(body[off : off+es])
 		c.old[k] = e
@@ -196,7 +206,8 @@ func (c *DigestCache) decodeEntry(b []byte) (fileKey, cacheEntry) {
 		ctimeNs:  le.Uint32(b[44:]),
 		mode:     le.Uint32(b[48:]),
 	}}
-	e.digest = bytes.Clone(b[entryFixed:])
+	e.noXattrs = le.Uint32(b[52:])&flagNoXattrs != 0
+	e.digest = b[entryFixed:len(b):len(b)] // shares the file's buffer
 	return k, e
 }
 
@@ -210,7 +221,11 @@ func (c *DigestCache) appendEntry(b []byte, k fileKey, e cacheEntry) []byte {
 	b = le.AppendUint32(b, e.stamp.mtimeNs)
 	b = le.AppendUint32(b, e.stamp.ctimeNs)
 	b = le.AppendUint32(b, e.stamp.mode)
-	b = append(b, make([]byte, entryFixed-52)...)
+	var flags uint32
+	if e.noXattrs {
+		flags |= flagNoXattrs
+	}
+	b = le.AppendUint32(b, flags)
 	return append(b, e.digest...)
 }
 
@@ -223,9 +238,9 @@ func keyOf(st *unix.Stat_t) (fileKey, fileStamp) {
 	}
 }
 
-// lookup returns the digest of the file of status st, if the cache has it
+// lookup returns the entry of the file of status st, if the cache has it
 // for exactly that status.
-func (c *DigestCache) lookup(st *unix.Stat_t) ([]byte, bool) {
+func (c *DigestCache) lookup(st *unix.Stat_t) (cacheEntry, bool) {
 	k, s := keyOf(st)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -234,17 +249,17 @@ func (c *DigestCache) lookup(st *unix.Stat_t) ([]byte, bool) {
 		e, ok = c.old[k]
 	}
 	if !ok || e.stamp != s {
-		return nil, false
+		return cacheEntry{}, false
 	}
 	c.cur[k] = e
 	c.hits++
-	return e.digest, true
+	return e, true
 }
 
 // add records d as the digest of the file whose status (taken before its
-// content was read) is st, unless the file changed too recently to tell a
-// later change by its times.
-func (c *DigestCache) add(st *unix.Stat_t, d []byte) {
+// content was read) is st, and whether it had no xattrs, unless the file
+// changed too recently to tell a later change by its times.
+func (c *DigestCache) add(st *unix.Stat_t, d []byte, noXattrs bool) {
 	if len(d) != c.alg.Size() || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return
 	}
@@ -254,7 +269,7 @@ func (c *DigestCache) add(st *unix.Stat_t, d []byte) {
 		return
 	}
 	c.mu.Lock()
-	c.cur[k] = cacheEntry{stamp: s, digest: bytes.Clone(d)}
+	c.cur[k] = cacheEntry{stamp: s, noXattrs: noXattrs, digest: bytes.Clone(d)}
 	c.mu.Unlock()
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 )
@@ -290,5 +292,37 @@ func TestCacheStored(t *testing.T) {
 		if n == nil || n.Payload == "" || fsverity.Hex(n.Digest) != wantDigest(t, filepath.Join(dir, name)) {
 			t.Errorf("%s: wrong digest or payload: %+v", name, n)
 		}
+	}
+}
+
+// A cached file's xattrs are those it has now: one with xattrs keeps them,
+// one that gets an xattr after it was cached shows it.
+func TestCacheXattrs(t *testing.T) {
+	laterClock(t, 5*time.Second)
+	dir := cacheTree(t, "a", "b")
+	if err := unix.Lsetxattr(filepath.Join(dir, "a"), "user.gocfs", []byte("1"), 0); err != nil {
+		t.Skipf("no user xattrs here: %v", err)
+	}
+	cache := filepath.Join(t.TempDir(), "cache")
+	scanCached(t, dir, cache)
+	time.Sleep(10 * time.Millisecond)
+	if err := unix.Lsetxattr(filepath.Join(dir, "b"), "user.gocfs", []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	c, err := OpenDigestCache(cache, fsverity.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := Dir(dir, Options{Cache: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"a": "1", "b": "2"} {
+		if got, _ := root.Lookup(name).GetXattr("user.gocfs"); string(got) != want {
+			t.Errorf("%s: user.gocfs = %q, want %q", name, got, want)
+		}
+	}
+	if c.Hits() != 1 {
+		t.Errorf("%d hits, want 1 (a)", c.Hits())
 	}
 }

@@ -285,6 +285,7 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 	if !s.opts.UseEpoch {
 		n.MtimeSec, n.MtimeNsec = st.Mtim.Sec, uint32(st.Mtim.Nsec)
 	}
+	xattrsDone := false
 	switch typ {
 	case tree.ModeSymlink:
 		target, err := readlinkAt(dirfd, name)
@@ -296,9 +297,9 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 		}
 	case tree.ModeRegular:
 		if n.Size > 0 && !s.opts.NoDigests {
-			done, err := s.regular(n, &st, dirfd, name, path)
-			if done || err != nil {
-				return n, err
+			var err error
+			if xattrsDone, err = s.regular(n, &st, dirfd, name, path); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -307,7 +308,7 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 		s.ids[n] = fileID{st.Dev, st.Ino}
 		s.mu.Unlock()
 	}
-	if !s.opts.SkipXattrs {
+	if !s.opts.SkipXattrs && !xattrsDone {
 		if err := s.readXattrs(n, path, -1); err != nil {
 			return nil, &Error{path, err}
 		}
@@ -316,17 +317,18 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 }
 
 // regular finds the digest of the regular file n (name in dirfd, of
-// status st) in the cache, or queues it to be read: done says that n
-// is complete (xattrs read too).
-func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, dirfd int, name, path string) (done bool, err error) {
+// status st) in the cache, or queues it to be read: xattrsDone says that
+// its xattrs are read (or known to be none).
+func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, dirfd int, name, path string) (xattrsDone bool, err error) {
 	var stp *unix.Stat_t
 	if c := s.opts.Cache; c != nil {
-		ok, err := s.fromCache(n, st, c)
+		ok, noXattrs, err := s.fromCache(n, st, c)
 		if err != nil {
 			return true, &Error{path, err}
 		}
 		if ok {
-			return false, nil // not opened: xattrs by path
+			// Not opened: xattrs by path, unless it has none.
+			return noXattrs, nil
 		}
 		stp = new(unix.Stat_t)
 		*stp = *st
@@ -353,30 +355,35 @@ func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, dirfd int, name, path s
 	return true, nil
 }
 
+// allXattrs tells whether every xattr of a file is read.
+func (s *scanner) allXattrs() bool { return !s.opts.SkipXattrs && !s.opts.UserXattrsOnly }
+
 // fromCache sets n's digest from the cache when it has the file of status
-// st (and, storing, when the store has its object): ok says it did.
-func (s *scanner) fromCache(n *tree.Node, st *unix.Stat_t, c *DigestCache) (ok bool, err error) {
+// st (and, storing, when the store has its object): ok says it did;
+// noXattrs that the file has no xattrs to read.
+func (s *scanner) fromCache(n *tree.Node, st *unix.Stat_t, c *DigestCache) (ok, noXattrs bool, err error) {
 	if n.Size <= tree.RecommendedInlineMax {
-		return false, nil // the content is needed
+		return false, false, nil // the content is needed
 	}
-	d, ok := c.lookup(st)
+	e, ok := c.lookup(st)
 	if !ok {
-		return false, nil
+		return false, false, nil
 	}
+	d := e.digest
 	if s.opts.Store != nil {
 		if s.opts.Stored == nil {
-			return false, nil
+			return false, false, nil
 		}
 		dd, err := digest.New(s.alg, d)
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		if ok, err := s.opts.Stored(dd); !ok || err != nil {
-			return false, err
+			return false, false, err
 		}
 	}
 	setPayload(n, d)
-	return true, nil
+	return true, e.noXattrs && s.allXattrs(), nil
 }
 
 func readlinkAt(dirfd int, name string) (string, error) {
@@ -512,7 +519,7 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 					continue
 				}
 				if s.opts.Cache != nil && j.st != nil && j.node.Content == nil {
-					s.opts.Cache.add(j.st, j.node.Digest)
+					s.opts.Cache.add(j.st, j.node.Digest, s.allXattrs() && len(j.node.Xattrs) == 0)
 				}
 			}
 		}()
