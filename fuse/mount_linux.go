@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,9 +28,10 @@ import (
 // measureVerity is fsverity.Measure; tests replace it.
 var measureVerity = fsverity.Measure
 
-// cacheTimeout is how long the kernel may cache entries and attributes:
-// the image never changes.
-const cacheTimeout = 24 * time.Hour
+// cacheTimeout is how long the kernel may cache entries, attributes and
+// missing names: for good, since the image never changes (the kernel
+// clamps the time to the longest it can keep).
+const cacheTimeout = time.Duration(math.MaxInt64)
 
 // Server is a mounted image being served.
 type Server struct {
