@@ -4,6 +4,7 @@ package fuse
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -119,8 +120,16 @@ func MountFile(imageFile *os.File, target string, opts mount.Options) (_ *Server
 		}
 	}
 	close(fsys.ready)
+	scanCtx, stopScan := context.WithCancel(context.Background())
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		fsys.scanXattrs(scanCtx)
+	}()
 	go func() {
 		srv.Wait()
+		stopScan()
+		<-scanned
 		for _, c := range closers {
 			c.Close()
 		}

@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/gocfs/gocfs/fsverity"
+	"github.com/gocfs/gocfs/internal/atomicfile"
 )
 
 // DefaultCacheEntries is the number of files a [DigestCache] remembers
@@ -273,41 +272,22 @@ func (c *DigestCache) add(st *unix.Stat_t, d []byte, noXattrs bool) {
 	c.mu.Unlock()
 }
 
-// Save writes the cache back: to a temporary file in the same directory,
-// synced, then renamed over the old one (and the directory synced), so
-// that a crash leaves the old cache or the new one.
-func (c *DigestCache) Save() (retErr error) {
+// Save writes the cache back atomically (internal/atomicfile: a
+// temporary file in the same directory, synced, renamed over the old one,
+// the directory synced), so that a crash leaves the old cache or the new
+// one.
+func (c *DigestCache) Save() error {
 	c.mu.Lock()
 	b := c.encode()
 	c.mu.Unlock()
-	dir := filepath.Dir(c.path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(c.path)+".tmp-*")
+	err := atomicfile.Write(c.path, 0o600, func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("scan: digest cache: %w", err)
+		return fmt.Errorf("scan: digest cache %s: %w", c.path, err)
 	}
-	defer func() {
-		if retErr != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	if _, err := w.Write(b); err != nil {
-		return fmt.Errorf("scan: digest cache %s: %w", tmp.Name(), err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("scan: digest cache %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("scan: digest cache %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("scan: digest cache %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), c.path); err != nil {
-		return fmt.Errorf("scan: digest cache: %w", err)
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // encode returns the cache file's bytes: the entries of this run, then
@@ -337,16 +317,4 @@ func (c *DigestCache) encode() []byte {
 	binary.LittleEndian.PutUint64(b[16:24], uint64(count))
 	sum := sha256.Sum256(b)
 	return append(b, sum[:]...)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("scan: digest cache: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("scan: digest cache: sync %s: %w", dir, err)
-	}
-	return nil
 }
