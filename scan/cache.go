@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -54,7 +55,9 @@ type fileStamp struct {
 }
 
 type cacheEntry struct {
+	key   fileKey
 	stamp fileStamp
+	used  bool // found or added since the cache was opened
 	// noXattrs says that the file had no xattrs at all. Setting or
 	// removing one moves ctime, so it holds while the stamp does.
 	noXattrs bool
@@ -84,9 +87,9 @@ type DigestCache struct {
 	Discarded string
 
 	mu     sync.Mutex
-	old    map[fileKey]cacheEntry // read from the file
-	cur    map[fileKey]cacheEntry // found or added since it was opened
-	cutoff time.Time              // files changed at or after it are not kept
+	ents   []cacheEntry      // read from the file, then added
+	index  map[fileKey]int32 // the entry of each file in ents
+	cutoff time.Time         // files changed at or after it are not kept
 	hits   int
 }
 
@@ -98,8 +101,7 @@ func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) 
 	if !alg.Valid() {
 		return nil, fmt.Errorf("scan: digest cache %s: %w", path, fsverity.ErrUnknownAlgorithm)
 	}
-	c := &DigestCache{path: path, alg: alg, MaxEntries: DefaultCacheEntries,
-		old: make(map[fileKey]cacheEntry), cur: make(map[fileKey]cacheEntry)}
+	c := &DigestCache{path: path, alg: alg, MaxEntries: DefaultCacheEntries, index: make(map[fileKey]int32)}
 	c.setStart(now())
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -110,7 +112,7 @@ func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) 
 	}
 	defer f.Close()
 	if err := c.load(f); err != nil {
-		c.old = make(map[fileKey]cacheEntry)
+		c.ents, c.index = nil, make(map[fileKey]int32)
 		c.Discarded = err.Error()
 	}
 	return c, nil
@@ -158,11 +160,12 @@ func (c *DigestCache) load(f *os.File) error {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
 	es := c.entrySize()
-	c.old = make(map[fileKey]cacheEntry, len(body)/es)
-	c.cur = make(map[fileKey]cacheEntry, len(body)/es)
-	for off := 0; off < len(body); off += es {
-		k, e := c.decodeEntry(body[off : off+es])
-		c.old[k] = e
+	count := len(body) / es
+	c.ents = make([]cacheEntry, count, count+count/8)
+	c.index = make(map[fileKey]int32, count)
+	for i := range count {
+		c.ents[i] = c.decodeEntry(body[i*es : (i+1)*es])
+		c.index[c.ents[i].key] = int32(i)
 	}
 	return nil
 }
@@ -194,10 +197,9 @@ func (c *DigestCache) checkFile(b []byte) ([]byte, error) {
 	return b[headerSize : len(b)-trailerSize], nil
 }
 
-func (c *DigestCache) decodeEntry(b []byte) (fileKey, cacheEntry) {
+func (c *DigestCache) decodeEntry(b []byte) cacheEntry {
 	le := binary.LittleEndian
-	k := fileKey{le.Uint64(b[0:]), le.Uint64(b[8:])}
-	e := cacheEntry{stamp: fileStamp{
+	e := cacheEntry{key: fileKey{le.Uint64(b[0:]), le.Uint64(b[8:])}, stamp: fileStamp{
 		size:     int64(le.Uint64(b[16:])),
 		mtimeSec: int64(le.Uint64(b[24:])),
 		ctimeSec: int64(le.Uint64(b[32:])),
@@ -207,13 +209,13 @@ func (c *DigestCache) decodeEntry(b []byte) (fileKey, cacheEntry) {
 	}}
 	e.noXattrs = le.Uint32(b[52:])&flagNoXattrs != 0
 	e.digest = b[entryFixed:len(b):len(b)] // shares the file's buffer
-	return k, e
+	return e
 }
 
-func (c *DigestCache) appendEntry(b []byte, k fileKey, e cacheEntry) []byte {
+func (c *DigestCache) appendEntry(b []byte, e *cacheEntry) []byte {
 	le := binary.LittleEndian
-	b = le.AppendUint64(b, k.dev)
-	b = le.AppendUint64(b, k.ino)
+	b = le.AppendUint64(b, e.key.dev)
+	b = le.AppendUint64(b, e.key.ino)
 	b = le.AppendUint64(b, uint64(e.stamp.size))
 	b = le.AppendUint64(b, uint64(e.stamp.mtimeSec))
 	b = le.AppendUint64(b, uint64(e.stamp.ctimeSec))
@@ -243,16 +245,13 @@ func (c *DigestCache) lookup(st *unix.Stat_t) (cacheEntry, bool) {
 	k, s := keyOf(st)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.cur[k]
-	if !ok {
-		e, ok = c.old[k]
-	}
-	if !ok || e.stamp != s {
+	i, ok := c.index[k]
+	if !ok || c.ents[i].stamp != s {
 		return cacheEntry{}, false
 	}
-	c.cur[k] = e
+	c.ents[i].used = true
 	c.hits++
-	return e, true
+	return c.ents[i], true
 }
 
 // add records d as the digest of the file whose status (taken before its
@@ -268,7 +267,13 @@ func (c *DigestCache) add(st *unix.Stat_t, d []byte, noXattrs bool) {
 		return
 	}
 	c.mu.Lock()
-	c.cur[k] = cacheEntry{stamp: s, noXattrs: noXattrs, digest: bytes.Clone(d)}
+	e := cacheEntry{key: k, stamp: s, used: true, noXattrs: noXattrs, digest: bytes.Clone(d)}
+	if i, ok := c.index[k]; ok {
+		c.ents[i] = e
+	} else if len(c.ents) < math.MaxInt32 {
+		c.index[k] = int32(len(c.ents))
+		c.ents = append(c.ents, e)
+	}
 	c.mu.Unlock()
 }
 
@@ -290,28 +295,24 @@ func (c *DigestCache) Save() error {
 	return nil
 }
 
-// encode returns the cache file's bytes: the entries of this run, then
-// older ones, at most MaxEntries.
+// encode returns the cache file's bytes: the entries used or added since
+// the cache was opened, then the others, at most MaxEntries.
 func (c *DigestCache) encode() []byte {
-	n := min(len(c.cur)+len(c.old), c.MaxEntries)
+	n := min(len(c.ents), c.MaxEntries)
 	b := make([]byte, headerSize, headerSize+n*c.entrySize()+trailerSize)
 	copy(b, cacheMagic[:])
 	b[8] = byte(c.alg)
 	count := 0
-	for k, e := range c.cur {
-		if count == n {
-			break
-		}
-		b = c.appendEntry(b, k, e)
-		count++
-	}
-	for k, e := range c.old {
-		if count == n {
-			break
-		}
-		if _, ok := c.cur[k]; !ok {
-			b = c.appendEntry(b, k, e)
-			count++
+	for _, used := range []bool{true, false} {
+		for i := range c.ents {
+			if count == n {
+				break
+			}
+			// (An entry a later one of the same file replaced is dropped.)
+			if e := &c.ents[i]; e.used == used && c.index[e.key] == int32(i) {
+				b = c.appendEntry(b, e)
+				count++
+			}
 		}
 	}
 	binary.LittleEndian.PutUint64(b[16:24], uint64(count))

@@ -169,8 +169,8 @@ func TestCacheRacilyClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.old) != 0 {
-		t.Fatalf("the cache kept %d entries of files written in the scan's second", len(c.old))
+	if len(c.ents) != 0 {
+		t.Fatalf("the cache kept %d entries of files written in the scan's second", len(c.ents))
 	}
 }
 
@@ -246,8 +246,8 @@ func TestCacheBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.old) != 2 {
-		t.Errorf("%d entries read back, want 2", len(c.old))
+	if len(c.ents) != 2 {
+		t.Errorf("%d entries read back, want 2", len(c.ents))
 	}
 	// A file larger than the bound is not read at all.
 	c.MaxEntries = 1
