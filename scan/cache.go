@@ -91,6 +91,7 @@ type DigestCache struct {
 	index  map[fileKey]int32 // the entry of each file in ents
 	cutoff time.Time         // files changed at or after it are not kept
 	hits   int
+	dirty  bool // entries added, or the file is to be replaced
 }
 
 // OpenDigestCache reads the digest cache at path for digests made with
@@ -114,6 +115,7 @@ func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) 
 	if err := c.load(f); err != nil {
 		c.ents, c.index = nil, make(map[fileKey]int32)
 		c.Discarded = err.Error()
+		c.dirty = true
 	}
 	return c, nil
 }
@@ -268,6 +270,7 @@ func (c *DigestCache) add(st *unix.Stat_t, d []byte, noXattrs bool) {
 	}
 	c.mu.Lock()
 	e := cacheEntry{key: k, stamp: s, used: true, noXattrs: noXattrs, digest: bytes.Clone(d)}
+	c.dirty = true
 	if i, ok := c.index[k]; ok {
 		c.ents[i] = e
 	} else if len(c.ents) < math.MaxInt32 {
@@ -280,16 +283,25 @@ func (c *DigestCache) add(st *unix.Stat_t, d []byte, noXattrs bool) {
 // Save writes the cache back atomically (internal/atomicfile: a
 // temporary file in the same directory, synced, renamed over the old one,
 // the directory synced), so that a crash leaves the old cache or the new
-// one.
+// one. A cache that learnt nothing since it was read is not written
+// again.
 func (c *DigestCache) Save() error {
 	c.mu.Lock()
+	if !c.dirty {
+		c.mu.Unlock()
+		return nil
+	}
 	b := c.encode()
+	c.dirty = false
 	c.mu.Unlock()
 	err := atomicfile.Write(c.path, 0o600, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	})
 	if err != nil {
+		c.mu.Lock()
+		c.dirty = true
+		c.mu.Unlock()
 		return fmt.Errorf("scan: digest cache %s: %w", c.path, err)
 	}
 	return nil

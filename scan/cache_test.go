@@ -78,7 +78,14 @@ func TestCacheHits(t *testing.T) {
 	if c.Hits() != 0 {
 		t.Fatalf("first scan: %d hits", c.Hits())
 	}
+	before, err := os.Stat(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
 	second, c := scanCached(t, dir, cache)
+	if after, err := os.Stat(cache); err != nil || !os.SameFile(before, after) {
+		t.Errorf("a cache that learnt nothing was written again (%v)", err)
+	}
 	if c.Hits() != 3 || c.Discarded != "" {
 		t.Fatalf("second scan: %d hits, discarded %q", c.Hits(), c.Discarded)
 	}
