@@ -22,6 +22,7 @@ package scan
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -616,10 +617,19 @@ func readDigest(fd int, j fileJob, h *fsverity.Hasher, buf []byte) error {
 	return nil
 }
 
+// setPayload sets n's digest and its object path ("XX/REST" in hex) as
+// payload, in one allocation.
 func setPayload(n *tree.Node, digest []byte) {
 	n.Digest = digest
-	d := fsverity.Hex(digest)
-	n.Payload = d[:2] + "/" + d[2:]
+	var buf [2*fsverity.MaxDigestSize + 1]byte
+	if len(digest) == 0 || len(digest) > fsverity.MaxDigestSize {
+		n.Payload = ""
+		return
+	}
+	hex.Encode(buf[:2], digest[:1])
+	buf[2] = '/'
+	hex.Encode(buf[3:], digest[1:])
+	n.Payload = string(buf[:2*len(digest)+1])
 }
 
 // storeFile stores the file through Options.Store, which gives its
