@@ -333,3 +333,33 @@ func TestCacheXattrs(t *testing.T) {
 		t.Errorf("%d hits, want 1 (a)", c.Hits())
 	}
 }
+
+// A file with fs-verity enabled gets the digest the kernel measured, with
+// the scan's algorithm only; a measurement that fails leaves it read.
+func TestMeasuredNotRead(t *testing.T) {
+	dir := cacheTree(t, "a", "b", "c")
+	fake := bytes.Repeat([]byte{0xab}, 32)
+	old := measureVerity
+	t.Cleanup(func() { measureVerity = old })
+	measureVerity = func(f *os.File) (fsverity.Algorithm, []byte, error) {
+		switch filepath.Base(f.Name()) {
+		case "a":
+			return fsverity.SHA256, fake, nil
+		case "b":
+			return fsverity.SHA512, bytes.Repeat([]byte{1}, 64), nil
+		}
+		return 0, nil, unix.EINVAL
+	}
+	root, err := Dir(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := root.Lookup("a").Digest; !bytes.Equal(got, fake) {
+		t.Errorf("a: digest %x, want the measured %x", got, fake)
+	}
+	for _, name := range []string{"b", "c"} {
+		if got := fsverity.Hex(root.Lookup(name).Digest); got != wantDigest(t, filepath.Join(dir, name)) {
+			t.Errorf("%s: digest %s, want the computed one", name, got)
+		}
+	}
+}
