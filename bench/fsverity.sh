@@ -37,12 +37,17 @@ fsv() { # fsv ARGS...: run fsvbench once, print "MICROSECONDS DIGEST"
 	awk -v t="$t" -v d="$d" 'BEGIN { printf "%d %s\n", t * 1e6, d }'
 }
 ncpu=$(nproc)
-b_sum="" b_single="" b_par="" b_plain=""
-echo "timing $runs rounds of: $sumtool, DigestFile, DigestFileParallel ..."
+b_sum="" b_single="" b_par="" b_plain="" b_ossl=""
+echo "timing $runs rounds of: $sumtool, openssl dgst, DigestFile, DigestFileParallel ..."
 for _ in $(seq "$runs"); do
 	t0=$(now_us)
 	"$sumtool" "$file" >/dev/null
 	b_sum=$(min "$b_sum" $(($(now_us) - t0)))
+	if command -v openssl >/dev/null; then
+		t0=$(now_us)
+		openssl dgst -"$alg" "$file" >/dev/null
+		b_ossl=$(min "$b_ossl" $(($(now_us) - t0)))
+	fi
 	read -r t d_single < <(fsv -alg "$alg" -workers 1)
 	b_single=$(min "$b_single" "$t")
 	read -r t d_par < <(fsv -alg "$alg" -workers 0)
@@ -77,4 +82,10 @@ printf '  %-44s %sx\n' "fs-verity DigestFile, 1 thread" "$(ratio "$t_sum" "$t_si
 printf '  %-44s %sx\n' "fs-verity DigestFileParallel, $ncpu workers" "$(ratio "$t_sum" "$t_par")"
 if [[ $alg == sha256 ]]; then
 	printf '  %-44s %sx\n' "fs-verity 1 thread vs plain Go sha256" "$(ratio "$t_plain" "$t_single")"
+fi
+if [[ -n $b_ossl ]]; then
+	echo
+	echo "time relative to \`openssl dgst -$alg\` on the same file (lower is better):"
+	printf '  %-44s %sx\n' "fs-verity DigestFile, 1 thread" "$(ratio "$t_single" "$b_ossl")"
+	printf '  %-44s %sx  (goal <= 0.6)\n' "fs-verity DigestFileParallel, $ncpu workers" "$(ratio "$t_par" "$b_ossl")"
 fi

@@ -4,10 +4,12 @@ package fuse
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,9 +29,10 @@ import (
 // measureVerity is fsverity.Measure; tests replace it.
 var measureVerity = fsverity.Measure
 
-// cacheTimeout is how long the kernel may cache entries and attributes:
-// the image never changes.
-const cacheTimeout = 24 * time.Hour
+// cacheTimeout is how long the kernel may cache entries, attributes and
+// missing names: for good, since the image never changes (the kernel
+// clamps the time to the longest it can keep).
+const cacheTimeout = time.Duration(math.MaxInt64)
 
 // Server is a mounted image being served.
 type Server struct {
@@ -117,8 +120,16 @@ func MountFile(imageFile *os.File, target string, opts mount.Options) (_ *Server
 		}
 	}
 	close(fsys.ready)
+	scanCtx, stopScan := context.WithCancel(context.Background())
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		fsys.scanXattrs(scanCtx)
+	}()
 	go func() {
 		srv.Wait()
+		stopScan()
+		<-scanned
 		for _, c := range closers {
 			c.Close()
 		}

@@ -222,6 +222,9 @@ func (fsys *fileSystem) shownName(x *erofs.Xattr) (string, bool) {
 }
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
+	if errno, ok := n.fsys.noXattrsErrno(); ok {
+		return 0, errno
+	}
 	m, errno := n.loadMeta()
 	if errno != 0 {
 		return 0, errno

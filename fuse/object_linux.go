@@ -37,6 +37,7 @@ type fileSystem struct {
 
 	passthrough atomic.Bool
 	ready       chan struct{} // closed once passthrough is decided
+	noXattrs    atomic.Bool   // no inode has an xattr shown (scanXattrs)
 
 	mu      sync.Mutex
 	dirs    *erofs.DirGuard         // the entry each directory was reached through

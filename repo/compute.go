@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
@@ -82,6 +83,12 @@ func (r *Repo) CreateImageEdited(ctx context.Context, src, name string, opts Cre
 	if sopts.Threads <= 0 {
 		sopts.Threads = r.opts.Threads
 	}
+	ownCache := false
+	if sopts.Cache == nil && sopts.Store == nil {
+		sopts.Cache = r.digestCache()
+		ownCache = sopts.Cache != nil
+	}
+	sopts.Algorithm = r.alg
 	p := r.startProgress("scanning "+src, -1, false)
 	root, err := scan.DirContext(ctx, src, sopts)
 	p.finish()
@@ -96,7 +103,32 @@ func (r *Repo) CreateImageEdited(ctx context.Context, src, name string, opts Cre
 			return nil, fmt.Errorf("repo: %s: %w", src, err)
 		}
 	}
-	return r.CommitTree(ctx, root, src, name, opts)
+	res, err := r.CommitTree(ctx, root, src, name, opts)
+	if err == nil && ownCache {
+		if err := sopts.Cache.Save(); err != nil {
+			r.notice("digest cache not saved: %v", err)
+		}
+	}
+	return res, err
+}
+
+// DigestCacheFile is the repository's digest cache (scan.DigestCache), a
+// gocfs file that composefs-rs ignores: CreateImage does not read again
+// the files of a source directory unchanged since it last stored them.
+const DigestCacheFile = "gocfs-digest-cache"
+
+// digestCache opens the repository's digest cache, or returns nil (with a
+// notice) when it cannot be read.
+func (r *Repo) digestCache() *scan.DigestCache {
+	c, err := scan.OpenDigestCache(filepath.Join(r.dir, DigestCacheFile), r.alg)
+	if err != nil {
+		r.notice("digest cache not used: %v", err)
+		return nil
+	}
+	if c.Discarded != "" {
+		r.notice("digest cache rebuilt: %s", c.Discarded)
+	}
+	return c
 }
 
 // TreeImageID returns the digest that CommitTree would give the image of

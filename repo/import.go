@@ -251,7 +251,7 @@ func (r *Repo) collectFiles(root *tree.Node, content bool) ([]*fileObject, error
 func (r *Repo) expectedObject(p string, n *tree.Node, content bool) (digest.Digest, error) {
 	sha256 := r.alg == fsverity.SHA256 && len(n.Digest) == fsverity.SHA256.Size()
 	switch {
-	case content && sha256:
+	case content && len(n.Digest) == r.alg.Size(): // the scan's, made with r.alg
 		return digest.MustNew(r.alg, n.Digest), nil
 	case content:
 		return digest.Digest{}, nil

@@ -8,10 +8,21 @@
 // in. As upstream does, each name of a hard-linked file becomes a file of its
 // own unless [Options.PreserveHardlinks] is set, and link counts of
 // non-directories are 1.
+//
+// Files with fs-verity enabled are measured by the kernel, not read. With
+// a [DigestCache] (Options.Cache), files unchanged since a scan hashed them
+// are not opened at all: a rebuild of an unchanged tree costs the walk.
+//
+//	cache, err := scan.OpenDigestCache(".digest-cache", fsverity.SHA256)
+//	...
+//	root, err := scan.Dir("rootfs", scan.Options{Cache: cache})
+//	...
+//	err = cache.Save()
 package scan
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +59,16 @@ type Options struct {
 	// image then names exactly what was stored, even of a file that
 	// changes meanwhile.
 	Store func(f *os.File, size int64) (digest.Digest, error)
+	// Stored, with Cache and Store, tells whether content of a digest is
+	// stored already: a file whose cached digest it reports stored is
+	// neither opened nor given to Store.
+	Stored func(digest.Digest) (bool, error)
+	// Cache, when not nil, gives the digests of files unchanged since a
+	// scan hashed them, which are then not read, and learns those of the
+	// files read (the caller saves it). Its algorithm must be Algorithm.
+	Cache *DigestCache
+	// Algorithm is the fs-verity algorithm of the digests (0: SHA256).
+	Algorithm fsverity.Algorithm
 	// Threads bounds parallel work; <= 0 means the number of CPUs.
 	Threads int
 }
@@ -70,6 +91,7 @@ type fileID struct{ dev, ino uint64 }
 
 type scanner struct {
 	opts   Options
+	alg    fsverity.Algorithm
 	ctx    context.Context
 	mu     sync.Mutex
 	err    error
@@ -85,7 +107,23 @@ type scanner struct {
 type fileJob struct {
 	node *tree.Node
 	path string
-	fd   int // an open descriptor of the file, or -1 to open path
+	fd   int          // an open descriptor of the file, or -1 to open path
+	st   *unix.Stat_t // its status before it was read, for Options.Cache
+}
+
+// checkAlgorithm returns the algorithm opts select, checking the cache's.
+func checkAlgorithm(opts Options) (fsverity.Algorithm, error) {
+	alg := opts.Algorithm
+	if alg == 0 {
+		alg = fsverity.SHA256
+	}
+	if !alg.Valid() {
+		return 0, fmt.Errorf("scan: %w: %d", fsverity.ErrUnknownAlgorithm, alg)
+	}
+	if opts.Cache != nil && opts.Cache.alg != alg {
+		return 0, fmt.Errorf("scan: digest cache %s holds %v digests, the scan makes %v", opts.Cache.path, opts.Cache.alg, alg)
+	}
+	return alg, nil
 }
 
 // DirContext is Dir with a context that can cancel the scan.
@@ -93,11 +131,20 @@ func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, err
 	if opts.SkipXattrs && opts.UserXattrsOnly {
 		return nil, errors.New("scan: SkipXattrs and UserXattrsOnly conflict")
 	}
+	alg, err := checkAlgorithm(opts)
+	if err != nil {
+		return nil, err
+	}
 	threads := opts.Threads
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	s := &scanner{opts: opts, ctx: ctx, sem: make(chan struct{}, threads*2)}
+	s := &scanner{opts: opts, alg: alg, ctx: ctx, sem: make(chan struct{}, threads*2)}
+	if opts.Cache != nil {
+		opts.Cache.mu.Lock()
+		opts.Cache.setStart(now())
+		opts.Cache.mu.Unlock()
+	}
 	if opts.PreserveHardlinks {
 		s.ids = make(map[*tree.Node]fileID)
 	}
@@ -107,7 +154,8 @@ func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, err
 		s.jobs = make(chan fileJob, 4096)
 		s.startDigesters(s.jobs, threads)
 	}
-	root, err := s.loadNodeAt(unix.AT_FDCWD, path, path)
+	var root *tree.Node
+	root, err = s.loadNodeAt(unix.AT_FDCWD, path, path)
 	if err == nil && root.IsDir() {
 		s.wg.Add(1)
 		s.scanDir(root, path)
@@ -238,6 +286,7 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 	if !s.opts.UseEpoch {
 		n.MtimeSec, n.MtimeNsec = st.Mtim.Sec, uint32(st.Mtim.Nsec)
 	}
+	xattrsDone := false
 	switch typ {
 	case tree.ModeSymlink:
 		target, err := readlinkAt(dirfd, name)
@@ -249,25 +298,10 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 		}
 	case tree.ModeRegular:
 		if n.Size > 0 && !s.opts.NoDigests {
-			if s.jobs != nil {
-				// Opened here, relative to its directory, and handed to a
-				// digest worker: cheaper than walking the full path again.
-				fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-				if err != nil {
-					return nil, &Error{path, err}
-				}
-				if !s.opts.SkipXattrs {
-					if err := s.readXattrs(n, path, fd); err != nil {
-						unix.Close(fd)
-						return nil, &Error{path, err}
-					}
-				}
-				s.jobs <- fileJob{n, path, fd}
-				return n, nil
+			var err error
+			if xattrsDone, err = s.regular(n, &st, dirfd, name, path); err != nil {
+				return nil, err
 			}
-			s.filesM.Lock()
-			s.files = append(s.files, fileJob{n, path, -1})
-			s.filesM.Unlock()
 		}
 	}
 	if s.ids != nil && typ != tree.ModeDir && st.Nlink > 1 {
@@ -275,12 +309,82 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 		s.ids[n] = fileID{st.Dev, st.Ino}
 		s.mu.Unlock()
 	}
-	if !s.opts.SkipXattrs {
+	if !s.opts.SkipXattrs && !xattrsDone {
 		if err := s.readXattrs(n, path, -1); err != nil {
 			return nil, &Error{path, err}
 		}
 	}
 	return n, nil
+}
+
+// regular finds the digest of the regular file n (name in dirfd, of
+// status st) in the cache, or queues it to be read: xattrsDone says that
+// its xattrs are read (or known to be none).
+func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, dirfd int, name, path string) (xattrsDone bool, err error) {
+	var stp *unix.Stat_t
+	if c := s.opts.Cache; c != nil {
+		ok, noXattrs, err := s.fromCache(n, st, c)
+		if err != nil {
+			return true, &Error{path, err}
+		}
+		if ok {
+			// Not opened: xattrs by path, unless it has none.
+			return noXattrs, nil
+		}
+		stp = new(unix.Stat_t)
+		*stp = *st
+	}
+	if s.jobs == nil {
+		s.filesM.Lock()
+		s.files = append(s.files, fileJob{n, path, -1, stp})
+		s.filesM.Unlock()
+		return false, nil
+	}
+	// Opened here, relative to its directory, and handed to a digest
+	// worker: cheaper than walking the full path again.
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return true, &Error{path, err}
+	}
+	if !s.opts.SkipXattrs {
+		if err := s.readXattrs(n, path, fd); err != nil {
+			unix.Close(fd)
+			return true, &Error{path, err}
+		}
+	}
+	s.jobs <- fileJob{n, path, fd, stp}
+	return true, nil
+}
+
+// allXattrs tells whether every xattr of a file is read.
+func (s *scanner) allXattrs() bool { return !s.opts.SkipXattrs && !s.opts.UserXattrsOnly }
+
+// fromCache sets n's digest from the cache when it has the file of status
+// st (and, storing, when the store has its object): ok says it did;
+// noXattrs that the file has no xattrs to read.
+func (s *scanner) fromCache(n *tree.Node, st *unix.Stat_t, c *DigestCache) (ok, noXattrs bool, err error) {
+	if n.Size <= tree.RecommendedInlineMax {
+		return false, false, nil // the content is needed
+	}
+	e, ok := c.lookup(st)
+	if !ok {
+		return false, false, nil
+	}
+	d := e.digest
+	if s.opts.Store != nil {
+		if s.opts.Stored == nil {
+			return false, false, nil
+		}
+		dd, err := digest.New(s.alg, d)
+		if err != nil {
+			return false, false, err
+		}
+		if ok, err := s.opts.Stored(dd); !ok || err != nil {
+			return false, false, err
+		}
+	}
+	setPayload(n, d)
+	return true, e.noXattrs && s.allXattrs(), nil
 }
 
 func readlinkAt(dirfd int, name string) (string, error) {
@@ -402,7 +506,7 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 		s.dwg.Add(1)
 		go func() {
 			defer s.dwg.Done()
-			h := fsverity.New(fsverity.SHA256)
+			h := fsverity.New(s.alg)
 			buf := make([]byte, 128<<10)
 			for j := range jobs {
 				if s.failed() {
@@ -411,20 +515,30 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 					}
 					continue
 				}
-				if err := digestFile(j, h, buf, threads, s.opts.Store); err != nil {
+				if err := s.digestFile(j, h, buf, threads); err != nil {
 					s.fail(err)
+					continue
+				}
+				if s.opts.Cache != nil && j.st != nil && j.node.Content == nil {
+					s.opts.Cache.add(j.st, j.node.Digest, s.allXattrs() && len(j.node.Xattrs) == 0)
 				}
 			}
 		}()
 	}
 }
 
+// measureVerity is fsverity.Measure; tests replace it.
+var measureVerity = fsverity.Measure
+
 // parallelMin is the size from which one file is hashed by several
 // goroutines, so that a large file late in the scan doesn't leave the other
 // cores idle.
 const parallelMin = 16 << 20
 
-func digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int, store func(*os.File, int64) (digest.Digest, error)) error {
+// digestFile sets the digest and payload of the job's file (or its
+// content, when it is inlined): stored through Options.Store, measured by
+// the kernel when the file has fs-verity, else read and hashed.
+func (s *scanner) digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int) error {
 	fd := j.fd
 	if fd < 0 {
 		var err error
@@ -434,13 +548,41 @@ func digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int, store fu
 		}
 	}
 	n := j.node
-	if store != nil && n.Size > tree.RecommendedInlineMax {
-		return storeFile(os.NewFile(uintptr(fd), j.path), j, store)
+	if n.Size > tree.RecommendedInlineMax {
+		f := os.NewFile(uintptr(fd), j.path)
+		defer f.Close()
+		if s.opts.Store != nil {
+			return storeFile(f, j, s.opts.Store)
+		}
+		if s.measured(f, n) {
+			return nil
+		}
+		if n.Size >= parallelMin && threads > 1 {
+			return digestLarge(fd, j, s.alg, threads)
+		}
+	} else {
+		defer unix.Close(fd)
 	}
-	defer unix.Close(fd)
-	if n.Size >= parallelMin && threads > 1 {
-		return digestLarge(fd, j, threads)
+	return readDigest(fd, j, h, buf)
+}
+
+// measured sets n's digest from the kernel when f has fs-verity enabled
+// with the scan's algorithm: ok says it did. Any failure of the ioctl
+// (whatever errno a file system answers it with) leaves the file to be
+// read, which reports a real I/O error.
+func (s *scanner) measured(f *os.File, n *tree.Node) bool {
+	alg, d, err := measureVerity(f)
+	if err != nil || alg != s.alg || len(d) != s.alg.Size() {
+		return false
 	}
+	setPayload(n, d)
+	return true
+}
+
+// readDigest reads the job's file from fd and hashes it, keeping its
+// content when it is to be inlined.
+func readDigest(fd int, j fileJob, h *fsverity.Hasher, buf []byte) error {
+	n := j.node
 	h.Reset()
 	var content []byte
 	if n.Size <= tree.RecommendedInlineMax {
@@ -470,30 +612,31 @@ func digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int, store fu
 	if total != n.Size {
 		return &Error{j.path, fmt.Errorf("file changed size while being read (%d bytes, then %d)", n.Size, total)}
 	}
-	if err := setDigest(n, h); err != nil {
-		return err
-	}
+	setPayload(n, h.Sum(nil))
 	if content != nil {
 		return n.SetContent(content)
 	}
 	return nil
 }
 
-func setDigest(n *tree.Node, h *fsverity.Hasher) error {
-	setPayload(n, h.Sum(nil))
-	return nil
-}
-
+// setPayload sets n's digest and its object path ("XX/REST" in hex) as
+// payload, in one allocation.
 func setPayload(n *tree.Node, digest []byte) {
 	n.Digest = digest
-	d := fsverity.Hex(digest)
-	n.Payload = d[:2] + "/" + d[2:]
+	var buf [2*fsverity.MaxDigestSize + 1]byte
+	if len(digest) == 0 || len(digest) > fsverity.MaxDigestSize {
+		n.Payload = ""
+		return
+	}
+	hex.Encode(buf[:2], digest[:1])
+	buf[2] = '/'
+	hex.Encode(buf[3:], digest[1:])
+	n.Payload = string(buf[:2*len(digest)+1])
 }
 
 // storeFile stores the file through Options.Store, which gives its
 // digest.
 func storeFile(f *os.File, j fileJob, store func(*os.File, int64) (digest.Digest, error)) error {
-	defer f.Close()
 	d, err := store(f, int64(j.node.Size))
 	if err != nil {
 		return &Error{j.path, err}
@@ -503,7 +646,7 @@ func storeFile(f *os.File, j fileJob, store func(*os.File, int64) (digest.Digest
 }
 
 // digestLarge hashes a large file with several goroutines.
-func digestLarge(fd int, j fileJob, threads int) error {
+func digestLarge(fd int, j fileJob, alg fsverity.Algorithm, threads int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return &Error{j.path, err}
@@ -511,7 +654,7 @@ func digestLarge(fd int, j fileJob, threads int) error {
 	if uint64(st.Size) != j.node.Size {
 		return &Error{j.path, fmt.Errorf("file changed size while being read (%d bytes, then %d)", j.node.Size, st.Size)}
 	}
-	d, err := fsverity.DigestReaderAt(context.Background(), fdReaderAt(fd), st.Size, fsverity.SHA256, threads)
+	d, err := fsverity.DigestReaderAt(context.Background(), fdReaderAt(fd), st.Size, alg, threads)
 	if err != nil {
 		return &Error{j.path, err}
 	}

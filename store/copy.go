@@ -54,6 +54,22 @@ func (w *Writer) PutFile(src *os.File, want digest.Digest, size int64) (d digest
 	if size >= 0 && st.Size != size {
 		return digest.Digest{}, false, fmt.Errorf("%w: %s has %d bytes, %d expected", ErrChanged, src.Name(), st.Size, size)
 	}
+	if want.IsZero() {
+		// Hashed before anything is written where that is cheap, so that
+		// content the store has is not copied only to be dropped.
+		if st.Size <= smallFileMax && st.Blocks*512 >= st.Size {
+			return w.putSmall(src, &st)
+		}
+		if w.present.Load() > w.absent.Load() {
+			if want, err = w.hashFirst(src, st.Size); err != nil {
+				return digest.Digest{}, false, err
+			}
+			if ok, err := w.s.Has(want); ok || err != nil {
+				w.add(st.Size)
+				return want, false, err
+			}
+		}
+	}
 	f, err := w.Create()
 	if err != nil {
 		return digest.Digest{}, false, err
@@ -69,6 +85,46 @@ func (w *Writer) PutFile(src *os.File, want digest.Digest, size int64) (d digest
 	}
 	isNew, err = w.queue(f.t, d, f.off)
 	return d, isNew, err
+}
+
+// smallFileMax is the size up to which a file of no expected digest is
+// read whole and hashed before it is written (the store's buffer size).
+const smallFileMax = 256 << 10
+
+// putSmall stores src, a file of status st of at most smallFileMax bytes
+// without holes: read whole, hashed, written only if the store lacks it.
+func (w *Writer) putSmall(src *os.File, st *unix.Stat_t) (digest.Digest, bool, error) {
+	buf := w.s.buffer()
+	defer w.s.putBuffer(buf)
+	b := (*buf)[:min(int(st.Size)+1, len(*buf))]
+	n, err := io.ReadFull(io.NewSectionReader(src, 0, int64(len(b))), b)
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return digest.Digest{}, false, fmt.Errorf("store: reading %s: %w", src.Name(), err)
+	}
+	if int64(n) != st.Size {
+		return digest.Digest{}, false, fmt.Errorf("%w: %s had %d bytes, then %d or more", ErrChanged, src.Name(), st.Size, n)
+	}
+	d, isNew, err := w.put(b[:n])
+	if err == nil && !isNew {
+		w.present.Add(1)
+	} else if err == nil {
+		w.absent.Add(1)
+	}
+	return d, isNew, err
+}
+
+// hashFirst returns the digest of src's first size bytes, read without
+// storing them.
+func (w *Writer) hashFirst(src *os.File, size int64) (digest.Digest, error) {
+	workers := 1
+	if size >= parallelMin {
+		workers = min(w.s.opts.Threads, 8)
+	}
+	sum, err := fsverity.DigestReaderAt(context.Background(), src, size, w.s.alg, workers)
+	if err != nil {
+		return digest.Digest{}, fmt.Errorf("store: reading %s: %w", src.Name(), err)
+	}
+	return digest.MustNew(w.s.alg, sum), nil
 }
 
 // copyFrom copies src, of status st, into f and returns the digest of

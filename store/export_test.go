@@ -11,3 +11,6 @@ func SetKernelCopyMin(n int64) (restore func()) {
 	kernelCopyMin = n
 	return func() { kernelCopyMin = old }
 }
+
+// TmpFiles returns how many temporary files s has created.
+func TmpFiles(s *Store) int64 { return s.tmpFiles.Load() }

@@ -92,6 +92,8 @@ type Store struct {
 
 	// What the file system turned out not to support: not tried again.
 	noTmpfile, noVerity, noClone, noCopyRange atomic.Bool
+
+	tmpFiles atomic.Int64 // temporary files created, for tests
 }
 
 // Open opens the store at dir (symbolic links in dir itself are

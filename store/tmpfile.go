@@ -28,6 +28,7 @@ type tmpFile struct {
 
 // newTmpFile creates a temporary file for an object.
 func (s *Store) newTmpFile() (*tmpFile, error) {
+	s.tmpFiles.Add(1)
 	if !s.noTmpfile.Load() {
 		fd, err := unix.Openat(s.dir.Fd(), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o644)
 		if err == nil {

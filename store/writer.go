@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
@@ -42,6 +43,10 @@ type Writer struct {
 	// Counters, under mu.
 	newObjects int
 	written    int64
+
+	// Files of unknown digest PutFile found the store had, or not: when
+	// it mostly has them, a large file is hashed before it is copied.
+	present, absent atomic.Int64
 }
 
 type pendingObject struct {
@@ -240,6 +245,12 @@ func (w *Writer) queue(t *tmpFile, d digest.Digest, size int64) (isNew bool, err
 // Put stores data as an object, unless the store has it (data is hashed
 // first, and written only if needed), and returns its digest.
 func (w *Writer) Put(data []byte) (digest.Digest, error) {
+	d, _, err := w.put(data)
+	return d, err
+}
+
+// put is Put, telling whether the object is new.
+func (w *Writer) put(data []byte) (digest.Digest, bool, error) {
 	h, _ := w.hashers.Get().(*fsverity.Hasher)
 	if h == nil {
 		h = fsverity.New(w.s.alg)
@@ -249,14 +260,14 @@ func (w *Writer) Put(data []byte) (digest.Digest, error) {
 	d := digest.MustNew(w.s.alg, h.Sum(nil))
 	w.hashers.Put(h)
 	if ok, err := w.s.Has(d); err != nil {
-		return digest.Digest{}, err
+		return digest.Digest{}, false, err
 	} else if ok {
 		w.add(int64(len(data)))
-		return d, nil
+		return d, false, nil
 	}
 	f, err := w.Create()
 	if err != nil {
-		return digest.Digest{}, err
+		return digest.Digest{}, false, err
 	}
 	// The very bytes hashed are written.
 	_, err = f.writeSparse(data)
@@ -265,11 +276,11 @@ func (w *Writer) Put(data []byte) (digest.Digest, error) {
 	}
 	if err != nil {
 		f.Abort()
-		return digest.Digest{}, err
+		return digest.Digest{}, false, err
 	}
 	w.add(int64(len(data)))
-	_, err = w.queue(f.t, d, f.off)
-	return d, err
+	isNew, err := w.queue(f.t, d, f.off)
+	return d, isNew, err
 }
 
 // Flush publishes the objects queued so far: their content made durable

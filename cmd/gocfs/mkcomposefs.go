@@ -25,6 +25,7 @@ func init() { registerPersonality("mkcomposefs", newMkcomposefsCmd) }
 
 type mkcfsFlags struct {
 	digestStore     string
+	digestCache     string
 	useEpoch        bool
 	skipDevices     bool
 	skipXattrs      bool
@@ -52,6 +53,7 @@ to standard output. The image is byte-identical to upstream mkcomposefs's.`,
 	fl := cmd.Flags()
 	fl.SortFlags = false
 	fl.StringVar(&f.digestStore, "digest-store", "", "store content files in this directory")
+	fl.StringVar(&f.digestCache, "digest-cache", "", "remember file digests in this file, and don't read files unchanged since (gocfs)")
 	fl.BoolVar(&f.useEpoch, "use-epoch", false, "make all mtimes zero")
 	fl.BoolVar(&f.skipDevices, "skip-devices", false, "don't store device nodes")
 	fl.BoolVar(&f.skipXattrs, "skip-xattrs", false, "don't store file xattrs")
@@ -206,10 +208,37 @@ func scanSource(cmd *cobra.Command, f *mkcfsFlags, src string, threads int) (*tr
 		PreserveHardlinks: f.hardlinks,
 		Threads:           threads,
 	}
-	if f.digestStore == "" {
-		return scan.DirContext(cmd.Context(), src, sopts)
+	if f.digestCache != "" {
+		c, err := scan.OpenDigestCache(f.digestCache, fsverity.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		if c.Discarded != "" {
+			fmt.Fprintf(os.Stderr, "mkcomposefs: digest cache not used, rebuilt: %s\n", c.Discarded)
+		}
+		sopts.Cache = c
 	}
-	st, err := store.Open(f.digestStore, store.Options{Create: true, Threads: threads})
+	var root *tree.Node
+	var err error
+	if f.digestStore == "" {
+		root, err = scan.DirContext(cmd.Context(), src, sopts)
+	} else {
+		root, err = scanIntoStore(cmd, f.digestStore, src, sopts, threads)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if sopts.Cache != nil {
+		if err := sopts.Cache.Save(); err != nil {
+			return nil, err
+		}
+	}
+	return root, nil
+}
+
+// scanIntoStore scans src storing each file into the store at dir.
+func scanIntoStore(cmd *cobra.Command, dir, src string, sopts scan.Options, threads int) (*tree.Node, error) {
+	st, err := store.Open(dir, store.Options{Create: true, Threads: threads})
 	if err != nil {
 		return nil, err
 	}
@@ -220,6 +249,7 @@ func scanSource(cmd *cobra.Command, f *mkcfsFlags, src string, threads int) (*tr
 		d, _, err := objects.PutFile(f, digest.Digest{}, size)
 		return d, err
 	}
+	sopts.Stored = st.Has
 	root, err := scan.DirContext(cmd.Context(), src, sopts)
 	if err != nil {
 		return nil, err

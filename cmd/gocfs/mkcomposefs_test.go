@@ -4,9 +4,11 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
@@ -137,4 +139,61 @@ func checkImageObjects(t *testing.T, img, objects string) {
 		}
 		return nil
 	})
+}
+
+// mkcomposefs --digest-cache prints the digest it prints without, on the
+// first run (the cache is made) and the next (files come from the cache),
+// and after a file's content changed with its size and mtime restored;
+// a corrupt cache file is rebuilt, with a notice.
+func TestMkcomposefsDigestCache(t *testing.T) {
+	dir := t.TempDir()
+	src, cache := filepath.Join(dir, "src"), filepath.Join(dir, "cache")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		data := make([]byte, 100+i*1000)
+		for j := range data {
+			data[j] = byte(i + j)
+		}
+		if err := os.WriteFile(filepath.Join(src, "f"+string(rune('a'+i))), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	digestOf := func(args ...string) string {
+		t.Helper()
+		code, out := runGocfs(t, append([]string{"mkcomposefs", "--print-digest-only"}, append(args, src)...)...)
+		if code != 0 {
+			t.Fatalf("mkcomposefs %v: %s", args, out)
+		}
+		return out
+	}
+	time.Sleep(2 * time.Second) // files changed in the second before a scan are not cached
+	want := digestOf()
+	for i := range 2 {
+		if got := digestOf("--digest-cache=" + cache); got != want {
+			t.Fatalf("run %d with the cache: %s, without %s", i, got, want)
+		}
+	}
+	p := filepath.Join(src, "fj")
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, make([]byte, st.Size()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(p, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	want2 := digestOf()
+	if got := digestOf("--digest-cache=" + cache); got != want2 || want2 == want {
+		t.Fatalf("after a content change: %s with the cache, %s without (before %s)", got, want2, want)
+	}
+	if err := os.WriteFile(cache, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := digestOf("--digest-cache=" + cache); !strings.Contains(got, "digest cache not used, rebuilt") || !strings.Contains(got, want2) {
+		t.Fatalf("corrupt cache: %s", got)
+	}
 }
