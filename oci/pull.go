@@ -59,6 +59,11 @@ type PullOptions struct {
 	MaxBytes int64
 	// Progress, when not nil, is told how each layer advances.
 	Progress func(Progress)
+	// Check, when not nil, is called under the repository lock with the
+	// image about to be stored, once every blob has been checked and
+	// before anything is named; an error refuses the image (nothing is
+	// named) and is returned as it is.
+	Check func(*Candidate) error
 }
 
 // Progress is one report on a layer being pulled. Layers are imported one
@@ -411,6 +416,15 @@ func (p *puller) commit(ctx context.Context, layers []*pulledLayer) (*PullResult
 // the transaction, and names them.
 func (p *puller) nameImage(tx *repo.Tx, root *tree.Node, layers []*pulledLayer) (*PullResult, error) {
 	s := p.s
+	if p.opts.Check != nil {
+		c := &Candidate{Manifest: s.manifest, Config: s.config, ManifestDigest: s.manifestDigest.String(), Root: root, r: p.r}
+		for _, l := range layers {
+			c.layers = append(c.layers, l.entries)
+		}
+		if err := p.opts.Check(c); err != nil {
+			return nil, err
+		}
+	}
 	img, err := tx.CommitTree(root, repo.CreateOptions{})
 	if err != nil {
 		return nil, err

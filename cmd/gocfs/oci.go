@@ -82,7 +82,8 @@ also takes the bare manifest digest sha256:DIGEST). See docs/oci.md.`,
 		newOCIMountCmd(&rf), newOCILayerCmd(&rf), newOCIRmCmd(&rf),
 		newOCITagCmd(&rf), newOCIUntagCmd(&rf), newOCIDumpCmd(&rf),
 		newOCIComputeIDCmd(&rf), newOCIImportLayerCmd(&rf),
-		newOCIFsckCmd(&rf), newOCICopyCmd(&rf), newOCIPrepareBootCmd(&rf))
+		newOCIFsckCmd(&rf), newOCICopyCmd(&rf), newOCIPrepareBootCmd(&rf),
+		newOCISealCmd(&rf), newOCISignCmd(&rf))
 	return cmd
 }
 
@@ -90,6 +91,7 @@ func newOCIPullCmd(rf *repoFlags) *cobra.Command {
 	var opts oci.PullOptions
 	var retries int
 	var localFetch string
+	var vf sealFlags
 	cmd := &cobra.Command{
 		Use:   "pull SOURCE [NAME]",
 		Short: "Pull an OCI image into the repository",
@@ -124,7 +126,7 @@ the composefs image's digest.`,
 			}
 			ctx, cancel := interruptible()
 			defer cancel()
-			res, err := oci.Pull(ctx, r, args[0], opts)
+			res, err := pullVerified(ctx, r, args[0], opts, &vf)
 			if err != nil {
 				return err
 			}
@@ -136,6 +138,7 @@ the composefs image's digest.`,
 	cmd.Flags().DurationVar(&opts.IdleTimeout, "idle-timeout", oci.DefaultIdleTimeout, "give a registry request up when the registry sends nothing for this long")
 	cmd.Flags().IntVar(&retries, "retries", oci.DefaultRetries, "how many times a registry request that failed (network errors, stalls, 408, 429, 5xx) is tried again")
 	cmd.Flags().StringVar(&localFetch, "local-fetch", "disabled", "cfsctl's native containers-storage import: disabled, auto or zerocopy (gocfs has no containers-storage: transport; only disabled applies)")
+	vf.add(cmd)
 	cmd.Flags().Var(byteSize{&opts.MaxBytes}, "max-size", "the most the pull may write: the layers uncompressed, and each download (e.g. 20G; none: no limit; default: the space free on the repository's file system)")
 	return cmd
 }
@@ -356,6 +359,8 @@ func ociMountName(s string) string {
 
 func newOCIMountCmd(rf *repoFlags) *cobra.Command {
 	var mf repoMountFlags
+	var vf sealFlags
+	var source string
 	cmd := &cobra.Command{
 		Use:   "mount NAME MOUNTPOINT",
 		Short: "Mount an OCI image of the repository",
@@ -375,11 +380,13 @@ stored layers if garbage collection removed it). Unmount with "gocfs umount".`,
 			ctx, cancel := interruptible()
 			defer cancel()
 			return runMounted(cmd, &mf.policy, args[0], args[1], opts, func(o mount.Options) (*mounter.Mounted, error) {
-				return oci.Mount(ctx, r, ociMountName(args[0]), args[1], o)
+				return mountVerified(ctx, r, ociMountName(args[0]), args[1], o, &vf, source)
 			})
 		},
 	}
 	mf.addFlags(cmd)
+	vf.add(cmd)
+	cmd.Flags().StringVar(&source, "source", "", "with --verify: the registry image whose composefs artifacts (referrers) to verify against")
 	return cmd
 }
 
@@ -555,8 +562,9 @@ func ociDumpTree(ctx context.Context, r *repo.Repo, name string, rules oci.Rules
 }
 
 func newOCIComputeIDCmd(rf *repoFlags) *cobra.Command {
+	var all bool
 	cmd := &cobra.Command{
-		Use:   "compute-id [--xattrs MODE] NAME",
+		Use:   "compute-id [--xattrs MODE] [--all] NAME",
 		Short: "Print the composefs image ID of a stored OCI image's rootfs",
 		Long: `Compute, from the stored layers of the OCI image NAME merged by
 composefs-rs's rules, the digest of its composefs image in the repository's
@@ -572,6 +580,9 @@ image pull made.`,
 			return err
 		}
 		return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
+			if all {
+				return printSealingDigests(ctx, cmd, rf, r, refName(args[0]))
+			}
 			d, err := oci.ComputeIDWith(ctx, r, refName(args[0]), rl)
 			if err != nil {
 				return err
@@ -581,6 +592,7 @@ image pull made.`,
 			}{d.Hex()}, func(w io.Writer) { fmt.Fprintln(w, d.Hex()) })
 		})
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "print every composefs digest of the sealing specification (manifest, config, merged EROFS, each layer's EROFS, in both algorithms), as annotation keys and values")
 	return cmd
 }
 
