@@ -77,8 +77,9 @@ func compare(what string, a Algorithm, want, got digest.Digest) error {
 }
 
 // CheckSealed compares s, the sealed digests (ReadInline's, or an
-// artifact's), with the local image: the config and manifest digests
-// when sealed, the merged EROFS (required), and each layer's when sealed.
+// artifact's), with the local image: each layer's EROFS where sealed
+// (first: a swapped layer is named), the merged EROFS (required), then
+// the config and manifest where sealed.
 func CheckSealed(l *Local, s *Sealed) error {
 	if s.Merged.IsZero() {
 		return fmt.Errorf("%w: no %s digest", ErrNotSealed, Key(RoleMerged, s.Algorithm))
@@ -86,15 +87,8 @@ func CheckSealed(l *Local, s *Sealed) error {
 	if s.Algorithm != l.Algorithm {
 		return fmt.Errorf("%w: sealed with %s, the repository makes %s images", ErrUnsupported, s.Algorithm, l.Algorithm)
 	}
-	if !s.Manifest.IsZero() {
-		if err := compare("manifest "+l.ManifestDigest, s.Algorithm, s.Manifest, BytesDigest(l.Manifest, s.Algorithm.Hash)); err != nil {
-			return err
-		}
-	}
-	if !s.Config.IsZero() {
-		if err := compare("config", s.Algorithm, s.Config, BytesDigest(l.Config, s.Algorithm.Hash)); err != nil {
-			return err
-		}
+	if err := checkLayers(l, s); err != nil {
+		return err
 	}
 	merged, err := l.Merged()
 	if err != nil {
@@ -103,6 +97,19 @@ func CheckSealed(l *Local, s *Sealed) error {
 	if err := compare("merged EROFS", s.Algorithm, s.Merged, merged); err != nil {
 		return err
 	}
+	if !s.Config.IsZero() {
+		if err := compare("config", s.Algorithm, s.Config, BytesDigest(l.Config, s.Algorithm.Hash)); err != nil {
+			return err
+		}
+	}
+	if !s.Manifest.IsZero() {
+		return compare("manifest "+l.ManifestDigest, s.Algorithm, s.Manifest, BytesDigest(l.Manifest, s.Algorithm.Hash))
+	}
+	return nil
+}
+
+// checkLayers compares the sealed per-layer digests, if any.
+func checkLayers(l *Local, s *Sealed) error {
 	if s.Layers == nil {
 		return nil
 	}
@@ -172,8 +179,10 @@ func VerifyInline(l *Local, mode Mode, cert *x509.Certificate) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	if s.Merged.IsZero() {
-		return nil, fmt.Errorf("%w: the manifest %s has no %s annotation", ErrNotSealed, l.ManifestDigest, Key(RoleMerged, l.Algorithm))
+	for _, role := range []Role{RoleMerged, RoleConfig} {
+		if s.digest(role).IsZero() {
+			return nil, fmt.Errorf("%w: the manifest %s has no %s annotation", ErrNotSealed, l.ManifestDigest, Key(role, l.Algorithm))
+		}
 	}
 	if err := CheckSealed(l, s); err != nil {
 		return nil, err
