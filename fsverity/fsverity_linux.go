@@ -5,6 +5,7 @@ package fsverity
 import (
 	"errors"
 	"os"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -24,7 +25,18 @@ import (
 // When the kernel or the file system lacks fs-verity support (EOPNOTSUPP,
 // ENOTTY, ENOSYS) the error wraps [ErrNotSupported]. Every error names the
 // file and wraps the errno, so errors.Is(err, unix.EOPNOTSUPP) works too.
-func Enable(f *os.File, alg Algorithm) error {
+func Enable(f *os.File, alg Algorithm) error { return EnableSigned(f, alg, nil) }
+
+// EnableSigned is Enable with a builtin signature: sig, a PKCS#7
+// signature (DER) of the file's fs-verity digest in the kernel's
+// fsverity_formatted_digest form, which the kernel checks against the
+// keys of its .fs-verity keyring (CONFIG_FS_VERITY_BUILTIN_SIGNATURES)
+// before it enables fs-verity; a nil sig is none. A signature the kernel
+// refuses gives an error wrapping the errno (EBADMSG, EKEYREJECTED,
+// ENOKEY …); a kernel without builtin signatures gives EOPNOTSUPP or
+// EINVAL. Unlike Enable, a file already enabled (EEXIST) is an error
+// when sig is given: its signature cannot be added any more.
+func EnableSigned(f *os.File, alg Algorithm, sig []byte) error {
 	if f == nil {
 		return os.ErrInvalid
 	}
@@ -36,8 +48,13 @@ func Enable(f *os.File, alg Algorithm) error {
 		Hash_algorithm: uint32(alg),
 		Block_size:     BlockSize,
 	}
+	if len(sig) > 0 {
+		arg.Sig_size = uint32(len(sig))
+		arg.Sig_ptr = uint64(uintptr(unsafe.Pointer(&sig[0])))
+	}
 	err := ioctl(f, unix.FS_IOC_ENABLE_VERITY, unsafe.Pointer(&arg))
-	if errors.Is(err, unix.EEXIST) {
+	runtime.KeepAlive(sig)
+	if errors.Is(err, unix.EEXIST) && len(sig) == 0 {
 		return nil
 	}
 	if err != nil {

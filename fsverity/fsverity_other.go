@@ -20,6 +20,11 @@ func Enable(f *os.File, alg Algorithm) error {
 	return &fileError{op: "enable", path: f.Name(), kind: ErrNotSupported}
 }
 
+// EnableSigned is Enable with a builtin signature. fs-verity exists only
+// on Linux: on this system it always fails with an error wrapping
+// [ErrNotSupported].
+func EnableSigned(f *os.File, alg Algorithm, sig []byte) error { return Enable(f, alg) }
+
 // Measure returns the fs-verity algorithm and digest of f. fs-verity exists
 // only on Linux: on this system Measure always fails with an error wrapping
 // [ErrNotSupported] that names the file.

@@ -26,6 +26,18 @@ type Candidate struct {
 
 	r      *repo.Repo
 	layers [][]entry
+	sigs   map[digest.Digest][]byte
+}
+
+// SetSignature gives the object d (the composefs image, when d is its
+// digest), if the pull stores it, the fs-verity builtin signature sig,
+// which the kernel then checks when it enables fs-verity on it (see
+// store.Writer.SetSignature).
+func (c *Candidate) SetSignature(d digest.Digest, sig []byte) {
+	if c.sigs == nil {
+		c.sigs = make(map[digest.Digest][]byte)
+	}
+	c.sigs[d] = sig
 }
 
 // ImageID returns the digest the composefs image of Root will have in

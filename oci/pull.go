@@ -416,6 +416,7 @@ func (p *puller) commit(ctx context.Context, layers []*pulledLayer) (*PullResult
 // the transaction, and names them.
 func (p *puller) nameImage(tx *repo.Tx, root *tree.Node, layers []*pulledLayer) (*PullResult, error) {
 	s := p.s
+	var copts repo.CreateOptions
 	if p.opts.Check != nil {
 		c := &Candidate{Manifest: s.manifest, Config: s.config, ManifestDigest: s.manifestDigest.String(), Root: root, r: p.r}
 		for _, l := range layers {
@@ -424,8 +425,9 @@ func (p *puller) nameImage(tx *repo.Tx, root *tree.Node, layers []*pulledLayer) 
 		if err := p.opts.Check(c); err != nil {
 			return nil, err
 		}
+		copts.Signatures = c.sigs
 	}
-	img, err := tx.CommitTree(root, repo.CreateOptions{})
+	img, err := tx.CommitTree(root, copts)
 	if err != nil {
 		return nil, err
 	}

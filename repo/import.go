@@ -50,6 +50,10 @@ type CreateOptions struct {
 	// until its image is linked: the lock is not taken again (which
 	// could deadlock with a garbage collection waiting for it).
 	Locked bool
+	// Signatures are fs-verity builtin signatures of objects (the image's,
+	// by the digest it will have), which the kernel checks when fs-verity
+	// is enabled on them (store.Writer.SetSignature).
+	Signatures map[digest.Digest][]byte
 }
 
 // ImageOptions returns the options of the images the repository makes:
@@ -138,6 +142,9 @@ func (r *Repo) CommitTree(ctx context.Context, root *tree.Node, srcDir, name str
 			w.Abort()
 		}
 	}()
+	for d, sig := range opts.Signatures {
+		w.SetSignature(d, sig)
+	}
 	if srcDir != "" {
 		err = r.storeFiles(ctx, w, files, srcDir)
 	} else {

@@ -54,8 +54,10 @@ func (s *Store) newTmpFile() (*tmpFile, error) {
 // finish makes the file an object: mode 0644 whatever the umask, and,
 // with verity, read-only with fs-verity enabled (the kernel's
 // measurement checked against want). Without fs-verity support in the
-// file system it is an error only where the store requires it.
-func (s *Store) finish(t *tmpFile, want []byte, verity bool) error {
+// file system it is an error only where the store requires it. sig, when
+// not nil, is the object's builtin signature: one the kernel refuses is
+// an error.
+func (s *Store) finish(t *tmpFile, want []byte, verity bool, sig []byte) error {
 	if err := t.f.Chmod(0o644); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -65,7 +67,14 @@ func (s *Store) finish(t *tmpFile, want []byte, verity bool) error {
 	if err := t.readOnly(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	err := fsverity.Enable(t.f, s.alg)
+	err := fsverity.EnableSigned(t.f, s.alg, sig)
+	switch {
+	case sig != nil && (errors.Is(err, fsverity.ErrNotSupported) || errors.Is(err, unix.ENOKEY) || errors.Is(err, unix.EINVAL)):
+		// No builtin signatures, or no key to check them with: as unsigned.
+		err = fsverity.Enable(t.f, s.alg)
+	case sig != nil && err != nil:
+		return fmt.Errorf("store: the kernel refused the object's signature: %w", err)
+	}
 	if err != nil {
 		if s.opts.RequireVerity {
 			return fmt.Errorf("%w: %w", ErrNoVerity, err)

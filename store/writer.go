@@ -39,6 +39,7 @@ type Writer struct {
 	pending []pendingObject
 	queued  map[digest.Digest]bool // names in pending
 	err     error                  // a failed publication; later ones are refused
+	sigs    map[digest.Digest][]byte
 
 	// Counters, under mu.
 	newObjects int
@@ -202,6 +203,19 @@ func (f *File) CommitAs(want digest.Digest) (d digest.Digest, isNew bool, err er
 	return d, isNew, err
 }
 
+// SetSignature gives the object d, if this writer stores it, the
+// fs-verity builtin signature sig (see fsverity.EnableSigned), which the
+// kernel then checks against its .fs-verity keyring. An object the store
+// has already keeps what it has.
+func (w *Writer) SetSignature(d digest.Digest, sig []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.sigs == nil {
+		w.sigs = make(map[digest.Digest][]byte)
+	}
+	w.sigs[d] = sig
+}
+
 // queue queues t, whose content has the digest d, for publication, or
 // drops it if the store has it already (isNew false).
 func (w *Writer) queue(t *tmpFile, d digest.Digest, size int64) (isNew bool, err error) {
@@ -210,7 +224,10 @@ func (w *Writer) queue(t *tmpFile, d digest.Digest, size int64) (isNew bool, err
 		t.discard()
 		return false, err
 	}
-	if err := s.finish(t, d.Bytes(), !s.opts.NoVerity || s.opts.RequireVerity); err != nil {
+	w.mu.Lock()
+	sig := w.sigs[d]
+	w.mu.Unlock()
+	if err := s.finish(t, d.Bytes(), !s.opts.NoVerity || s.opts.RequireVerity, sig); err != nil {
 		t.discard()
 		return false, err
 	}

@@ -175,8 +175,13 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*oci
 	opts.Check = func(c *oci.Candidate) error {
 		l := candidateLocal(r, c)
 		var err error
-		result, err = verify(l, opts.Mode, opts.Cert, arts, bad)
-		return err
+		if result, err = verify(l, opts.Mode, opts.Cert, arts, bad); err != nil {
+			return err
+		}
+		if sig := result.Signatures[RoleMerged]; sig != nil {
+			c.SetSignature(result.Merged, sig) // the kernel checks it too, where it can
+		}
+		return nil
 	}
 	res, err := oci.Pull(ctx, r, src, opts.PullOptions)
 	if err != nil {
