@@ -205,7 +205,16 @@ func pushManifest(t *testing.T, ref string, m *v1.Manifest) {
 
 type rawManifest struct{ m *v1.Manifest }
 
-func (r rawManifest) RawManifest() ([]byte, error)        { return json.Marshal(r.m) }
+func (r rawManifest) RawManifest() ([]byte, error) { return json.Marshal(r.m) }
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.m.MediaType, nil }
 
 // mountAndRead mounts an image with --verify=sealed and reads a file.
