@@ -69,8 +69,9 @@ func (s *Store) finish(t *tmpFile, want []byte, verity bool, sig []byte) error {
 	}
 	err := fsverity.EnableSigned(t.f, s.alg, sig)
 	switch {
-	case sig != nil && (errors.Is(err, fsverity.ErrNotSupported) || errors.Is(err, unix.ENOKEY) || errors.Is(err, unix.EINVAL)):
-		// No builtin signatures, or no key to check them with: as unsigned.
+	case sig != nil && (errors.Is(err, fsverity.ErrNotSupported) || errors.Is(err, unix.ENOKEY)):
+		// No fs-verity, or no key in the .fs-verity keyring to check the
+		// signature with (the caller checked it): enabled unsigned.
 		err = fsverity.Enable(t.f, s.alg)
 	case sig != nil && err != nil:
 		return fmt.Errorf("store: the kernel refused the object's signature: %w", err)
