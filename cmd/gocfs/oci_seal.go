@@ -203,11 +203,26 @@ func addRemoteFlags(cmd *cobra.Command, opts *oci.PullOptions) {
 	cmd.Flags().BoolVar(&opts.Insecure, "insecure", false, "allow plain HTTP to the registry (always allowed to localhost)")
 }
 
-// printSealingDigests is oci compute-id --all.
+// printSealingDigests is oci compute-id --all: the digests in each
+// algorithm gocfs computes, the repository's first.
 func printSealingDigests(ctx context.Context, cmd *cobra.Command, rf *repoFlags, r *repo.Repo, name string) error {
-	d, err := seal.Compute(ctx, r, name)
-	if err != nil {
-		return err
+	algs := []seal.Algorithm{seal.AlgorithmFor(r.Algorithm()), seal.SHA256_12}
+	if algs[0] == seal.SHA256_12 {
+		algs[1] = seal.SHA512_12
 	}
-	return rf.output(cmd, digestsJSON(name, "", d), func(w io.Writer) { printDigests(w, d) })
+	var all []*seal.Digests
+	var js []any
+	for _, a := range algs {
+		d, err := seal.Compute(ctx, r, name, a)
+		if err != nil {
+			return err
+		}
+		all = append(all, d)
+		js = append(js, digestsJSON(name, "", d))
+	}
+	return rf.output(cmd, js, func(w io.Writer) {
+		for _, d := range all {
+			printDigests(w, d)
+		}
+	})
 }

@@ -37,36 +37,38 @@ func BytesDigest(data []byte, alg fsverity.Algorithm) digest.Digest {
 }
 
 // imageIDs is the one place that computes an image's EROFS digests (the
-// merged image and each layer's), from the layers stored in the
-// repository, in the repository's algorithm.
-func imageIDs(ctx context.Context, r *repo.Repo, name string) (merged digest.Digest, layers []digest.Digest, err error) {
-	if merged, err = oci.ComputeID(ctx, r, name); err != nil {
-		return digest.Digest{}, nil, err
-	}
-	if layers, err = oci.LayerImageIDs(ctx, r, name); err != nil {
-		return digest.Digest{}, nil, err
-	}
-	return merged, layers, nil
+// merged image and each layer's) from the layers stored in the
+// repository.
+func imageIDs(ctx context.Context, r *repo.Repo, name string, a Algorithm) (merged digest.Digest, layers []digest.Digest, err error) {
+	return oci.ImageIDsWith(ctx, r, name, a.Hash)
 }
 
-// Compute returns the composefs digests of the OCI image called name in
-// the repository, computed from its stored manifest, configuration and
-// layers (nothing is stored). The algorithm is the repository's: a
-// repository's EROFS images name their files' objects by its digests, so
-// its images exist in that algorithm only.
-func Compute(ctx context.Context, r *repo.Repo, name string) (*Digests, error) {
+// Compute returns the composefs digests, made with a, of the OCI image
+// called name in the repository, computed from its stored manifest,
+// configuration and layers (nothing is stored); the zero Algorithm means
+// the repository's. The EROFS digests of another algorithm than the
+// repository's are those a repository of that algorithm would give the
+// image (its files named by their digests in that algorithm): every
+// file's content is read and hashed again. Verification compares the
+// repository's algorithm only.
+func Compute(ctx context.Context, r *repo.Repo, name string, a Algorithm) (*Digests, error) {
+	if a == (Algorithm{}) {
+		a = AlgorithmFor(r.Algorithm())
+	}
+	if err := a.Computable(); err != nil {
+		return nil, err
+	}
 	manifest, config, rec, err := oci.Manifest(r, name)
 	if err != nil {
 		return nil, err
 	}
-	alg := r.Algorithm()
 	d := &Digests{
-		Algorithm:      AlgorithmFor(alg),
+		Algorithm:      a,
 		ManifestDigest: rec.ManifestDigest,
-		Manifest:       BytesDigest(manifest, alg),
-		Config:         BytesDigest(config, alg),
+		Manifest:       BytesDigest(manifest, a.Hash),
+		Config:         BytesDigest(config, a.Hash),
 	}
-	if d.Merged, d.Layers, err = imageIDs(ctx, r, name); err != nil {
+	if d.Merged, d.Layers, err = imageIDs(ctx, r, name, a); err != nil {
 		return nil, fmt.Errorf("seal: %s: %w", name, err)
 	}
 	return d, nil

@@ -24,19 +24,12 @@ import (
 func TestSealLayoutInlineSigned(t *testing.T) {
 	requireRoot(t)
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "layout")
-	p, err := layout.Write(dir, empty.Index)
+	dir := writeTestLayout(t)
+	p, err := layout.FromPath(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag := func(img v1.Image, name string) {
-		t.Helper()
-		ann := map[string]string{refNameAnnotation: name}
-		if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, name), layout.WithAnnotations(ann)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tag(testImage(t, "v1"), "v1")
+	tag := func(img v1.Image, name string) { tagImage(t, p, img, name) }
 	key := newTestKey(t, "gocfs signer", 1)
 	res, err := Seal(ctx, newRepo(t), "oci:"+dir+":v1", "oci:"+dir+":sealed", oci.PullOptions{}, key.signer)
 	if err != nil {
@@ -86,6 +79,26 @@ func TestSealLayoutInlineSigned(t *testing.T) {
 		t.Errorf("a refused image left names: %v", imgs)
 	}
 	if _, err := os.Stat(dir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeTestLayout writes an OCI layout holding testImage(t, "v1") as v1.
+func writeTestLayout(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "layout")
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagImage(t, p, testImage(t, "v1"), "v1")
+	return dir
+}
+
+func tagImage(t *testing.T, p layout.Path, img v1.Image, name string) {
+	t.Helper()
+	ann := map[string]string{refNameAnnotation: name}
+	if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, name), layout.WithAnnotations(ann)); err != nil {
 		t.Fatal(err)
 	}
 }

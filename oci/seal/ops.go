@@ -40,7 +40,7 @@ func Seal(ctx context.Context, r *repo.Repo, src, dest string, pull oci.PullOpti
 	if err != nil {
 		return nil, err
 	}
-	d, err := Compute(ctx, r, res.Name)
+	d, err := Compute(ctx, r, res.Name, Algorithm{})
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func Sign(ctx context.Context, r *repo.Repo, ref string, pull oci.PullOptions, s
 	if err != nil {
 		return nil, err
 	}
-	d, err := Compute(ctx, r, res.Name)
+	d, err := Compute(ctx, r, res.Name, Algorithm{})
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +335,7 @@ func storedLocal(ctx context.Context, r *repo.Repo, name string) (*Local, error)
 	var layers []digest.Digest
 	compute := func() error {
 		if merged.IsZero() {
-			m, ls, err := imageIDs(ctx, r, name)
+			m, ls, err := imageIDs(ctx, r, name, AlgorithmFor(r.Algorithm()))
 			if err != nil {
 				return err
 			}
