@@ -97,6 +97,8 @@ func ParseArtifact(raw []byte, subjectDigest string) (*ParsedArtifact, error) {
 	switch {
 	case m.ArtifactType != ArtifactType:
 		return nil, fmt.Errorf("%w: artifactType %q, not %s", ErrMalformed, m.ArtifactType, ArtifactType)
+	case m.Config.Digest.String() != EmptyConfigDigest || m.Config.MediaType != EmptyConfigMediaType:
+		return nil, fmt.Errorf("%w: the artifact's config is %s %s, not the empty descriptor", ErrMalformed, m.Config.MediaType, m.Config.Digest)
 	case m.Subject == nil:
 		return nil, fmt.Errorf("%w: the artifact has no subject", ErrMalformed)
 	case m.Subject.Digest.String() != subjectDigest:

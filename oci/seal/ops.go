@@ -1,6 +1,7 @@
 package seal
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -187,6 +188,12 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*oci
 	if err != nil {
 		return nil, nil, err
 	}
+	if result.artifact != nil {
+		// Kept beside the image, for mount --verify and offline checks.
+		if err := oci.StoreReferrer(ctx, r, res.ManifestDigest, result.artifact.Raw); err != nil {
+			return res, result, fmt.Errorf("seal: %s was verified and stored, but not its artifact %s: %w", res.Name, result.artifact.Digest, err)
+		}
+	}
 	return res, result, nil
 }
 
@@ -294,20 +301,9 @@ func Mount(ctx context.Context, r *repo.Repo, name, target string, opts MountOpt
 	if err != nil {
 		return nil, nil, err
 	}
-	var arts []*FetchedArtifact
-	var bad []error
-	if opts.Source != "" {
-		d, err := v1.NewHash(l.ManifestDigest)
-		if err != nil {
-			return nil, nil, err
-		}
-		ref, err := opts.Remote.parse(opts.Source)
-		if err != nil {
-			return nil, nil, err
-		}
-		if arts, bad, err = opts.Remote.FetchArtifacts(ctx, ref.Context().Digest(d.String())); err != nil {
-			return nil, nil, err
-		}
+	arts, bad, err := mountArtifacts(ctx, r, l.ManifestDigest, &opts)
+	if err != nil {
+		return nil, nil, err
 	}
 	res, err := verify(l, opts.Mode, opts.Cert, arts, bad)
 	if err != nil {
@@ -322,6 +318,38 @@ func Mount(ctx context.Context, r *repo.Repo, name, target string, opts MountOpt
 	}
 	m, err := r.Mount(img, target, opts.Mount)
 	return m, res, err
+}
+
+// mountArtifacts returns the composefs artifacts of the image with
+// manifest digest subject: those of opts.Source's registry when it is
+// set, else those stored beside the image (by a verified pull).
+func mountArtifacts(ctx context.Context, r *repo.Repo, subject string, opts *MountOptions) ([]*FetchedArtifact, []error, error) {
+	if opts.Source != "" {
+		ref, err := opts.Remote.parse(opts.Source)
+		if err != nil {
+			return nil, nil, err
+		}
+		return opts.Remote.FetchArtifacts(ctx, ref.Context().Digest(subject))
+	}
+	stored, err := oci.Referrers(r, subject)
+	if err != nil {
+		return nil, nil, err
+	}
+	var arts []*FetchedArtifact
+	var bad []error
+	for _, s := range stored {
+		m, err := v1.ParseManifest(bytes.NewReader(s.Manifest))
+		if err != nil || m.ArtifactType != ArtifactType {
+			continue // another kind of referrer
+		}
+		a, err := artifactFrom(s, subject)
+		if err != nil {
+			bad = append(bad, err)
+			continue
+		}
+		arts = append(arts, a)
+	}
+	return arts, bad, nil
 }
 
 // storedLocal is a stored image, for a verification: its digests are

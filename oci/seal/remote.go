@@ -137,8 +137,7 @@ func (rm Remote) fetchArtifact(ctx context.Context, subject name.Digest, d v1.De
 	if d.Size > maxManifestSize {
 		return nil, fmt.Errorf("%w: artifact %s: %d bytes", ErrMalformed, d.Digest, d.Size)
 	}
-	ref := subject.Context().Digest(d.Digest.String())
-	desc, err := remote.Get(ref, rm.options(ctx)...)
+	desc, err := remote.Get(subject.Context().Digest(d.Digest.String()), rm.options(ctx)...)
 	if err != nil {
 		return nil, fmt.Errorf("seal: artifact %s: %w", d.Digest, err)
 	}
@@ -149,15 +148,15 @@ func (rm Remote) fetchArtifact(ctx context.Context, subject name.Digest, d v1.De
 	if err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", d.Digest, err)
 	}
-	a := &FetchedArtifact{Digest: d.Digest.String(), Parsed: p, Blobs: map[Role][]byte{}}
+	ref := &oci.Referrer{Digest: d.Digest.String(), Manifest: desc.Manifest, Blobs: map[string][]byte{EmptyConfigDigest: []byte(EmptyConfig)}}
 	for _, e := range p.Entries {
 		blob, err := rm.fetchBlob(ctx, subject.Context().Digest(e.Signature.Digest.String()), e.Signature)
 		if err != nil {
 			return nil, fmt.Errorf("seal: artifact %s: %s signature: %w", d.Digest, e.Role, err)
 		}
-		a.Blobs[e.Role] = blob
+		ref.Blobs[e.Signature.Digest.String()] = blob
 	}
-	return a, nil
+	return artifactFrom(ref, subject.DigestStr())
 }
 
 // fetchBlob reads a small blob, checked against its descriptor.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,7 @@ func TestSealSignRegistry(t *testing.T) {
 	if res.Image != d.Merged.Hex() || vres.Merged != d.Merged || vres.Source != "inline" {
 		t.Errorf("pulled image %s (verified %s from %s), sealed %s", res.Image, vres.Merged, vres.Source, d.Merged)
 	}
-	mountAndRead(t, r, "sealed", "hello v1\n")
+	mountAndRead(t, r, "sealed", MountOptions{Mode: VerifySealed}, "inline", "hello v1\n")
 
 	// Sign (artifact mode): the registry has no referrers API, so the
 	// artifact is found through the sha256-HEX tag.
@@ -68,8 +69,33 @@ func TestSealSignRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(vres.Source, "artifact ") || len(vres.Signatures) != 3 {
-		t.Errorf("verified from %s with %d signatures, want an artifact's 3", vres.Source, len(vres.Signatures))
+	if vres.Source != "artifact "+gres.Manifest || len(vres.Signatures) != 3 {
+		t.Errorf("verified from %s with %d signatures, want artifact %s's 3", vres.Source, len(vres.Signatures), gres.Manifest)
+	}
+	// The artifact is kept beside the image, as composefs-rs keeps a
+	// referrer: a signed mount needs no registry, and gc keeps it.
+	if _, err := r2.GC(ctx, repo.GCOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if refs, err := oci.Referrers(r2, d.ManifestDigest); err != nil || len(refs) != 1 || refs[0].Digest != gres.Manifest {
+		t.Fatalf("stored referrers %v, %v; want the artifact %s", refs, err, gres.Manifest)
+	}
+	// Named as composefs-rs names them (oci_image.rs add_referrer,
+	// write_manifest; skopeo.rs ensure_layer for the blobs).
+	if _, d2, err := r2.ResolveStreamRef("oci-referrers/" + d.ManifestDigest + "/" + gres.Manifest); err != nil || d2.IsZero() {
+		t.Errorf("no streams/refs/oci-referrers/SUBJECT/ARTIFACT: %v", err)
+	}
+	for _, s := range []string{"oci-manifest-" + gres.Manifest, "oci-config-" + EmptyConfigDigest} {
+		if _, err := r2.ResolveStream(s); err != nil {
+			t.Errorf("stream %s: %v", s, err)
+		}
+	}
+	if res, err := oci.Fsck(ctx, r2, ""); err != nil || !res.OK() {
+		t.Errorf("fsck after a signed pull: %v %+v", err, res)
+	}
+	mountAndRead(t, r2, src, MountOptions{Mode: VerifySigned, Cert: key.signer.Cert}, "artifact "+gres.Manifest, "hello v1\n")
+	if _, _, err := Mount(ctx, r2, src, t.TempDir(), MountOptions{Mode: VerifySigned, Cert: other.signer.Cert}); !errors.Is(err, ErrSignature) {
+		t.Errorf("a signed mount with another certificate: %v", err)
 	}
 
 	t.Run("layer swapped after sealing", func(t *testing.T) {
@@ -217,17 +243,18 @@ func mustJSON(t testing.TB, v any) []byte {
 }
 func (r rawManifest) MediaType() (types.MediaType, error) { return r.m.MediaType, nil }
 
-// mountAndRead mounts an image with --verify=sealed and reads a file.
-func mountAndRead(t *testing.T, r *repo.Repo, name, want string) {
+// mountAndRead mounts an image with verification and reads a file.
+func mountAndRead(t *testing.T, r *repo.Repo, name string, opts MountOptions, source, want string) {
 	t.Helper()
 	mnt := t.TempDir()
-	m, res, err := Mount(context.Background(), r, name, mnt, MountOptions{Mode: VerifySealed, Mount: mount.Options{Verity: mount.VerityOff}})
+	opts.Mount.Verity = mount.VerityOff
+	m, res, err := Mount(context.Background(), r, name, mnt, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Unmount()
-	if res.Source != "inline" {
-		t.Errorf("verified from %s", res.Source)
+	if res.Source != source {
+		t.Errorf("verified from %s, want %s", res.Source, source)
 	}
 	got, err := os.ReadFile(filepath.Join(mnt, "app/hello"))
 	if err != nil || string(got) != want {

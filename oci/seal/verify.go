@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/gocfs/gocfs/digest"
+	"github.com/gocfs/gocfs/oci"
 )
 
 // Mode is what a verification requires of an image.
@@ -66,6 +67,8 @@ type Result struct {
 	Source string
 	// Signatures are the verified signatures, by role.
 	Signatures map[Role][]byte
+
+	artifact *FetchedArtifact // the artifact verified against, if any
 }
 
 // compare checks one digest: want is sealed, got computed.
@@ -203,6 +206,26 @@ type FetchedArtifact struct {
 	Digest string // the artifact manifest's digest
 	Parsed *ParsedArtifact
 	Blobs  map[Role][]byte
+	// Raw is the artifact as it came, to be stored beside the image.
+	Raw *oci.Referrer
+}
+
+// artifactFrom parses a stored or fetched artifact whose blobs are all
+// there (checked against their digests by the caller).
+func artifactFrom(ref *oci.Referrer, subject string) (*FetchedArtifact, error) {
+	p, err := ParseArtifact(ref.Manifest, subject)
+	if err != nil {
+		return nil, fmt.Errorf("artifact %s: %w", ref.Digest, err)
+	}
+	a := &FetchedArtifact{Digest: ref.Digest, Parsed: p, Blobs: map[Role][]byte{}, Raw: ref}
+	for _, e := range p.Entries {
+		b, ok := ref.Blobs[e.Signature.Digest.String()]
+		if !ok {
+			return nil, fmt.Errorf("%w: artifact %s: no %s signature blob %s", ErrMalformed, ref.Digest, e.Role, e.Signature.Digest)
+		}
+		a.Blobs[e.Role] = b
+	}
+	return a, nil
 }
 
 // VerifyArtifact verifies the local image against a composefs artifact:
@@ -234,7 +257,7 @@ func VerifyArtifact(l *Local, art *FetchedArtifact, cert *x509.Certificate) (*Re
 	if err := CheckSignatures(s, cert, signedRoles(false)...); err != nil {
 		return nil, fmt.Errorf("artifact %s: %w", art.Digest, err)
 	}
-	return &Result{Mode: VerifySigned, Algorithm: s.Algorithm, Merged: s.Merged, Source: "artifact " + art.Digest, Signatures: s.Signatures}, nil
+	return &Result{Mode: VerifySigned, Algorithm: s.Algorithm, Merged: s.Merged, Source: "artifact " + art.Digest, Signatures: s.Signatures, artifact: art}, nil
 }
 
 // VerifyArtifacts tries each artifact in turn and returns the first
