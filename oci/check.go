@@ -32,8 +32,9 @@ type Candidate struct {
 	sigs   map[digest.Digest][]byte
 }
 
-// SetSignature gives the object d (the composefs image, when d is its
-// digest), if the pull stores it, the fs-verity builtin signature sig,
+// SetSignature gives the object d (the composefs image, the manifest's or
+// the configuration's, by its digest), if the pull stores it, the
+// fs-verity builtin signature sig,
 // which the kernel then checks when it enables fs-verity on it (see
 // store.Writer.SetSignature).
 func (c *Candidate) SetSignature(d digest.Digest, sig []byte) {

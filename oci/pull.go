@@ -426,6 +426,9 @@ func (p *puller) nameImage(tx *repo.Tx, root *tree.Node, layers []*pulledLayer) 
 			return nil, err
 		}
 		copts.Signatures = c.sigs
+		for d, sig := range c.sigs { // the manifest's and config's objects
+			tx.Objects().SetSignature(d, sig)
+		}
 	}
 	img, err := tx.CommitTree(root, copts)
 	if err != nil {

@@ -179,8 +179,17 @@ func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*oci
 		if result, err = verify(l, opts.Mode, opts.Cert, arts, bad); err != nil {
 			return err
 		}
-		if sig := result.Signatures[RoleMerged]; sig != nil {
-			c.SetSignature(result.Merged, sig) // the kernel checks it too, where it can
+		// The kernel checks the signatures too, where it can: on the
+		// composefs image, and on the manifest's and config's objects.
+		for role, sig := range result.Signatures {
+			switch role {
+			case RoleMerged:
+				c.SetSignature(result.Merged, sig)
+			case RoleManifest:
+				c.SetSignature(BytesDigest(c.Manifest, l.Algorithm.Hash), sig)
+			case RoleConfig:
+				c.SetSignature(BytesDigest(c.Config, l.Algorithm.Hash), sig)
+			}
 		}
 		return nil
 	}

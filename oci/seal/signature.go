@@ -144,6 +144,9 @@ func (s *KeySigner) Sign(d digest.Digest) ([]byte, error) {
 // serial number, and its signature made with cert's key. Certificates in
 // sig are ignored; cert alone is trusted. Errors wrap ErrSignature.
 func VerifySignature(sig []byte, d digest.Digest, cert *x509.Certificate) error {
+	if cert == nil {
+		return fmt.Errorf("%w: no certificate to check it with", ErrSignature)
+	}
 	if len(sig) > MaxSignatureSize {
 		return fmt.Errorf("%w: %d bytes, more than %d", ErrSignature, len(sig), MaxSignatureSize)
 	}
