@@ -89,7 +89,13 @@ func TestArtifactShape(t *testing.T) {
 // whose signatures are not base64, are refused; other keys are ignored.
 func TestReadInlineMalformed(t *testing.T) {
 	d, _ := testDigests([]byte("m"))
-	m := v1.Manifest{SchemaVersion: 2, Annotations: map[string]string{Key(RoleMerged, SHA512_12): d.Merged.Hex()}}
+	empty, _ := v1.NewHash(EmptyConfigDigest)
+	m := v1.Manifest{SchemaVersion: 2, Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: empty, Size: 2}}
+	m.Annotations = map[string]string{Key(RoleMerged, SHA512_12): d.Merged.Hex()}
+	raw, _ := json.Marshal(m)
+	if s, err := ReadInline(raw, SHA512_12); err != nil || s.Merged != d.Merged {
+		t.Fatalf("a good annotation: %+v %v", s, err)
+	}
 	for name, ann := range map[string]map[string]string{
 		"short digest":  {Key(RoleMerged, SHA512_12): d.Merged.Hex()[:64]},
 		"uppercase":     {Key(RoleMerged, SHA512_12): "AB" + d.Merged.Hex()[2:]},
@@ -102,7 +108,7 @@ func TestReadInlineMalformed(t *testing.T) {
 		}
 	}
 	m.Annotations = map[string]string{Key(RoleMerged, SHA256_12): d.Merged.Hex()[:64], "composefs.merged.erofs.v2.fsverity-sha512-12": "x"}
-	raw, _ := json.Marshal(m)
+	raw, _ = json.Marshal(m)
 	if s, err := ReadInline(raw, SHA512_12); err != nil || !s.Merged.IsZero() {
 		t.Errorf("keys of other algorithms or versions: %+v %v", s, err)
 	}
