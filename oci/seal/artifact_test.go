@@ -60,20 +60,24 @@ func TestArtifactShape(t *testing.T) {
 	}
 
 	for name, edit := range map[string]func(m *v1.Manifest){
-		"another subject":    func(m *v1.Manifest) { m.Subject.Digest.Hex = "00" + m.Subject.Digest.Hex[2:] },
-		"no subject":         func(m *v1.Manifest) { m.Subject = nil },
-		"artifactType":       func(m *v1.Manifest) { m.ArtifactType = "application/x" },
-		"config":             func(m *v1.Manifest) { m.Config.MediaType = "application/vnd.oci.image.config.v1+json" },
-		"order":              func(m *v1.Manifest) { m.Layers[0], m.Layers[2] = m.Layers[2], m.Layers[0] },
-		"repeated":           func(m *v1.Manifest) { m.Layers[1] = m.Layers[0] },
-		"no merged":          func(m *v1.Manifest) { m.Layers = m.Layers[:2] },
-		"unsigned manifest":  func(m *v1.Manifest) { m.Layers = m.Layers[1:] },
-		"two algorithms":     func(m *v1.Manifest) { m.Layers[1].Annotations = map[string]string{"composefs.config.fsverity-sha256-12": d.Config.Hex()[:64]} },
-		"two annotations":    func(m *v1.Manifest) { m.Layers[2].Annotations[wantKeys[1]] = d.Config.Hex() },
-		"bad digest":         func(m *v1.Manifest) { m.Layers[2].Annotations[wantKeys[2]] = "xyz" },
-		"media type":         func(m *v1.Manifest) { m.Layers[2].MediaType = "application/octet-stream" },
-		"huge signature":     func(m *v1.Manifest) { m.Layers[2].Size = 1 << 30 },
-		"a layer annotation": func(m *v1.Manifest) { m.Layers[2].Annotations = map[string]string{"composefs.layer.erofs.v1.fsverity-sha512-12": d.Merged.Hex()} },
+		"another subject":   func(m *v1.Manifest) { m.Subject.Digest.Hex = "00" + m.Subject.Digest.Hex[2:] },
+		"no subject":        func(m *v1.Manifest) { m.Subject = nil },
+		"artifactType":      func(m *v1.Manifest) { m.ArtifactType = "application/x" },
+		"config":            func(m *v1.Manifest) { m.Config.MediaType = "application/vnd.oci.image.config.v1+json" },
+		"order":             func(m *v1.Manifest) { m.Layers[0], m.Layers[2] = m.Layers[2], m.Layers[0] },
+		"repeated":          func(m *v1.Manifest) { m.Layers[1] = m.Layers[0] },
+		"no merged":         func(m *v1.Manifest) { m.Layers = m.Layers[:2] },
+		"unsigned manifest": func(m *v1.Manifest) { m.Layers = m.Layers[1:] },
+		"two algorithms": func(m *v1.Manifest) {
+			m.Layers[1].Annotations = map[string]string{"composefs.config.fsverity-sha256-12": d.Config.Hex()[:64]}
+		},
+		"two annotations": func(m *v1.Manifest) { m.Layers[2].Annotations[wantKeys[1]] = d.Config.Hex() },
+		"bad digest":      func(m *v1.Manifest) { m.Layers[2].Annotations[wantKeys[2]] = "xyz" },
+		"media type":      func(m *v1.Manifest) { m.Layers[2].MediaType = "application/octet-stream" },
+		"huge signature":  func(m *v1.Manifest) { m.Layers[2].Size = 1 << 30 },
+		"a layer annotation": func(m *v1.Manifest) {
+			m.Layers[2].Annotations = map[string]string{"composefs.layer.erofs.v1.fsverity-sha512-12": d.Merged.Hex()}
+		},
 	} {
 		var mm v1.Manifest
 		json.Unmarshal(art.Manifest, &mm)
