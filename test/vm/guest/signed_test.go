@@ -84,6 +84,21 @@ func TestSignedImage(t *testing.T) {
 	if err != nil || alg != vres.Merged.Algorithm() || !bytes.Equal(got, vres.Merged.Bytes()) {
 		t.Fatalf("the stored image: fs-verity %s %x, %v; want %s (enabled with its signature)", alg, got, err, sres.Digests.Merged)
 	}
+	// The config's object got its (inline) signature too: under
+	// require_signatures it could not have fs-verity otherwise.
+	_, config, _, err := oci.Manifest(r, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := r.OpenObject(seal.BytesDigest(config, vres.Merged.Algorithm()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = fsverity.Measure(cf)
+	cf.Close()
+	if err != nil {
+		t.Errorf("the config's object has no fs-verity (its signature was not attached): %v", err)
+	}
 	mnt := filepath.Join(base, "mnt")
 	mkdirMountpoint(t, mnt)
 	m, _, err := seal.Mount(ctx, r, "app", mnt, seal.MountOptions{Mode: seal.VerifySigned, Cert: signer.Cert, Mount: mount.Options{Verity: mount.VerityOff}})
