@@ -95,7 +95,7 @@ func writeTestLayout(t *testing.T) string {
 	return dir
 }
 
-func tagImage(t *testing.T, p layout.Path, img v1.Image, name string) {
+func tagImage(t testing.TB, p layout.Path, img v1.Image, name string) {
 	t.Helper()
 	ann := map[string]string{refNameAnnotation: name}
 	if err := p.ReplaceImage(img, match.Annotation(refNameAnnotation, name), layout.WithAnnotations(ann)); err != nil {
