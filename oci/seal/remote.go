@@ -27,8 +27,11 @@ import (
 // refNameAnnotation names an image in an OCI layout's index.json.
 const refNameAnnotation = "org.opencontainers.image.ref.name"
 
-// maxManifestSize bounds an artifact manifest or a referrers index read.
+// maxManifestSize bounds an artifact manifest read.
 const maxManifestSize = 4 << 20
+
+// maxArtifacts bounds the composefs artifacts of one image that are read.
+const maxArtifacts = 16
 
 // Remote says how to reach registries: the same settings a pull takes.
 type Remote struct {
@@ -121,6 +124,10 @@ func (rm Remote) FetchArtifacts(ctx context.Context, subject name.Digest) ([]*Fe
 	for _, d := range im.Manifests {
 		if d.ArtifactType != ArtifactType {
 			continue
+		}
+		if len(arts)+len(bad) == maxArtifacts {
+			bad = append(bad, fmt.Errorf("seal: more than %d composefs artifacts refer to %s; the others are not read", maxArtifacts, subject.DigestStr()))
+			break
 		}
 		a, err := rm.fetchArtifact(ctx, subject, d)
 		if err != nil {
