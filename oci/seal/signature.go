@@ -14,6 +14,7 @@ import (
 	"github.com/smallstep/pkcs7"
 
 	"github.com/gocfs/gocfs/digest"
+	"github.com/gocfs/gocfs/fsverity"
 )
 
 // MaxSignatureSize bounds a signature blob or annotation read from an
@@ -112,20 +113,25 @@ func parseKey(data []byte) (crypto.Signer, error) {
 }
 
 // Sign returns the PKCS#7 signature of d, made as the fsverity tool's
-// "sign" makes it: SHA-256, no signed attributes, detached, the signer
-// identified by issuer and serial number. An RSA key's algorithm is
-// written rsaEncryption, the identifier the kernel's PKCS#7 parser takes.
+// "sign" makes it: the message digest is d's own hash (SHA-256 or
+// SHA-512), no signed attributes, detached, the signer identified by
+// issuer and serial number. An RSA key's algorithm is written
+// rsaEncryption, the identifier the kernel's PKCS#7 parser takes.
 func (s *KeySigner) Sign(d digest.Digest) ([]byte, error) {
 	sd, err := pkcs7.NewSignedData(FormattedDigest(d))
 	if err != nil {
 		return nil, fmt.Errorf("seal: signing %s: %w", d, err)
 	}
-	sd.SetDigestAlgorithm(pkcs7.OIDDigestAlgorithmSHA256)
+	digestOID, ecdsaOID := pkcs7.OIDDigestAlgorithmSHA256, pkcs7.OIDDigestAlgorithmECDSASHA256
+	if d.Algorithm() == fsverity.SHA512 {
+		digestOID, ecdsaOID = pkcs7.OIDDigestAlgorithmSHA512, pkcs7.OIDDigestAlgorithmECDSASHA512
+	}
+	sd.SetDigestAlgorithm(digestOID)
 	switch s.Key.Public().(type) {
 	case *rsa.PublicKey:
 		sd.SetEncryptionAlgorithm(pkcs7.OIDEncryptionAlgorithmRSA)
 	case *ecdsa.PublicKey:
-		sd.SetEncryptionAlgorithm(pkcs7.OIDDigestAlgorithmECDSASHA256)
+		sd.SetEncryptionAlgorithm(ecdsaOID)
 	}
 	if err := sd.SignWithoutAttr(s.Cert, s.Key, pkcs7.SignerInfoConfig{}); err != nil {
 		return nil, fmt.Errorf("seal: signing %s: %w", d, err)
