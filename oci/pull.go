@@ -108,6 +108,10 @@ type LayerResult struct {
 	Read       int64 `json:"bytes_read"`
 	Files      int   `json:"files"`
 	NewObjects int   `json:"new_objects"`
+	// Partial says the layer is zstd:chunked and was fetched in part:
+	// its TOC, tar headers and the files the repository lacked (Read
+	// counts the bytes received).
+	Partial bool `json:"partial,omitempty"`
 }
 
 // maxCommitAttempts bounds how often a pull fetches layers again that
@@ -180,6 +184,7 @@ type puller struct {
 	opts   *PullOptions
 	name   string
 	budget *budget
+	local  *localFiles // files of the stored layers, for zstd:chunked pulls
 
 	progressMu sync.Mutex // Progress is never called concurrently
 }
@@ -235,6 +240,7 @@ type fetched struct {
 	blob     io.ReadCloser
 	verified bool  // checked already against its descriptor
 	read     int64 // bytes downloaded
+	chunked  *chunkedLayer
 	err      error
 }
 
@@ -264,9 +270,7 @@ func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 	defer func() {
 		cancel()
 		for b := range blobs {
-			if b.blob != nil {
-				b.blob.Close()
-			}
+			b.close()
 		}
 	}()
 	for range todo {
@@ -274,8 +278,15 @@ func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 		if b.err != nil {
 			return p.layerErr(b.i, b.err)
 		}
-		l, err := p.importLayer(ctx, b.i, b.blob, b.verified)
-		b.blob.Close()
+		var l *pulledLayer
+		var err error
+		if b.chunked != nil {
+			l, err = p.importChunked(ctx, b.i, b.chunked)
+			b.chunked.Close()
+		} else {
+			l, err = p.importLayer(ctx, b.i, b.blob, b.verified)
+			b.blob.Close()
+		}
 		if err != nil {
 			return p.layerErr(b.i, err)
 		}
@@ -292,19 +303,48 @@ func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 func (p *puller) fetchAll(ctx context.Context, todo []int, out chan<- fetched) {
 	defer close(out)
 	for _, i := range todo {
-		b := fetched{i: i}
-		b.blob, b.verified, b.read, b.err = p.fetch(ctx, i)
+		b := p.fetchLayer(ctx, i)
 		select {
 		case out <- b:
 		case <-ctx.Done():
-			if b.blob != nil {
-				b.blob.Close()
-			}
+			b.close()
 			return
 		}
 		if b.err != nil {
 			return
 		}
+	}
+}
+
+// fetchLayer fetches layer i: in part if it is zstd:chunked and the
+// registry serves byte ranges, else whole.
+func (p *puller) fetchLayer(ctx context.Context, i int) fetched {
+	b := fetched{i: i}
+	if p.s.fetchRanges != nil {
+		ref, ok, err := chunkedRef(p.s.layers[i])
+		if err != nil {
+			b.err = err
+			return b
+		}
+		if ok {
+			b.chunked, b.err = p.fetchChunked(ctx, i, ref)
+			if !errors.Is(b.err, errNoRanges) {
+				return b
+			}
+			b.err = nil
+		}
+	}
+	b.blob, b.verified, b.read, b.err = p.fetch(ctx, i)
+	return b
+}
+
+// close releases what b holds.
+func (b *fetched) close() {
+	if b.blob != nil {
+		b.blob.Close()
+	}
+	if b.chunked != nil {
+		b.chunked.Close()
 	}
 }
 

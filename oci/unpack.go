@@ -60,9 +60,17 @@ func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Re
 	}
 	l.result.Read = src.n
 	p.report(i, Progress{Done: src.n, Total: desc.Size, Finished: true})
+	return p.finishLayer(tx, i, im, l, sum, entries, want)
+}
+
+// finishLayer names layer i's split stream in tx once the archive
+// imported (its SHA-256 sum) is checked against the diff ID want.
+func (p *puller) finishLayer(tx *repo.Tx, i int, im *importer, l *pulledLayer, sum [32]byte, entries []entry, want []byte) (*pulledLayer, error) {
+	diffID := p.s.diffIDs[i]
 	if !bytes.Equal(sum[:], want) {
 		return nil, fmt.Errorf("%w: the layer unpacks to diff ID sha256:%x, the configuration says %s", ErrDigestMismatch, sum, diffID)
 	}
+	objs := tx.Objects()
 	if err := objs.Flush(); err != nil {
 		return nil, err
 	}
@@ -81,6 +89,12 @@ func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Re
 // through a pipe, and counts what it writes on limit. It returns the
 // archive's SHA-256 and entries.
 func unpack(im *importer, blob io.Reader, limit *budgetWriter) ([32]byte, []entry, error) {
+	return unpackFrom(im, limit, func(dst io.Writer) ([32]byte, error) { return decompress(dst, blob) })
+}
+
+// unpackFrom imports the tar archive that produce writes (returning its
+// SHA-256), produce running in a goroutine of its own.
+func unpackFrom(im *importer, limit *budgetWriter, produce func(io.Writer) ([32]byte, error)) ([32]byte, []entry, error) {
 	pr, pw := io.Pipe()
 	type result struct {
 		sum [32]byte
@@ -89,7 +103,7 @@ func unpack(im *importer, blob io.Reader, limit *budgetWriter) ([32]byte, []entr
 	done := make(chan result, 1)
 	go func() {
 		limit.w = pw
-		sum, err := decompress(limit, blob)
+		sum, err := produce(limit)
 		pw.CloseWithError(err)
 		done <- result{sum, err}
 	}()
