@@ -118,7 +118,7 @@ func parseTOC(ref chunkedTOCRef, frame []byte) (*toc, error) {
 	if sum := sha256.Sum256(blob); hex.EncodeToString(sum[:]) != ref.checksum.Hex {
 		return nil, fmt.Errorf("%w: zstd:chunked TOC is sha256:%x, its annotation says %s", ErrDigestMismatch, sum, ref.checksum)
 	}
-	zd, err := zstd.NewReader(bytes.NewReader(blob), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(ref.size)+1))
+	zd, err := zstd.NewReader(bytes.NewReader(blob), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxChunkedWindow))
 	if err != nil {
 		return nil, err
 	}
