@@ -74,6 +74,8 @@ func (p *puller) fetchChunked(ctx context.Context, i int, ref chunkedTOCRef) (*c
 
 // findLocal marks the files whose content the repository has.
 func (p *puller) findLocal(files []chunkedFile) error {
+	p.localMu.Lock()
+	defer p.localMu.Unlock()
 	if p.local == nil {
 		lf, err := indexLocalFiles(p.r)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"sync"
@@ -184,7 +183,10 @@ type puller struct {
 	opts   *PullOptions
 	name   string
 	budget *budget
-	local  *localFiles // files of the stored layers, for zstd:chunked pulls
+	// local indexes the files of the stored layers, for zstd:chunked
+	// pulls (built once, under localMu).
+	local   *localFiles
+	localMu sync.Mutex
 
 	progressMu sync.Mutex // Progress is never called concurrently
 }
@@ -234,120 +236,6 @@ func (p *puller) layerErr(i int, err error) error {
 	return fmt.Errorf("oci: layer %d (%s): %w", i, p.s.layers[i].Digest, err)
 }
 
-// fetched is a layer blob ready to import.
-type fetched struct {
-	i        int
-	blob     io.ReadCloser
-	verified bool  // checked already against its descriptor
-	read     int64 // bytes downloaded
-	chunked  *chunkedLayer
-	err      error
-}
-
-// getLayers fills in the layers that are nil: from their stored split
-// streams, or else from the source. Layers are imported one after the
-// other, each under the lock, while the next one is fetched.
-func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
-	var todo []int
-	for i := range layers {
-		if layers[i] != nil {
-			continue
-		}
-		l, err := p.storedLayer(i)
-		if err != nil {
-			return p.layerErr(i, err)
-		}
-		if l == nil {
-			todo = append(todo, i)
-			continue
-		}
-		layers[i] = l
-		p.report(i, Progress{Stored: true, Done: p.s.layers[i].Size, Total: p.s.layers[i].Size, Finished: true})
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	blobs := make(chan fetched)
-	go p.fetchAll(ctx, todo, blobs)
-	defer func() {
-		cancel()
-		for b := range blobs {
-			b.close()
-		}
-	}()
-	for range todo {
-		b := <-blobs
-		if b.err != nil {
-			return p.layerErr(b.i, b.err)
-		}
-		var l *pulledLayer
-		var err error
-		if b.chunked != nil {
-			l, err = p.importChunked(ctx, b.i, b.chunked)
-			b.chunked.Close()
-		} else {
-			l, err = p.importLayer(ctx, b.i, b.blob, b.verified)
-			b.blob.Close()
-		}
-		if err != nil {
-			return p.layerErr(b.i, err)
-		}
-		if b.read > 0 {
-			l.result.Read = b.read
-		}
-		layers[b.i] = l
-	}
-	return nil
-}
-
-// fetchAll fetches the layers todo in order and hands them to out, until
-// one fails or ctx is done; then it closes out.
-func (p *puller) fetchAll(ctx context.Context, todo []int, out chan<- fetched) {
-	defer close(out)
-	for _, i := range todo {
-		b := p.fetchLayer(ctx, i)
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			b.close()
-			return
-		}
-		if b.err != nil {
-			return
-		}
-	}
-}
-
-// fetchLayer fetches layer i: in part if it is zstd:chunked and the
-// registry serves byte ranges, else whole.
-func (p *puller) fetchLayer(ctx context.Context, i int) fetched {
-	b := fetched{i: i}
-	if p.s.fetchRanges != nil {
-		ref, ok, err := chunkedRef(p.s.layers[i])
-		if err != nil {
-			b.err = err
-			return b
-		}
-		if ok {
-			b.chunked, b.err = p.fetchChunked(ctx, i, ref)
-			if !errors.Is(b.err, errNoRanges) {
-				return b
-			}
-			b.err = nil
-		}
-	}
-	b.blob, b.verified, b.read, b.err = p.fetch(ctx, i)
-	return b
-}
-
-// close releases what b holds.
-func (b *fetched) close() {
-	if b.blob != nil {
-		b.blob.Close()
-	}
-	if b.chunked != nil {
-		b.chunked.Close()
-	}
-}
-
 // storedLayer returns layer i from its split stream, or nil if the
 // repository does not have it. (Read without the lock: a stream removed
 // meanwhile is found missing when the image is named.)
@@ -372,43 +260,6 @@ func (p *puller) storedLayer(i int) (*pulledLayer, error) {
 		}
 	}
 	return l, nil
-}
-
-// fetch returns the blob of layer i to import: a local source's as it is
-// (verified false: the import checks it), a registry's downloaded into an
-// unnamed file of the repository and checked (verified true, read the
-// bytes downloaded). No lock is held.
-func (p *puller) fetch(ctx context.Context, i int) (blob io.ReadCloser, verified bool, read int64, err error) {
-	desc := p.s.layers[i]
-	if p.s.fetchLayer == nil {
-		rc, err := p.s.openLayer(i)
-		return rc, false, 0, err
-	}
-	if left := p.budget.left(); left >= 0 && desc.Size > left {
-		return nil, false, 0, fmt.Errorf("%w: the blob is %d bytes, more than the %d left of what this pull may write (PullOptions.MaxBytes, oci pull --max-size)", ErrTooLarge, desc.Size, left)
-	}
-	f, err := p.r.StagingFile()
-	if err != nil {
-		return nil, false, 0, err
-	}
-	var last time.Time
-	progress := func(n int64) {
-		if now := time.Now(); now.Sub(last) >= 50*time.Millisecond {
-			last = now
-			p.report(i, Progress{Fetching: true, Done: n, Total: desc.Size})
-		}
-	}
-	p.report(i, Progress{Fetching: true, Total: desc.Size})
-	if err := p.s.fetchLayer(ctx, i, fileSink{f}, progress); err != nil {
-		f.Close()
-		return nil, false, 0, err
-	}
-	p.report(i, Progress{Fetching: true, Done: desc.Size, Total: desc.Size, Finished: true})
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, false, 0, err
-	}
-	return f, true, desc.Size, nil
 }
 
 // commit names the image: under the lock, it checks that every layer's

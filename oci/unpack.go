@@ -54,7 +54,11 @@ func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Re
 	src := &countingReader{ctx: ctx, r: blob, report: func(k int64) { p.report(i, Progress{Done: k, Total: desc.Size}) }}
 	p.report(i, Progress{Total: desc.Size})
 	im := newImporter(p.r.Algorithm(), objs)
-	sum, entries, err := unpack(im, src, &budgetWriter{b: p.budget})
+	bw := &budgetWriter{b: p.budget}
+	sum, entries, err := unpack(im, src, bw)
+	if errors.Is(err, errTailGaveUp) {
+		p.budget.used.Add(-bw.n) // the import starts again
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -124,12 +128,14 @@ func unpackFrom(im *importer, limit *budgetWriter, produce func(io.Writer) ([32]
 type budgetWriter struct {
 	w io.Writer
 	b *budget
+	n int64 // bytes taken
 }
 
 func (bw *budgetWriter) Write(p []byte) (int, error) {
 	if !bw.b.take(int64(len(p))) {
 		return 0, fmt.Errorf("%w: the layers unpack to more than %d bytes, the most this pull may write (PullOptions.MaxBytes, oci pull --max-size)", ErrTooLarge, bw.b.limit)
 	}
+	bw.n += int64(len(p))
 	return bw.w.Write(p)
 }
 
