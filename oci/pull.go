@@ -60,11 +60,11 @@ type PullOptions struct {
 	Progress func(Progress)
 }
 
-// Progress is one report on a layer being pulled. Layers are imported one
-// after the other, in order, and downloaded one after the other; the
-// download of the next layer goes on while a layer is imported, so that
-// their reports interleave. The reports of one layer's download, and those
-// of its import, are in order; Progress is never called concurrently.
+// Progress is one report on a layer being pulled. Layers are downloaded
+// one after the other, in order, and imported as they download, several
+// at once, so that the reports of layers interleave. The reports of one
+// layer's download, and those of its import, are in order; Progress is
+// never called concurrently.
 type Progress struct {
 	// Layer is the layer's index (0 for the bottom one), Layers their
 	// number.
@@ -130,9 +130,12 @@ const maxCommitAttempts = 3
 // Every manifest, index, configuration and layer blob is checked against
 // the digest and size of the descriptor that names it, and every layer
 // against its diff ID; a blob that fails (ErrDigestMismatch) leaves
-// nothing named. The repository lock is never held while the network is
-// used: a layer from a registry is downloaded first (checked as it comes),
-// then imported under the shared lock, and the image is named under it.
+// nothing named. A layer from a registry is downloaded into an unnamed
+// file (checked as it comes) and imported from it as it comes, under the
+// shared lock, which is given up when the import waits for the network
+// more than a second (the import starts again when the download is
+// complete); the image is named under the lock. A zstd:chunked layer is
+// fetched in part (the files the repository lacks) and rebuilt.
 // What an interrupted pull leaves is complete objects and layers that
 // nothing refers to until a later pull, which uses them.
 func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*PullResult, error) {
