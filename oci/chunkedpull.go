@@ -105,10 +105,11 @@ func (p *puller) importChunked(ctx context.Context, i int, cl *chunkedLayer) (*p
 		if err != nil {
 			return err
 		}
-		if l, err = p.finishLayer(tx, i, im, l, sum, entries, want); err != nil {
-			return fmt.Errorf("%w (rebuilt from its zstd:chunked TOC: %w)", err, errTOC)
+		l, err = p.finishLayer(ctx, tx, i, im, l, sum, entries, want)
+		if errors.Is(err, ErrDigestMismatch) {
+			err = fmt.Errorf("%w (rebuilt from its zstd:chunked TOC: %w)", err, errTOC)
 		}
-		return nil
+		return err
 	})
 	return l, err
 }

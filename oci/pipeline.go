@@ -59,6 +59,7 @@ func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 	errs := make([]error, len(todo))
 	dropped := make([]bool, len(todo)) // canceled because an earlier layer failed
 	cancels := make([]context.CancelFunc, len(todo))
+	p.order = newLayerOrder(len(layers), todo)
 	slots := make(chan struct{}, parallelLayers())
 	turn := make(chan struct{})
 	close(turn)
@@ -74,6 +75,7 @@ func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 			defer func() { <-slots; wg.Done() }()
 			defer t.done()
 			l, err := p.getLayer(lctx, i, t)
+			p.order.finished(i, err == nil)
 			mu.Lock()
 			defer mu.Unlock()
 			layers[i] = l
@@ -92,6 +94,51 @@ func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 	for _, err := range errs {
 		if err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// layerOrder makes the layers of a pull named in order: a layer's split
+// stream is named only once the layers before it are, so that a layer
+// that fails leaves none above it named, as when layers were imported one
+// after the other. (The layers before one being imported are downloaded
+// already: waiting for them never waits for the network.)
+type layerOrder struct {
+	done []chan struct{} // closed when the layer's import ends; nil if stored
+	ok   []atomic.Bool
+}
+
+func newLayerOrder(n int, todo []int) *layerOrder {
+	o := &layerOrder{done: make([]chan struct{}, n), ok: make([]atomic.Bool, n)}
+	for _, i := range todo {
+		o.done[i] = make(chan struct{})
+	}
+	return o
+}
+
+// finished records the end of layer i's import.
+func (o *layerOrder) finished(i int, ok bool) {
+	o.ok[i].Store(ok)
+	close(o.done[i])
+}
+
+// wait waits for the layers before i, and fails if one failed.
+func (o *layerOrder) wait(ctx context.Context, i int) error {
+	if o == nil {
+		return nil
+	}
+	for j := range i {
+		if o.done[j] == nil {
+			continue
+		}
+		select {
+		case <-o.done[j]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !o.ok[j].Load() {
+			return errAbandoned
 		}
 	}
 	return nil

@@ -190,6 +190,7 @@ type puller struct {
 	// pulls (built once, under localMu).
 	local   *localFiles
 	localMu sync.Mutex
+	order   *layerOrder // the layers being imported, named in order
 
 	progressMu sync.Mutex // Progress is never called concurrently
 }

@@ -64,15 +64,19 @@ func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Re
 	}
 	l.result.Read = src.n
 	p.report(i, Progress{Done: src.n, Total: desc.Size, Finished: true})
-	return p.finishLayer(tx, i, im, l, sum, entries, want)
+	return p.finishLayer(ctx, tx, i, im, l, sum, entries, want)
 }
 
 // finishLayer names layer i's split stream in tx once the archive
-// imported (its SHA-256 sum) is checked against the diff ID want.
-func (p *puller) finishLayer(tx *repo.Tx, i int, im *importer, l *pulledLayer, sum [32]byte, entries []entry, want []byte) (*pulledLayer, error) {
+// imported (its SHA-256 sum) is checked against the diff ID want, and the
+// layers before it are named.
+func (p *puller) finishLayer(ctx context.Context, tx *repo.Tx, i int, im *importer, l *pulledLayer, sum [32]byte, entries []entry, want []byte) (*pulledLayer, error) {
 	diffID := p.s.diffIDs[i]
 	if !bytes.Equal(sum[:], want) {
 		return nil, fmt.Errorf("%w: the layer unpacks to diff ID sha256:%x, the configuration says %s", ErrDigestMismatch, sum, diffID)
+	}
+	if err := p.order.wait(ctx, i); err != nil {
+		return nil, err
 	}
 	objs := tx.Objects()
 	if err := objs.Flush(); err != nil {
