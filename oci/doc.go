@@ -15,7 +15,7 @@
 // regular file's
 // fs-verity digest is computed as the archive is read, files of more than
 // 64 bytes become objects (hashed in memory, or while being written to an
-// unnamed file for those over 8 MiB, then linked under their digest),
+// unnamed file for those over 1 MiB, then linked under their digest),
 // smaller ones stay inline; nothing is unpacked to disk, and a pull writes
 // at most [PullOptions].MaxBytes ([ErrTooLarge]). The layer itself is kept
 // as a split stream (package splitstream): the tar headers and padding
