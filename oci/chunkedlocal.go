@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -17,10 +18,10 @@ type localContent struct {
 	content []byte
 }
 
-// open returns the content, and its size.
+// open returns a reader of the content.
 func (c *localContent) open(r *repo.Repo) (io.ReadCloser, error) {
 	if c.object == nil {
-		return io.NopCloser(strings.NewReader(string(c.content))), nil
+		return io.NopCloser(bytes.NewReader(c.content)), nil
 	}
 	f, err := openObject(r, c.object)
 	if err != nil {
