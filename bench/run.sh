@@ -9,3 +9,4 @@ if [ "$(id -u)" = 0 ]; then
 fi
 go test -run '^$' -bench . -benchtime 2x ./image/ ./fsverity/ ./dump/
 bash bench/containerd.sh
+bash bench/pull.sh

@@ -6,10 +6,13 @@
 // directory ("oci:DIR[:TAG]") or a docker save archive
 // ("docker-archive:FILE[:REF]"). Every manifest, index, configuration and
 // layer blob is checked against the digest and size of the descriptor that
-// names it ([ErrDigestMismatch]). A registry's layer is downloaded first,
-// without the repository lock, into an unnamed file of the repository
-// (with an idle timeout and retries: [PullOptions]); then each layer (gzip,
-// zstd or uncompressed) is imported under the lock: every regular file's
+// names it ([ErrDigestMismatch]). A registry's layer is downloaded into an
+// unnamed file of the repository (with an idle timeout and retries:
+// [PullOptions]) and imported from it as it comes, under the lock shared,
+// several layers at once (an import that waits on the network more than a
+// second gives the lock up and starts again when the download is
+// complete); each layer (gzip, zstd or uncompressed) is imported so: every
+// regular file's
 // fs-verity digest is computed as the archive is read, files of more than
 // 64 bytes become objects (hashed in memory, or while being written to an
 // unnamed file for those over 1 MiB, then linked under their digest),
@@ -18,6 +21,16 @@
 // as a split stream (package splitstream): the tar headers and padding
 // inline, file contents as references to objects, so that [WriteLayer]
 // gives back the layer's archive byte for byte.
+//
+// A registry's zstd:chunked layer (containers/storage: a table of contents
+// named by the layer descriptor's annotations, each file's content in zstd
+// frames of its own) is fetched in part, by HTTP range requests: the TOC,
+// checked against its annotation, the frames between files' contents (tar
+// headers), and only the contents of the files the stored layers lack
+// (found by path and size, checked by SHA-256 against the TOC). The
+// archive is rebuilt byte for byte, each file fetched checked against the
+// TOC, and imported as any other; its diff ID is checked before anything
+// is named.
 //
 // The layers are merged in order into one rootfs, as a container runtime
 // applies them (whiteouts, opaque directories, hard links kept as hard

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"sync"
@@ -66,11 +65,11 @@ type PullOptions struct {
 	Check func(*Candidate) error
 }
 
-// Progress is one report on a layer being pulled. Layers are imported one
-// after the other, in order, and downloaded one after the other; the
-// download of the next layer goes on while a layer is imported, so that
-// their reports interleave. The reports of one layer's download, and those
-// of its import, are in order; Progress is never called concurrently.
+// Progress is one report on a layer being pulled. Layers are downloaded
+// one after the other, in order, and imported as they download, several
+// at once, so that the reports of layers interleave. The reports of one
+// layer's download, and those of its import, are in order; Progress is
+// never called concurrently.
 type Progress struct {
 	// Layer is the layer's index (0 for the bottom one), Layers their
 	// number.
@@ -113,6 +112,10 @@ type LayerResult struct {
 	Read       int64 `json:"bytes_read"`
 	Files      int   `json:"files"`
 	NewObjects int   `json:"new_objects"`
+	// Partial says the layer is zstd:chunked and was fetched in part:
+	// its TOC, tar headers and the files the repository lacked (Read
+	// counts the bytes received).
+	Partial bool `json:"partial,omitempty"`
 }
 
 // maxCommitAttempts bounds how often a pull fetches layers again that
@@ -132,9 +135,12 @@ const maxCommitAttempts = 3
 // Every manifest, index, configuration and layer blob is checked against
 // the digest and size of the descriptor that names it, and every layer
 // against its diff ID; a blob that fails (ErrDigestMismatch) leaves
-// nothing named. The repository lock is never held while the network is
-// used: a layer from a registry is downloaded first (checked as it comes),
-// then imported under the shared lock, and the image is named under it.
+// nothing named. A layer from a registry is downloaded into an unnamed
+// file (checked as it comes) and imported from it as it comes, under the
+// shared lock, which is given up when the import waits for the network
+// more than a second (the import starts again when the download is
+// complete); the image is named under the lock. A zstd:chunked layer is
+// fetched in part (the files the repository lacks) and rebuilt.
 // What an interrupted pull leaves is complete objects and layers that
 // nothing refers to until a later pull, which uses them.
 func Pull(ctx context.Context, r *repo.Repo, src string, opts PullOptions) (*PullResult, error) {
@@ -185,6 +191,11 @@ type puller struct {
 	opts   *PullOptions
 	name   string
 	budget *budget
+	// local indexes the files of the stored layers, for zstd:chunked
+	// pulls (built once, under localMu).
+	local   *localFiles
+	localMu sync.Mutex
+	order   *layerOrder // the layers being imported, named in order
 
 	progressMu sync.Mutex // Progress is never called concurrently
 }
@@ -234,85 +245,6 @@ func (p *puller) layerErr(i int, err error) error {
 	return fmt.Errorf("oci: layer %d (%s): %w", i, p.s.layers[i].Digest, err)
 }
 
-// fetched is a layer blob ready to import.
-type fetched struct {
-	i        int
-	blob     io.ReadCloser
-	verified bool  // checked already against its descriptor
-	read     int64 // bytes downloaded
-	err      error
-}
-
-// getLayers fills in the layers that are nil: from their stored split
-// streams, or else from the source. Layers are imported one after the
-// other, each under the lock, while the next one is fetched.
-func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
-	var todo []int
-	for i := range layers {
-		if layers[i] != nil {
-			continue
-		}
-		l, err := p.storedLayer(i)
-		if err != nil {
-			return p.layerErr(i, err)
-		}
-		if l == nil {
-			todo = append(todo, i)
-			continue
-		}
-		layers[i] = l
-		p.report(i, Progress{Stored: true, Done: p.s.layers[i].Size, Total: p.s.layers[i].Size, Finished: true})
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	blobs := make(chan fetched)
-	go p.fetchAll(ctx, todo, blobs)
-	defer func() {
-		cancel()
-		for b := range blobs {
-			if b.blob != nil {
-				b.blob.Close()
-			}
-		}
-	}()
-	for range todo {
-		b := <-blobs
-		if b.err != nil {
-			return p.layerErr(b.i, b.err)
-		}
-		l, err := p.importLayer(ctx, b.i, b.blob, b.verified)
-		b.blob.Close()
-		if err != nil {
-			return p.layerErr(b.i, err)
-		}
-		if b.read > 0 {
-			l.result.Read = b.read
-		}
-		layers[b.i] = l
-	}
-	return nil
-}
-
-// fetchAll fetches the layers todo in order and hands them to out, until
-// one fails or ctx is done; then it closes out.
-func (p *puller) fetchAll(ctx context.Context, todo []int, out chan<- fetched) {
-	defer close(out)
-	for _, i := range todo {
-		b := fetched{i: i}
-		b.blob, b.verified, b.read, b.err = p.fetch(ctx, i)
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			if b.blob != nil {
-				b.blob.Close()
-			}
-			return
-		}
-		if b.err != nil {
-			return
-		}
-	}
-}
-
 // storedLayer returns layer i from its split stream, or nil if the
 // repository does not have it. (Read without the lock: a stream removed
 // meanwhile is found missing when the image is named.)
@@ -337,43 +269,6 @@ func (p *puller) storedLayer(i int) (*pulledLayer, error) {
 		}
 	}
 	return l, nil
-}
-
-// fetch returns the blob of layer i to import: a local source's as it is
-// (verified false: the import checks it), a registry's downloaded into an
-// unnamed file of the repository and checked (verified true, read the
-// bytes downloaded). No lock is held.
-func (p *puller) fetch(ctx context.Context, i int) (blob io.ReadCloser, verified bool, read int64, err error) {
-	desc := p.s.layers[i]
-	if p.s.fetchLayer == nil {
-		rc, err := p.s.openLayer(i)
-		return rc, false, 0, err
-	}
-	if left := p.budget.left(); left >= 0 && desc.Size > left {
-		return nil, false, 0, fmt.Errorf("%w: the blob is %d bytes, more than the %d left of what this pull may write (PullOptions.MaxBytes, oci pull --max-size)", ErrTooLarge, desc.Size, left)
-	}
-	f, err := p.r.StagingFile()
-	if err != nil {
-		return nil, false, 0, err
-	}
-	var last time.Time
-	progress := func(n int64) {
-		if now := time.Now(); now.Sub(last) >= 50*time.Millisecond {
-			last = now
-			p.report(i, Progress{Fetching: true, Done: n, Total: desc.Size})
-		}
-	}
-	p.report(i, Progress{Fetching: true, Total: desc.Size})
-	if err := p.s.fetchLayer(ctx, i, fileSink{f}, progress); err != nil {
-		f.Close()
-		return nil, false, 0, err
-	}
-	p.report(i, Progress{Fetching: true, Done: desc.Size, Total: desc.Size, Finished: true})
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, false, 0, err
-	}
-	return f, true, desc.Size, nil
 }
 
 // commit names the image: under the lock, it checks that every layer's

@@ -56,7 +56,11 @@ type source struct {
 	// fetchLayer fetches the blob of layer i from a registry into w,
 	// checked against its descriptor as it comes (nil for local sources).
 	fetchLayer func(ctx context.Context, i int, w blobSink, progress func(int64)) error
-	close      func() error
+	// fetchRanges fetches the ranges rs of layer i's blob from a registry
+	// into w, at their offsets, and returns the bytes received (nil for
+	// local sources).
+	fetchRanges func(ctx context.Context, i int, rs []byteRange, w io.WriterAt) (int64, error)
+	close       func() error
 }
 
 // getter returns the content a descriptor names, checked against it.
@@ -170,6 +174,9 @@ func openRegistry(ctx context.Context, rest string, plat v1.Platform, opts *Pull
 	}
 	s.fetchLayer = func(ctx context.Context, i int, w blobSink, progress func(int64)) error {
 		return c.blob(ctx, "blob", s.layers[i], w, progress)
+	}
+	s.fetchRanges = func(ctx context.Context, i int, rs []byteRange, w io.WriterAt) (int64, error) {
+		return c.blobRanges(ctx, "blob", s.layers[i], rs, w)
 	}
 	return s, nil
 }

@@ -54,15 +54,31 @@ func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Re
 	src := &countingReader{ctx: ctx, r: blob, report: func(k int64) { p.report(i, Progress{Done: k, Total: desc.Size}) }}
 	p.report(i, Progress{Total: desc.Size})
 	im := newImporter(p.r.Algorithm(), objs)
-	sum, entries, err := unpack(im, src, &budgetWriter{b: p.budget})
+	bw := &budgetWriter{b: p.budget}
+	sum, entries, err := unpack(im, src, bw)
+	if errors.Is(err, errTailGaveUp) {
+		p.budget.used.Add(-bw.n) // the import starts again
+	}
 	if err != nil {
 		return nil, err
 	}
 	l.result.Read = src.n
 	p.report(i, Progress{Done: src.n, Total: desc.Size, Finished: true})
+	return p.finishLayer(ctx, tx, i, im, l, sum, entries, want)
+}
+
+// finishLayer names layer i's split stream in tx once the archive
+// imported (its SHA-256 sum) is checked against the diff ID want, and the
+// layers before it are named.
+func (p *puller) finishLayer(ctx context.Context, tx *repo.Tx, i int, im *importer, l *pulledLayer, sum [32]byte, entries []entry, want []byte) (*pulledLayer, error) {
+	diffID := p.s.diffIDs[i]
 	if !bytes.Equal(sum[:], want) {
 		return nil, fmt.Errorf("%w: the layer unpacks to diff ID sha256:%x, the configuration says %s", ErrDigestMismatch, sum, diffID)
 	}
+	if err := p.order.wait(ctx, i); err != nil {
+		return nil, err
+	}
+	objs := tx.Objects()
 	if err := objs.Flush(); err != nil {
 		return nil, err
 	}
@@ -81,6 +97,12 @@ func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Re
 // through a pipe, and counts what it writes on limit. It returns the
 // archive's SHA-256 and entries.
 func unpack(im *importer, blob io.Reader, limit *budgetWriter) ([32]byte, []entry, error) {
+	return unpackFrom(im, limit, func(dst io.Writer) ([32]byte, error) { return decompress(dst, blob) })
+}
+
+// unpackFrom imports the tar archive that produce writes (returning its
+// SHA-256), produce running in a goroutine of its own.
+func unpackFrom(im *importer, limit *budgetWriter, produce func(io.Writer) ([32]byte, error)) ([32]byte, []entry, error) {
 	pr, pw := io.Pipe()
 	type result struct {
 		sum [32]byte
@@ -89,7 +111,7 @@ func unpack(im *importer, blob io.Reader, limit *budgetWriter) ([32]byte, []entr
 	done := make(chan result, 1)
 	go func() {
 		limit.w = pw
-		sum, err := decompress(limit, blob)
+		sum, err := produce(limit)
 		pw.CloseWithError(err)
 		done <- result{sum, err}
 	}()
@@ -110,12 +132,14 @@ func unpack(im *importer, blob io.Reader, limit *budgetWriter) ([32]byte, []entr
 type budgetWriter struct {
 	w io.Writer
 	b *budget
+	n int64 // bytes taken
 }
 
 func (bw *budgetWriter) Write(p []byte) (int, error) {
 	if !bw.b.take(int64(len(p))) {
 		return 0, fmt.Errorf("%w: the layers unpack to more than %d bytes, the most this pull may write (PullOptions.MaxBytes, oci pull --max-size)", ErrTooLarge, bw.b.limit)
 	}
+	bw.n += int64(len(p))
 	return bw.w.Write(p)
 }
 

@@ -19,6 +19,8 @@ pkgs=(
 	libcap2-bin     # capsh, which upstream's test-lib.sh asks about FUSE
 	containerd      # the snapshotter's end-to-end test (containerd 1.6, ctr)
 	runc            # runs its containers
+	skopeo          # zstd:chunked images for the partial pull tests
+	curl            # bench/pull.sh waits for its registry
 )
 
 # Upstream composefs's own FUSE test (tests/test-random-fuse.sh and what it

@@ -105,9 +105,12 @@ to the full registry reference, the layout's TAG or the archive's tag. Layers
 the repository has already are not read again, so an interrupted pull goes
 on where it stopped. Every manifest, index, configuration and layer is
 checked against the digest that names it. A registry's layers are downloaded
-into the repository's tmp/ before they are imported, without the repository
-lock: a stalled or slow registry never holds garbage collection up. Prints
-the composefs image's digest.`,
+into the repository's tmp/ and imported as they come, several at once; an
+import that waits for the registry more than a second gives the repository
+lock up until its download is complete: a stalled registry never holds
+garbage collection up. Of a zstd:chunked layer only the files the repository
+lacks are fetched (HTTP range requests), and the layer is rebuilt and
+checked. Prints the composefs image's digest.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkLocalFetch(localFetch, args[0]); err != nil {
@@ -161,8 +164,9 @@ func checkLocalFetch(v, source string) error {
 
 // layerBars returns a progress reporter for oci pull when w is a
 // terminal (else nil): a status line with the layer being downloaded and
-// the layer being imported (a registry's next layer downloads while one is
-// imported), and a line for each layer done.
+// the layer being imported (the latest reports of each: layers download one
+// after the other and import as they download, several at once), and a
+// line for each layer done.
 func layerBars(w io.Writer) func(oci.Progress) {
 	f := terminal(w)
 	if f == nil {

@@ -1,8 +1,8 @@
 #!/bin/sh
 # Runs Debian's docker-registry (CNCF distribution) on 127.0.0.1 only, with
 # its storage in a temporary directory removed on exit: a registry to try
-# "gocfs oci pull" against by hand. The oci package's tests start their own
-# the same way (oci/registry_test.go).
+# "gocfs oci pull" against by hand, and the one bench/pull.sh uses. The oci
+# package's tests start their own the same way (oci/registry_test.go).
 #
 #   test/registry/run.sh [PORT]          # default 5000; Ctrl-C stops it
 #   gocfs --repo /tmp/r oci pull 127.0.0.1:5000/some/image:tag
@@ -12,7 +12,14 @@ if ! command -v docker-registry >/dev/null 2>&1; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-registry
 fi
 dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT INT TERM
+pid=
+cleanup() {
+	[ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+	[ -z "$pid" ] || wait "$pid" 2>/dev/null || true
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 cat >"$dir/config.yml" <<EOC
 version: 0.1
 log:
@@ -26,4 +33,9 @@ http:
   addr: 127.0.0.1:$port
 EOC
 echo "registry on 127.0.0.1:$port, storage in $dir/storage" >&2
-docker-registry serve "$dir/config.yml"
+# In the background, so that a signal to this script stops the registry
+# and removes its storage at once (a shell runs its traps only after a
+# command in the foreground ends).
+docker-registry serve "$dir/config.yml" &
+pid=$!
+wait "$pid"
