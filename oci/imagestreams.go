@@ -218,7 +218,15 @@ func readImageStreams(r *repo.Repo, stream string, d digest.Digest) (*ImageRecor
 		return nil, fmt.Errorf("oci: configuration stream of %s names no composefs image (%s)", mdigest, imageRefKeyV1)
 	}
 	rec := &ImageRecord{ManifestDigest: mdigest, MediaType: string(mt), Manifest: mobj.Hex(), Config: cobj.Hex(),
-		ConfigDigest: m.Config.Digest.String(), Image: img.Hex()}
+		ConfigDigest: m.Config.Digest.String(), Image: img.Hex(), configNamed: cnamed}
+	for k, v := range cnamed {
+		if strings.HasPrefix(k, bootRefKeyPrefix) {
+			if rec.BootImages == nil {
+				rec.BootImages = make(map[string]string)
+			}
+			rec.BootImages[k] = v.Hex()
+		}
+	}
 	for i, l := range m.Layers {
 		id := cf.RootFS.DiffIDs[i].String()
 		ls, ok := cnamed[id]

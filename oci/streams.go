@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/oci/splitstream"
 	"github.com/gocfs/gocfs/repo"
@@ -101,6 +102,13 @@ type ImageRecord struct {
 	// Image is the fs-verity digest (hex) of the composefs image of the
 	// merged layers.
 	Image string `json:"image"`
+	// BootImages are the configuration stream's named references to the
+	// bootable variants of the image (composefs.image.boot.v1 and the
+	// like; pull --bootable), by name, as fs-verity digests (hex).
+	BootImages map[string]string `json:"boot_images,omitempty"`
+	// configNamed are all the configuration stream's named references,
+	// for rewriting it (nil for a record of earlier gocfs).
+	configNamed map[string]digest.Digest
 }
 
 // LayerRecord describes one layer of an ImageRecord.

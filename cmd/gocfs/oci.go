@@ -90,10 +90,11 @@ also takes the bare manifest digest sha256:DIGEST). See docs/oci.md.`,
 func newOCIPullCmd(rf *repoFlags) *cobra.Command {
 	var opts oci.PullOptions
 	var retries int
-	var localFetch string
+	var localFetch, expected string
+	var bootable bool
 	var vf sealFlags
 	cmd := &cobra.Command{
-		Use:   "pull SOURCE [NAME]",
+		Use:   "pull [--bootable [--expected-digest HEX]] SOURCE [NAME]",
 		Short: "Pull an OCI image into the repository",
 		Long: `Pull the OCI image SOURCE into the repository and name it NAME (images/refs/NAME
 for its composefs image, streams/refs/oci/NAME, "/" as %2F, for its manifest,
@@ -110,15 +111,31 @@ import that waits for the registry more than a second gives the repository
 lock up until its download is complete: a stalled registry never holds
 garbage collection up. Of a zstd:chunked layer only the files the repository
 lacks are fetched (HTTP range requests), and the layer is rebuilt and
-checked. Prints the composefs image's digest.`,
+checked. Prints the composefs image's digest. With --bootable, also store the
+image's bootable variant (as compute-id --bootable computes it) linked to it
+by the named reference composefs.image.boot.v1 of its configuration's stream,
+as cfsctl oci pull --bootable does, and print "Boot image: DIGEST". With
+--expected-digest, look instead for the xattr rules and EROFS version whose
+bootable image has that digest, as cfsctl does (those linked already, then
+each --xattrs mode's V1 image; gocfs does not write composefs-rs's V2), link
+it, and fail when none has.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkLocalFetch(localFetch, args[0]); err != nil {
 				return err
 			}
+			if expected != "" && !bootable {
+				return fmt.Errorf("--expected-digest requires --bootable")
+			}
 			r, err := rf.open(cmd)
 			if err != nil {
 				return err
+			}
+			var want digest.Digest
+			if expected != "" {
+				if want, err = r.ParseDigest(expected); err != nil {
+					return fmt.Errorf("--expected-digest: %w", err)
+				}
 			}
 			if len(args) == 2 {
 				opts.Name = refName(args[1])
@@ -133,17 +150,48 @@ checked. Prints the composefs image's digest.`,
 			if err != nil {
 				return err
 			}
-			return rf.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, res.Image) })
+			if !bootable {
+				return rf.output(cmd, res, func(w io.Writer) { fmt.Fprintln(w, res.Image) })
+			}
+			boot, err := pullBootable(ctx, r, "@"+res.ManifestDigest, want)
+			if err != nil {
+				return err
+			}
+			out := struct {
+				*oci.PullResult
+				BootImage string `json:"boot_image"`
+			}{res, boot}
+			return rf.output(cmd, out, func(w io.Writer) { fmt.Fprintf(w, "%s\nBoot image: %s\n", res.Image, boot) })
 		},
 	}
 	cmd.Flags().StringVar(&opts.Platform, "platform", "", "the platform to pick from a multi-platform image (OS/ARCH[/VARIANT]; default linux and this machine's)")
 	cmd.Flags().BoolVar(&opts.Insecure, "insecure", false, "allow plain HTTP to the registry (always allowed to localhost)")
 	cmd.Flags().DurationVar(&opts.IdleTimeout, "idle-timeout", oci.DefaultIdleTimeout, "give a registry request up when the registry sends nothing for this long")
 	cmd.Flags().IntVar(&retries, "retries", oci.DefaultRetries, "how many times a registry request that failed (network errors, stalls, 408, 429, 5xx) is tried again")
+	cmd.Flags().BoolVar(&bootable, "bootable", false, "also store and link the image's bootable variant (composefs.image.boot.v1)")
+	cmd.Flags().StringVar(&expected, "expected-digest", "", "with --bootable: find the xattr rules and EROFS version whose bootable image has this `HEX` digest, or fail")
 	cmd.Flags().StringVar(&localFetch, "local-fetch", "disabled", "cfsctl's native containers-storage import: disabled, auto or zerocopy (gocfs has no containers-storage: transport; only disabled applies)")
 	vf.add(cmd)
 	cmd.Flags().Var(byteSize{&opts.MaxBytes}, "max-size", "the most the pull may write: the layers uncompressed, and each download (e.g. 20G; none: no limit; default: the space free on the repository's file system)")
 	return cmd
+}
+
+// pullBootable makes and links the bootable image of the pulled image
+// name (pull --bootable), or, with want, finds the one of that digest
+// (--expected-digest), and returns its digest (hex).
+func pullBootable(ctx context.Context, r *repo.Repo, name string, want digest.Digest) (string, error) {
+	if want.IsZero() {
+		d, err := oci.GenerateBootImage(ctx, r, name)
+		return d.Hex(), err
+	}
+	m, err := oci.FindMatchingBootImage(ctx, r, name, want)
+	if err != nil {
+		return "", err
+	}
+	if !m.Found {
+		return "", fmt.Errorf("no boot image configuration matched expected digest %s (tried %d mode/version combinations)", want.Hex(), m.Tried)
+	}
+	return m.Digest.Hex(), nil
 }
 
 // checkLocalFetch checks cfsctl's oci pull --local-fetch: its values are
@@ -365,12 +413,15 @@ func newOCIMountCmd(rf *repoFlags) *cobra.Command {
 	var mf repoMountFlags
 	var vf sealFlags
 	var source string
+	var bootable bool
 	cmd := &cobra.Command{
-		Use:   "mount NAME MOUNTPOINT",
+		Use:   "mount [--bootable] NAME MOUNTPOINT",
 		Short: "Mount an OCI image of the repository",
 		Long: `Mount the composefs image of the OCI image NAME on MOUNTPOINT, with the
 repository's object store as basedir (building the image again from the
-stored layers if garbage collection removed it). Unmount with "gocfs umount".`,
+stored layers if garbage collection removed it). With --bootable, mount the
+bootable image pull --bootable linked to it instead (cfsctl oci mount
+--bootable). Unmount with "gocfs umount".`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := mf.options(cmd)
@@ -384,6 +435,12 @@ stored layers if garbage collection removed it). Unmount with "gocfs umount".`,
 			ctx, cancel := interruptible()
 			defer cancel()
 			return runMounted(cmd, &mf.policy, args[0], args[1], opts, func(o mount.Options) (*mounter.Mounted, error) {
+				if bootable {
+					if vf.mode != "none" {
+						return nil, fmt.Errorf("--bootable: --verify checks the plain image's sealed digest, not the bootable one's")
+					}
+					return oci.MountBootable(ctx, r, ociMountName(args[0]), args[1], o)
+				}
 				return mountVerified(ctx, r, ociMountName(args[0]), args[1], o, &vf, source)
 			})
 		},
@@ -391,6 +448,7 @@ stored layers if garbage collection removed it). Unmount with "gocfs umount".`,
 	mf.addFlags(cmd)
 	vf.add(cmd)
 	cmd.Flags().StringVar(&source, "source", "", "with --verify: the registry image whose composefs artifacts (referrers) to verify against")
+	cmd.Flags().BoolVar(&bootable, "bootable", false, "mount the bootable image linked by pull --bootable")
 	return cmd
 }
 
@@ -513,22 +571,25 @@ func ociRulesFlag(cmd *cobra.Command) func() (oci.Rules, error) {
 
 func newOCIDumpCmd(rf *repoFlags) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "dump [--xattrs MODE] NAME",
+		Use:   "dump [--bootable] [--xattrs MODE] NAME",
 		Short: "Print the root file system of a stored OCI image as a composefs dump file",
 		Long: `Print the root file system of the OCI image NAME, merged from its stored
 layers by composefs-rs's rules, as a composefs-dump(5) file, as "composefs-info
 dump" prints its composefs image (cfsctl oci dump). With the default --xattrs
-it is the image pull made (built again if it was removed).`,
+it is the image pull made (built again if it was removed). With --bootable, its
+bootable variant (cfsctl oci dump --bootable: /boot and /sysroot emptied,
+SELinux labels dropped).`,
 		Args: cobra.ExactArgs(1),
 	}
 	rules := ociRulesFlag(cmd)
+	bootable := cmd.Flags().Bool("bootable", false, "the image's bootable variant")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		rl, err := rules()
 		if err != nil {
 			return err
 		}
 		return rf.run(cmd, func(ctx context.Context, r *repo.Repo) error {
-			root, err := ociDumpTree(ctx, r, refName(args[0]), rl)
+			root, err := ociDumpTree(ctx, r, refName(args[0]), rl, *bootable)
 			if err != nil {
 				return err
 			}
@@ -541,8 +602,8 @@ it is the image pull made (built again if it was removed).`,
 // ociDumpTree is the tree oci dump prints: the stored image read back, or,
 // for other rules than pull's, the image of the tree they make, made in
 // memory and read back.
-func ociDumpTree(ctx context.Context, r *repo.Repo, name string, rules oci.Rules) (*tree.Node, error) {
-	if rules == (oci.Rules{}) {
+func ociDumpTree(ctx context.Context, r *repo.Repo, name string, rules oci.Rules, bootable bool) (*tree.Node, error) {
+	if rules == (oci.Rules{}) && !bootable {
 		img, err := oci.EnsureImage(ctx, r, name)
 		if err != nil {
 			return nil, err
@@ -550,7 +611,13 @@ func ociDumpTree(ctx context.Context, r *repo.Repo, name string, rules oci.Rules
 		root, _, err := r.ReadImage(img)
 		return root, err
 	}
-	root, err := oci.ImageTree(ctx, r, name, rules)
+	var root *tree.Node
+	var err error
+	if bootable {
+		root, err = oci.BootableTreeWith(ctx, r, name, rules)
+	} else {
+		root, err = oci.ImageTree(ctx, r, name, rules)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -568,16 +635,19 @@ func ociDumpTree(ctx context.Context, r *repo.Repo, name string, rules oci.Rules
 func newOCIComputeIDCmd(rf *repoFlags) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "compute-id [--xattrs MODE] [--all] NAME",
+		Use:   "compute-id [--bootable] [--xattrs MODE] [--all] NAME",
 		Short: "Print the composefs image ID of a stored OCI image's rootfs",
 		Long: `Compute, from the stored layers of the OCI image NAME merged by
 composefs-rs's rules, the digest of its composefs image in the repository's
 algorithm and EROFS format, and print it in hex; nothing is stored (cfsctl oci
 compute-id, which prints the same digest). With the default --xattrs it is the
-image pull made.`,
+image pull made. With --bootable, the digest of its bootable variant (cfsctl oci
+compute-id --bootable), the image pull --bootable links and compute-karg --oci
+prints the karg of.`,
 		Args: cobra.ExactArgs(1),
 	}
 	rules := ociRulesFlag(cmd)
+	bootable := cmd.Flags().Bool("bootable", false, "the digest of the image's bootable variant")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		rl, err := rules()
 		if err != nil {
@@ -587,7 +657,11 @@ image pull made.`,
 			if all {
 				return printSealingDigests(ctx, cmd, rf, r, refName(args[0]))
 			}
-			d, err := oci.ComputeIDWith(ctx, r, refName(args[0]), rl)
+			compute := oci.ComputeIDWith
+			if *bootable {
+				compute = oci.ComputeBootableIDWith
+			}
+			d, err := compute(ctx, r, refName(args[0]), rl)
 			if err != nil {
 				return err
 			}
