@@ -14,8 +14,8 @@ import (
 	"github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/mounter"
 	"github.com/gocfs/gocfs/repo"
-	cfsroot "github.com/gocfs/gocfs/rootfs"
 	rsss "github.com/gocfs/gocfs/repo/splitstream"
+	cfsroot "github.com/gocfs/gocfs/rootfs"
 	"github.com/gocfs/gocfs/tree"
 )
 
