@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gocfs/gocfs/fsverity"
@@ -65,5 +68,14 @@ func TestGenerateBootImageLayout(t *testing.T) {
 	}
 	if _, cd2 := rr.stream("oci-config-"+rec.ConfigDigest, "ociconfg"); !bytes.Equal(cd, cd2) {
 		t.Error("a second GenerateBootImage wrote the configuration stream again")
+	}
+	fr, err := Fsck(ctx, r, "app")
+	if err != nil || fr.Images[0].Error != "" {
+		t.Fatalf("fsck of the linked image: %v %+v", err, fr)
+	}
+	os.Remove(filepath.Join(r.Dir(), "images", d.Hex()))
+	os.Remove(filepath.Join(r.Dir(), "objects", d.ObjectPath()))
+	if fr, err = Fsck(ctx, r, "app"); err != nil || !strings.Contains(fr.Images[0].Error, "boot image "+d.Hex()) {
+		t.Errorf("fsck with the linked boot image removed: %v %+v", err, fr)
 	}
 }

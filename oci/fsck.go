@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/gocfs/gocfs/repo"
@@ -75,7 +76,8 @@ func Fsck(ctx context.Context, r *repo.Repo, name string) (*FsckResult, error) {
 }
 
 // checkImage checks one OCI image (see Fsck), and returns the files the
-// image is made of: its composefs image and its layers' streams.
+// image is made of: its composefs image, the bootable images linked to it
+// (each must be present) and its layers' streams.
 func checkImage(r *repo.Repo, name string) ([]string, error) {
 	rec, err := lookupRecord(r, name)
 	if err != nil {
@@ -84,6 +86,13 @@ func checkImage(r *repo.Repo, name string) ([]string, error) {
 	files := []string{"images/" + rec.Image}
 	for _, l := range rec.Layers {
 		files = append(files, "streams/"+LayerStreamName(l.DiffID))
+	}
+	for _, key := range slices.Sorted(maps.Keys(rec.BootImages)) {
+		h := rec.BootImages[key]
+		files = append(files, "images/"+h)
+		if _, err := r.Resolve(h); err != nil {
+			return files, fmt.Errorf("oci: %s: boot image %s (%s): %w", name, h, key, err)
+		}
 	}
 	if _, err := recordImage(r, rec); err != nil {
 		return files, fmt.Errorf("oci: %s: %w", name, err)
