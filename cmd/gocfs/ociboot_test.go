@@ -1,8 +1,11 @@
 package main
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
@@ -61,6 +64,20 @@ func TestOCIBootable(t *testing.T) {
 		ents, _ := os.ReadDir(filepath.Join(mnt, "boot"))
 		if err != nil || string(b) != "#!/bin/sh\n" || len(ents) != 0 {
 			t.Errorf("mount --bootable: init %q %v, /boot %v", b, err, ents)
+		}
+		// The mount shows exactly the paths dump --bootable lists.
+		var mounted, dumped []string
+		filepath.WalkDir(mnt, func(p string, _ fs.DirEntry, err error) error {
+			rel, _ := filepath.Rel(mnt, p)
+			mounted = append(mounted, "/"+strings.TrimPrefix(rel, "."))
+			return err
+		})
+		for _, line := range strings.Split(strings.TrimSpace(dump), "\n") {
+			dumped = append(dumped, strings.Fields(line)[0])
+		}
+		sort.Strings(dumped)
+		if !slices.Equal(mounted, dumped) {
+			t.Errorf("mount --bootable shows %q, dump --bootable %q", mounted, dumped)
 		}
 		c.ok("umount", mnt)
 	}
