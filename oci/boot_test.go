@@ -69,6 +69,17 @@ func TestGenerateBootImageLayout(t *testing.T) {
 	if _, cd2 := rr.stream("oci-config-"+rec.ConfigDigest, "ociconfg"); !bytes.Equal(cd, cd2) {
 		t.Error("a second GenerateBootImage wrote the configuration stream again")
 	}
+	// Pulling the image again keeps the link: the same configuration
+	// stream, byte for byte.
+	if _, err := Pull(ctx, r, "oci:"+layout+":v1", PullOptions{Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, cd2 := rr.stream("oci-config-"+rec.ConfigDigest, "ociconfg"); !bytes.Equal(cd, cd2) {
+		t.Error("pulling the image again wrote another configuration stream (the boot image link lost?)")
+	}
+	if got, err := BootImage(r, "app"); err != nil || got != d {
+		t.Errorf("BootImage after pulling again = %s %v, want %s", got, err, d)
+	}
 	fr, err := Fsck(ctx, r, "app")
 	if err != nil || fr.Images[0].Error != "" {
 		t.Fatalf("fsck of the linked image: %v %+v", err, fr)

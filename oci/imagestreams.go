@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -82,7 +83,9 @@ func tagRef(name string) string { return refPrefix + encodeTag(name) }
 // composefs-rs stores them: each as an object, held by a split stream of
 // its content type ("ociconfg", "ocimanif") whose only chunk is that
 // object; the configuration stream names each layer's stream by diff ID
-// and the EROFS image (composefs.image.v1), the manifest stream names the
+// and the EROFS image (composefs.image.v1), then the bootable images the
+// configuration's stream stored already links (composefs.image.boot…,
+// kept as composefs-rs keeps them), the manifest stream names the
 // configuration's stream (config:DIGEST) and the layers' streams. With a
 // name, streams/refs/oci/ENCODED(name) points at the manifest's stream.
 func writeImageStreams(tx *repo.Tx, s *source, layers [][]byte, img digest.Digest, name string) (manifest, config digest.Digest, err error) {
@@ -98,6 +101,7 @@ func writeImageStreams(tx *repo.Tx, s *source, layers [][]byte, img digest.Diges
 		layerRefs[i] = namedRef{id.String(), objectDigest(alg, layers[i])}
 	}
 	crefs := append(slices.Clone(layerRefs), namedRef{imageRefKeyV1, img})
+	crefs = append(crefs, existingBootRefs(tx.Repo(), s.configDigest.String())...)
 	cobj, cstream, err := putJSONStream(tx, rsss.ContentTypeOCIConfig, s.config, crefs, ConfigStreamName(s.configDigest.String()))
 	if err != nil {
 		return digest.Digest{}, digest.Digest{}, err
@@ -113,6 +117,30 @@ func writeImageStreams(tx *repo.Tx, s *source, layers [][]byte, img digest.Diges
 		}
 	}
 	return mobj, cobj, nil
+}
+
+// existingBootRefs returns the boot image references (composefs.image.boot…)
+// of the configuration stream already stored for the configuration of
+// digest cd, sorted by name, so that pulling an image again keeps the
+// bootable images linked to it, as composefs-rs's
+// ensure_oci_composefs_erofs keeps boot_image_refs. A configuration stream
+// that is missing or can't be read has none.
+func existingBootRefs(r *repo.Repo, cd string) []namedRef {
+	d, err := r.ResolveStream(ConfigStreamName(cd))
+	if err != nil {
+		return nil
+	}
+	_, _, named, err := readJSONStream(r, d, rsss.ContentTypeOCIConfig, cd)
+	if err != nil {
+		return nil
+	}
+	var refs []namedRef
+	for _, k := range slices.Sorted(maps.Keys(named)) {
+		if strings.HasPrefix(k, bootRefKeyPrefix) {
+			refs = append(refs, namedRef{k, named[k]})
+		}
+	}
+	return refs
 }
 
 // namedRef is a named reference of a split stream.

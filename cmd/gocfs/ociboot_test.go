@@ -107,4 +107,11 @@ func TestOCIBootable(t *testing.T) {
 	if !strings.HasSuffix(got, "Boot image: "+computed+"\n") {
 		t.Errorf("pull --expected-digest (default) printed %q, want %s", got, computed)
 	}
+	// Both links are kept: pulling again keeps those linked before.
+	ins := c.ok("--repo", dir2, "oci", "inspect", "os")
+	for key, want := range map[string]string{"composefs.image.boot.v1": computed, "composefs.image.boot.v1.xattrs=keep-user-xattrs": user} {
+		if !strings.Contains(ins, `"`+key+`": "`+want+`"`) {
+			t.Errorf("inspect after pulling again lacks %s -> %s:\n%s", key, want, ins)
+		}
+	}
 }
