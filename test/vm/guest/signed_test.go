@@ -199,6 +199,10 @@ func newGuestRepo(t *testing.T, dir string) *repo.Repo {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The repository holds descriptors of its directories on the data
+	// disk: left open, they keep /mnt/data busy and the package suite
+	// after this binary cannot mount it again.
+	t.Cleanup(func() { r.Close() })
 	return r
 }
 
