@@ -158,15 +158,21 @@ const maxConnections = 1024
 // callerKey is the context key of the caller's credentials.
 type callerKey struct{}
 
-// enter counts a new connection of uid, refusing it over the limit.
-func (s *Service) enter(uid uint32) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// caller returns uid's state, made on first use; s.mu must be held.
+func (s *Service) caller(uid uint32) *callerState {
 	st := s.callers[uid]
 	if st == nil {
 		st = &callerState{}
 		s.callers[uid] = st
 	}
+	return st
+}
+
+// enter counts a new connection of uid, refusing it over the limit.
+func (s *Service) enter(uid uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.caller(uid)
 	if max := s.policy.Limits.MaxConcurrent; st.conns >= max {
 		return refuse(ErrLimitReached, "uid %d already has %d connections open (the policy's maxConcurrent)", uid, st.conns)
 	}
@@ -191,11 +197,7 @@ func (s *Service) leave(uid uint32) {
 func (s *Service) takeMount(uid uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.callers[uid]
-	if st == nil {
-		st = &callerState{}
-		s.callers[uid] = st
-	}
+	st := s.caller(uid)
 	lim := s.policy.Limits
 	now := time.Now()
 	keep := st.mounts[:0]
@@ -293,11 +295,7 @@ func (s *Service) reply(ctx context.Context, call varlink.Call, cred *unix.Ucred
 func (s *Service) startWork(uid uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.callers[uid]
-	if st == nil {
-		st = &callerState{}
-		s.callers[uid] = st
-	}
+	st := s.caller(uid)
 	if st.working >= s.policy.Limits.MaxConcurrent {
 		return refuse(ErrLimitReached, "uid %d has %d requests being worked on (the policy's maxConcurrent)", uid, st.working)
 	}

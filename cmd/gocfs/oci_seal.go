@@ -143,10 +143,7 @@ sealed manifest's digest. See docs/sealing.md.`,
 				if err != nil {
 					return err
 				}
-				return rf.output(cmd, digestsJSON(res.Name, res.Manifest, res.Digests), func(w io.Writer) {
-					printDigests(cmd.ErrOrStderr(), res.Digests)
-					fmt.Fprintln(w, res.Manifest)
-				})
+				return rf.printSealResult(cmd, res)
 			})
 		},
 	}
@@ -183,10 +180,7 @@ image itself is not touched. Prints the artifact's digest.`,
 				if err != nil {
 					return err
 				}
-				return rf.output(cmd, digestsJSON(res.Name, res.Manifest, res.Digests), func(w io.Writer) {
-					printDigests(cmd.ErrOrStderr(), res.Digests)
-					fmt.Fprintln(w, res.Manifest)
-				})
+				return rf.printSealResult(cmd, res)
 			})
 		},
 	}
@@ -194,6 +188,16 @@ image itself is not touched. Prints the artifact's digest.`,
 	cmd.Flags().StringVar(&key, "key", "", "the private key (PEM: PKCS#8, PKCS#1 or SEC 1)")
 	cmd.Flags().StringVar(&cert, "cert", "", "the key's X.509 certificate (PEM), the one the .fs-verity keyring holds")
 	return cmd
+}
+
+// printSealResult prints what oci seal and oci sign made: the digests on
+// standard error, the new manifest's (or artifact's) digest on standard
+// output, or both as JSON.
+func (rf *repoFlags) printSealResult(cmd *cobra.Command, res *seal.SealResult) error {
+	return rf.output(cmd, digestsJSON(res.Name, res.Manifest, res.Digests), func(w io.Writer) {
+		printDigests(cmd.ErrOrStderr(), res.Digests)
+		fmt.Fprintln(w, res.Manifest)
+	})
 }
 
 // addRemoteFlags adds the registry flags seal and sign share with pull.
