@@ -2,20 +2,15 @@ package oci
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/gocfs/gocfs/internal/testutil"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -23,132 +18,26 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// registryBinary returns Debian's docker-registry (CNCF distribution),
-// installing the package if it is missing; the test is skipped only if it
-// can't be installed.
-func registryBinary(t testing.TB) string {
-	t.Helper()
-	registryOnce.Do(func() {
-		for _, n := range []string{"docker-registry", "registry"} {
-			if p, err := exec.LookPath(n); err == nil {
-				registryPath = p
-				return
-			}
-		}
-		if os.Geteuid() != 0 {
-			registryErr = "docker-registry is not installed, and installing it needs root"
-			return
-		}
-		cmd := exec.Command("apt-get", "install", "-y", "-q", "docker-registry")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			// The package lists may be missing or stale.
-			exec.Command("apt-get", "update", "-q").Run()
-			out, err = cmd.CombinedOutput()
-		}
-		if p, lerr := exec.LookPath("docker-registry"); lerr == nil {
-			registryPath = p
-			return
-		}
-		registryErr = fmt.Sprintf("docker-registry could not be installed (apt-get install -y docker-registry: %v)\n%s", err, out)
-	})
-	if registryPath == "" {
-		t.Skip(registryErr)
-	}
-	return registryPath
-}
-
-var (
-	registryOnce sync.Once
-	registryPath string
-	registryErr  string
-)
-
-// registry is a docker-registry serving on 127.0.0.1.
+// registry is a docker-registry serving on 127.0.0.1 (testutil.Registry),
+// with oci's push.
 type registry struct {
-	t      testing.TB
-	bin    string
-	config string
-	addr   string
-	cmd    *exec.Cmd
-	log    *os.File
+	*testutil.Registry
+	t    testing.TB
+	addr string
 }
 
 // startRegistry starts a registry with its storage in a temporary
 // directory, listening on 127.0.0.1 only.
 func startRegistry(t testing.TB) *registry {
 	t.Helper()
-	bin := registryBinary(t)
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	config := filepath.Join(dir, "config.yml")
-	err = os.WriteFile(config, []byte(fmt.Sprintf(`version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: %s
-`, filepath.Join(dir, "storage"), addr)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := &registry{t: t, bin: bin, config: config, addr: addr}
-	if reg.log, err = os.Create(filepath.Join(dir, "registry.log")); err != nil {
-		t.Fatal(err)
-	}
-	reg.start()
-	t.Cleanup(reg.stop)
-	return reg
+	reg := testutil.StartRegistry(t)
+	return &registry{Registry: reg, t: t, addr: reg.Addr}
 }
 
-func (reg *registry) start() {
-	reg.t.Helper()
-	reg.cmd = exec.Command(reg.bin, "serve", reg.config)
-	reg.cmd.Stdout, reg.cmd.Stderr = reg.log, reg.log
-	reg.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := reg.cmd.Start(); err != nil {
-		reg.t.Fatalf("starting %s: %v", reg.bin, err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + reg.addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(reg.log.Name())
-			reg.t.Fatalf("registry on %s not ready: %v\n%s", reg.addr, err, log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+func (reg *registry) start() { reg.Start() }
 
 // stop kills the registry (its storage stays).
-func (reg *registry) stop() {
-	if reg.cmd != nil && reg.cmd.Process != nil {
-		reg.cmd.Process.Kill()
-		reg.cmd.Wait()
-		reg.cmd = nil
-	}
-}
+func (reg *registry) stop() { reg.Stop() }
 
 // push writes img to the registry as repo:tag and returns the reference.
 func (reg *registry) push(img v1.Image, ref string) string {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gocfs/gocfs/internal/testutil"
 )
 
 // TestBenchDiskUsage is the benchmark of docs/containerd.md (run by
@@ -24,9 +26,9 @@ func TestBenchDiskUsage(t *testing.T) {
 		t.Skip("a benchmark: set GOCFS_BENCH_CONTAINERD=1 (bench/containerd.sh)")
 	}
 	needRoot(t)
-	tools := needTools(t, map[string]string{"containerd": "containerd", "ctr": "containerd", "runc": "runc", "docker-registry": "docker-registry"})
+	tools := needTools(t, map[string]string{"containerd": "containerd", "ctr": "containerd", "runc": "runc"})
 	work := t.TempDir()
-	reg := startRegistry(t, tools["docker-registry"], work)
+	reg := testutil.StartRegistry(t).Addr
 	baseFiles, ownFiles := benchFiles(400, 160<<10), benchFiles(3*20, 100<<10)
 	distinct := make(map[[32]byte]int64)
 	var refs []string

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gocfs/gocfs/internal/testutil"
 	cfsmount "github.com/gocfs/gocfs/mount"
 	"github.com/gocfs/gocfs/oci"
 	"github.com/gocfs/gocfs/repo"
@@ -55,11 +56,11 @@ func TestContainerd(t *testing.T) {
 	needRoot(t)
 	tools := needTools(t, map[string]string{
 		"containerd": "containerd", "ctr": "containerd", "runc": "runc",
-		"docker-registry": "docker-registry", "busybox": "busybox-static",
+		"busybox": "busybox-static",
 	})
 	busybox := staticBusybox(t, tools["busybox"])
 	dir := t.TempDir()
-	reg := startRegistry(t, tools["docker-registry"], dir)
+	reg := testutil.StartRegistry(t).Addr
 	base := layerTar(t, baseLayer(t, busybox))
 	l2, l3 := layerTar(t, layer2()), layerTar(t, layer3())
 	ref1, ref2, ref3 := reg+"/gocfs/one:latest", reg+"/gocfs/two:latest", reg+"/gocfs/big:latest"

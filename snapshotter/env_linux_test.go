@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -167,45 +166,6 @@ func needTools(t testing.TB, pkgs map[string]string) map[string]string {
 		}
 	}
 	return needTools(t, pkgs)
-}
-
-// startRegistry starts Debian's docker-registry on 127.0.0.1 with its
-// storage in dir, and returns its address.
-func startRegistry(t testing.TB, bin, dir string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	config := filepath.Join(dir, "registry.yml")
-	err = os.WriteFile(config, fmt.Appendf(nil, `version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
-    enabled: true
-http:
-  addr: %s
-`, filepath.Join(dir, "registry"), addr), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := start(t, dir, "registry", exec.Command(bin, "serve", config), func() bool {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	t.Cleanup(p.stop)
-	return addr
 }
 
 // containerd is a containerd the test started, with a proxy snapshotter

@@ -5,15 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/gocfs/gocfs/internal/testutil"
 	"github.com/gocfs/gocfs/oci"
 	"github.com/gocfs/gocfs/repo"
 )
@@ -37,45 +33,10 @@ func requireRoot(t testing.TB) {
 }
 
 // startRegistry starts Debian's docker-registry (CNCF distribution, which
-// has no referrers API) on 127.0.0.1, its storage in a temporary
-// directory; scripts/install-deps.sh installs it. oci's tests start it
-// the same way (oci/registry_test.go).
+// has no referrers API) on 127.0.0.1 and returns its address.
 func startRegistry(t testing.TB) string {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry is not installed (scripts/install-deps.sh installs it)")
-	}
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	config := filepath.Join(dir, "config.yml")
-	err = os.WriteFile(config, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "storage"), addr)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", config)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("registry on %s not ready: %v", addr, err)
-		}
-	}
+	return testutil.StartRegistry(t).Addr
 }
 
 // tarLayer makes a gzip layer of files (name → content; a name ending in
