@@ -58,7 +58,14 @@ func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 	)
 	errs := make([]error, len(todo))
 	dropped := make([]bool, len(todo)) // canceled because an earlier layer failed
+	// Every layer's context exists before any import starts: a failing
+	// layer cancels those after it, which may not have started yet.
+	lctxs := make([]context.Context, len(todo))
 	cancels := make([]context.CancelFunc, len(todo))
+	for k := range todo {
+		lctxs[k], cancels[k] = context.WithCancel(ctx)
+		defer cancels[k]()
+	}
 	p.order = newLayerOrder(len(layers), todo)
 	slots := make(chan struct{}, parallelLayers())
 	turn := make(chan struct{})
@@ -66,9 +73,7 @@ func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 	for k, i := range todo {
 		t := &fetchTurn{mine: turn, next: make(chan struct{}), failed: &failed}
 		turn = t.next
-		var lctx context.Context
-		lctx, cancels[k] = context.WithCancel(ctx)
-		defer cancels[k]()
+		lctx := lctxs[k]
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {

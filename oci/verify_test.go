@@ -517,3 +517,27 @@ func TestErrorsBounded(t *testing.T) {
 		})
 	}
 }
+
+// TestLayoutLayerFailsBeforeLaterLayersStart: with more layers than pull
+// imports at once, the first layer is refused while the layers after it
+// have not started yet; they are given up (once, a pull that failed this
+// way dereferenced the not-yet-made cancel function of a layer that had
+// not started and crashed the process), and nothing is named.
+func TestLayoutLayerFailsBeforeLaterLayersStart(t *testing.T) {
+	requireRoot(t)
+	var layers [][]member
+	layers = append(layers, []member{fileM("a", 0o644, []byte("first"))})
+	for i := range 2*parallelLayers() + 1 {
+		layers = append(layers, []member{fileM(fmt.Sprintf("big%d", i), 0o644, randBytes(uint64(i+10), 4<<20))})
+	}
+	img := testImage(t, layers)
+	d0 := must(must(img.Layers())[0].Digest())
+	for range 3 {
+		dir := writeLayout(t, img, "v1")
+		sub := []byte("not the layer")
+		replaceBlob(t, dir, d0, sub)
+		r := newTestRepo(t)
+		expectRefused(t, r, "oci:"+dir+":v1", PullOptions{}, ErrDigestMismatch, "layer 0", d0.String())
+		checkNothingNamed(t, r)
+	}
+}
