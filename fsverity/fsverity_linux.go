@@ -76,16 +76,45 @@ func Measure(f *os.File) (Algorithm, []byte, error) {
 	if f == nil {
 		return 0, nil, os.ErrInvalid
 	}
-	// struct fsverity_digest { __u16 digest_algorithm; __u16 digest_size;
-	// __u8 digest[]; }, with room for the largest digest.
-	var arg struct {
-		hdr    unix.FsverityDigest
-		digest [MaxDigestSize]byte
-	}
-	arg.hdr.Size = uint16(len(arg.digest))
-	if err := ioctl(f, unix.FS_IOC_MEASURE_VERITY, unsafe.Pointer(&arg)); err != nil {
+	arg := newMeasureArg()
+	if err := ioctl(f, unix.FS_IOC_MEASURE_VERITY, unsafe.Pointer(arg)); err != nil {
 		return 0, nil, ioctlError("measure", f.Name(), err)
 	}
+	return arg.result()
+}
+
+// MeasureFD is [Measure] of an open descriptor, for callers that hold raw
+// descriptors (name is the file's path, for errors).
+func MeasureFD(fd int, name string) (Algorithm, []byte, error) {
+	arg := newMeasureArg()
+	for {
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.FS_IOC_MEASURE_VERITY, uintptr(unsafe.Pointer(arg)))
+		switch errno {
+		case unix.EINTR:
+			continue
+		case 0:
+			return arg.result()
+		}
+		return 0, nil, ioctlError("measure", name, errno)
+	}
+}
+
+// measureArg is struct fsverity_digest { __u16 digest_algorithm; __u16
+// digest_size; __u8 digest[]; }, with room for the largest digest.
+type measureArg struct {
+	hdr    unix.FsverityDigest
+	digest [MaxDigestSize]byte
+}
+
+// newMeasureArg returns an argument telling the kernel how much room its
+// digest has.
+func newMeasureArg() *measureArg {
+	arg := new(measureArg)
+	arg.hdr.Size = uint16(len(arg.digest))
+	return arg
+}
+
+func (arg *measureArg) result() (Algorithm, []byte, error) {
 	n := min(int(arg.hdr.Size), len(arg.digest))
 	d := make([]byte, n)
 	copy(d, arg.digest[:n])

@@ -35,6 +35,13 @@ func Measure(f *os.File) (Algorithm, []byte, error) {
 	return 0, nil, &fileError{op: "measure", path: f.Name(), kind: ErrNotSupported}
 }
 
+// MeasureFD is [Measure] of an open descriptor. fs-verity exists only on
+// Linux: on this system it always fails with an error wrapping
+// [ErrNotSupported] that names the file.
+func MeasureFD(fd int, name string) (Algorithm, []byte, error) {
+	return 0, nil, &fileError{op: "measure", path: name, kind: ErrNotSupported}
+}
+
 // openRegular opens path read-only and checks that it is a regular file. It
 // returns the file and its size.
 func openRegular(path string) (*os.File, int64, error) {

@@ -2,6 +2,7 @@ package image
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 
 	"github.com/gocfs/gocfs/erofs"
@@ -255,16 +256,15 @@ func (e *emitter) emitTail(ino *inode, l inodeLayout) {
 	}
 }
 
+// holeChunks is 64 chunk addresses meaning "hole" (never written to).
+var holeChunks = bytes.Repeat([]byte{0xff}, 256)
+
 // nullChunks writes n chunk addresses meaning "hole": the file's content is
 // not in the image (overlayfs reads it from the object store).
 func (e *emitter) nullChunks(n uint64) {
-	var ff [256]byte
-	for i := range ff {
-		ff[i] = 0xff
-	}
 	for n > 0 {
-		k := min(n*4, uint64(len(ff)))
-		e.write(ff[:k])
+		k := min(n*4, uint64(len(holeChunks)))
+		e.write(holeChunks[:k])
 		n -= k / 4
 	}
 }

@@ -29,7 +29,6 @@ import (
 	"io"
 	"math/bits"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/gocfs/gocfs/digest"
@@ -150,8 +149,10 @@ func (ino *inode) path() string {
 // builder lays out and writes one image.
 type builder struct {
 	version   int
-	nodes     []*inode // breadth-first order; index = inode number
-	byNode    map[*tree.Node]*inode
+	nodes     []*inode              // breadth-first order; index = inode number
+	byNode    map[*tree.Node]*inode // made when a hard link is resolved
+	arena     arena
+	nXattrs   int // xattrs of all inodes, for shareXattrs
 	minSec    int64
 	minNsec   uint32
 	hasACL    bool
@@ -219,7 +220,7 @@ func layout(root *tree.Node, opts Options) (*builder, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &builder{version: v, byNode: make(map[*tree.Node]*inode)}
+	b := &builder{version: v}
 	rootIno, err := b.convert(root, nil)
 	if err != nil {
 		return nil, err
@@ -241,11 +242,11 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 	if err := checkNode(n); err != nil {
 		return nil, err
 	}
-	ino := &inode{src: n, parent: parent, mode: n.Mode, nlink: n.Nlink, size: n.Size, space: n.XattrSpace()}
-	b.byNode[n] = ino
-	ino.escapeXattrs()
+	ino := b.arena.inode()
+	*ino = inode{src: n, parent: parent, mode: n.Mode, nlink: n.Nlink, size: n.Size, space: n.XattrSpace()}
+	ino.escapeXattrs(&b.arena)
 	if ino.inStore() {
-		if err := ino.addObjectXattrs(); err != nil {
+		if err := ino.addObjectXattrs(&b.arena); err != nil {
 			return nil, err
 		}
 	}
@@ -268,6 +269,8 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 			ino.dirents = append(ino.dirents, dirent{name: c.Name, target: ci, isDir: c.IsDir()})
 		}
 	}
+	b.nodes = append(b.nodes, ino) // counted here; order numbers them
+	b.nXattrs += len(ino.xattrs)
 	return ino, nil
 }
 
@@ -304,13 +307,13 @@ func (ino *inode) inStore() bool {
 // escapeXattrs copies the file's own xattrs, escaping its overlay xattrs
 // so that overlayfs doesn't act on them. Room is left for the metacopy
 // and redirect of a file in the store.
-func (ino *inode) escapeXattrs() {
+func (ino *inode) escapeXattrs(a *arena) {
 	n := ino.src
 	extra := 0
 	if ino.inStore() {
 		extra = 2
 	}
-	ino.xattrs = make([]xattr, len(n.Xattrs), len(n.Xattrs)+extra)
+	ino.xattrs = a.xattrs(len(n.Xattrs), len(n.Xattrs)+extra)
 	for i, x := range n.Xattrs {
 		ino.xattrs[i] = xattr{name: schema.Escape(x.Name), value: x.Value, shared: -1}
 	}
@@ -318,7 +321,7 @@ func (ino *inode) escapeXattrs() {
 
 // addObjectXattrs adds the metacopy xattr (with the digest, if any) and
 // the redirect (if the file has a payload) of a file in the store.
-func (ino *inode) addObjectXattrs() error {
+func (ino *inode) addObjectXattrs(a *arena) error {
 	n := ino.src
 	meta := ino.meta[:0]
 	if len(n.Digest) > 0 {
@@ -334,7 +337,7 @@ func (ino *inode) addObjectXattrs() error {
 	if n.Payload == "" {
 		return nil
 	}
-	redirect := schema.AppendRedirect(make([]byte, 0, 1+len(n.Payload)), n.Payload)
+	redirect := schema.AppendRedirect(a.bytes(1+len(n.Payload)), n.Payload)
 	return ino.setXattr(schema.Redirect, redirect)
 }
 
@@ -396,7 +399,7 @@ func (b *builder) finishRoot(root *inode) error {
 		extra = append(extra, dirent{name: name, target: w})
 	}
 	root.dirents = append(root.dirents, extra...)
-	sort.SliceStable(root.dirents, func(i, j int) bool { return root.dirents[i].name < root.dirents[j].name })
+	slices.SortStableFunc(root.dirents, compareDirents)
 	return nil
 }
 
@@ -404,7 +407,7 @@ func (b *builder) finishRoot(root *inode) error {
 // "..", and computes link counts, the oldest mtime and the ACL flag
 // (upstream's lcfs_compute_tree).
 func (b *builder) order(root *inode) error {
-	b.nodes = append(b.nodes[:0], root)
+	b.nodes = append(make([]*inode, 0, len(b.nodes)+1), root)
 	b.minSec, b.minNsec = root.src.MtimeSec, root.src.MtimeNsec
 	for i := 0; i < len(b.nodes); i++ {
 		ino := b.nodes[i]
@@ -418,7 +421,7 @@ func (b *builder) order(root *inode) error {
 			}
 			ino.nlink = nlink
 		}
-		sort.Slice(ino.xattrs, func(i, j int) bool { return ino.xattrs[i].name < ino.xattrs[j].name })
+		slices.SortFunc(ino.xattrs, func(x, y xattr) int { return strings.Compare(x.name, y.name) })
 		if ino.src.MtimeSec < b.minSec || ino.src.MtimeSec == b.minSec && ino.src.MtimeNsec < b.minNsec {
 			b.minSec, b.minNsec = ino.src.MtimeSec, ino.src.MtimeNsec
 		}
@@ -447,7 +450,7 @@ func (b *builder) order(root *inode) error {
 			if err != nil {
 				return fmt.Errorf("%w: %s: %v", ErrTree, link.Path(), err)
 			}
-			ti := b.byNode[t]
+			ti := b.inodeOf(t)
 			if ti == nil {
 				return fmt.Errorf("%w: %s: hard link to %s, which is not in the tree", ErrTree, link.Path(), t.Path())
 			}
@@ -461,9 +464,23 @@ func (b *builder) order(root *inode) error {
 			parent = ino
 		}
 		ino.dirents = append(ino.dirents, dirent{name: ".", target: ino}, dirent{name: "..", target: parent})
-		sort.SliceStable(ino.dirents, func(i, j int) bool { return ino.dirents[i].name < ino.dirents[j].name })
+		slices.SortStableFunc(ino.dirents, compareDirents)
 	}
 	return nil
+}
+
+func compareDirents(x, y dirent) int { return strings.Compare(x.name, y.name) }
+
+// inodeOf returns the inode made of n, or nil. The map it looks in is
+// made on first use: only trees with hard links need it.
+func (b *builder) inodeOf(n *tree.Node) *inode {
+	if b.byNode == nil {
+		b.byNode = make(map[*tree.Node]*inode, len(b.nodes))
+		for _, ino := range b.nodes {
+			b.byNode[ino.src] = ino
+		}
+	}
+	return b.byNode[n]
 }
 
 // xattrIndex splits an xattr name into an EROFS name index and suffix.
@@ -503,7 +520,7 @@ func (b *builder) shareXattrs() {
 		idx  uint32 // index in the inode's xattrs
 	}
 	seed := maphash.MakeSeed()
-	var uses []use
+	uses := make([]use, 0, b.nXattrs+2*len(b.nodes))
 	for i, ino := range b.nodes {
 		for k := range ino.xattrs {
 			x := &ino.xattrs[k]

@@ -339,10 +339,11 @@ func TestCacheXattrs(t *testing.T) {
 func TestMeasuredNotRead(t *testing.T) {
 	dir := cacheTree(t, "a", "b", "c")
 	fake := bytes.Repeat([]byte{0xab}, 32)
-	old := measureVerity
-	t.Cleanup(func() { measureVerity = old })
-	measureVerity = func(f *os.File) (fsverity.Algorithm, []byte, error) {
-		switch filepath.Base(f.Name()) {
+	old, oldMay := measureVerity, mayHaveVerity
+	t.Cleanup(func() { measureVerity, mayHaveVerity = old, oldMay })
+	mayHaveVerity = func(uint64, uint64) bool { return true } // the test's file system says none has it
+	measureVerity = func(fd int, name string) (fsverity.Algorithm, []byte, error) {
+		switch filepath.Base(name) {
 		case "a":
 			return fsverity.SHA256, fake, nil
 		case "b":

@@ -90,25 +90,27 @@ func Dir(path string, opts Options) (*tree.Node, error) {
 type fileID struct{ dev, ino uint64 }
 
 type scanner struct {
-	opts   Options
-	alg    fsverity.Algorithm
-	ctx    context.Context
-	mu     sync.Mutex
-	err    error
-	sem    chan struct{}
-	wg     sync.WaitGroup
-	ids    map[*tree.Node]fileID
-	files  []fileJob      // collected when hard links are preserved
-	filesM sync.Mutex     // guards files
-	jobs   chan fileJob   // otherwise streamed to the digest workers
-	dwg    sync.WaitGroup // digest workers
+	opts    Options
+	threads int
+	alg     fsverity.Algorithm
+	ctx     context.Context
+	mu      sync.Mutex
+	err     error
+	sem     chan struct{}
+	wg      sync.WaitGroup
+	ids     map[*tree.Node]fileID
+	files   []fileJob      // collected when hard links are preserved
+	filesM  sync.Mutex     // guards files
+	jobs    chan fileJob   // otherwise streamed to the digest workers
+	dwg     sync.WaitGroup // digest workers
 }
 
 type fileJob struct {
-	node *tree.Node
-	path string
-	fd   int          // an open descriptor of the file, or -1 to open path
-	st   *unix.Stat_t // its status before it was read, for Options.Cache
+	node   *tree.Node
+	path   string
+	fd     int          // an open descriptor of the file, or -1 to open path
+	st     *unix.Stat_t // its status before it was read, for Options.Cache
+	verity bool         // it may have fs-verity enabled (statx said so, or can't tell)
 }
 
 // checkAlgorithm returns the algorithm opts select, checking the cache's.
@@ -139,7 +141,7 @@ func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, err
 	if threads <= 0 {
 		threads = runtime.NumCPU()
 	}
-	s := &scanner{opts: opts, alg: alg, ctx: ctx, sem: make(chan struct{}, threads*2)}
+	s := &scanner{opts: opts, threads: threads, alg: alg, ctx: ctx, sem: make(chan struct{}, threads*2)}
 	if opts.Cache != nil {
 		opts.Cache.mu.Lock()
 		opts.Cache.setStart(now())
@@ -218,20 +220,23 @@ func (s *scanner) scanDir(dir *tree.Node, path string) {
 	if s.failed() {
 		return
 	}
-	f, err := os.Open(path)
+	flags := unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC
+	if dir.Parent != nil {
+		flags |= unix.O_NOFOLLOW // a directory replaced by a symlink since its lstat
+	}
+	dirfd, err := openRetry(path, flags)
 	if err != nil {
 		s.fail(&Error{path, err})
 		return
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	defer unix.Close(dirfd)
+	names, err := readDirNames(dirfd)
 	if err != nil {
 		s.fail(&Error{path, err})
 		return
 	}
 	// Entries are looked up relative to the directory: cheaper than
 	// walking each full path again.
-	dirfd := int(f.Fd())
 	sort.Strings(names)
 	var subdirs []*tree.Node
 	var subpaths []string
@@ -272,7 +277,8 @@ func (s *scanner) scanDir(dir *tree.Node, path string) {
 // path); it returns nil for a skipped device.
 func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 	var st unix.Stat_t
-	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	verity, err := statAt(dirfd, name, &st)
+	if err != nil {
 		return nil, &Error{path, err}
 	}
 	typ := st.Mode & tree.ModeType
@@ -299,7 +305,7 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 	case tree.ModeRegular:
 		if n.Size > 0 && !s.opts.NoDigests {
 			var err error
-			if xattrsDone, err = s.regular(n, &st, dirfd, name, path); err != nil {
+			if xattrsDone, err = s.regular(n, &st, verity, dirfd, name, path); err != nil {
 				return nil, err
 			}
 		}
@@ -320,7 +326,7 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 // regular finds the digest of the regular file n (name in dirfd, of
 // status st) in the cache, or queues it to be read: xattrsDone says that
 // its xattrs are read (or known to be none).
-func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, dirfd int, name, path string) (xattrsDone bool, err error) {
+func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, verity bool, dirfd int, name, path string) (xattrsDone bool, err error) {
 	var stp *unix.Stat_t
 	if c := s.opts.Cache; c != nil {
 		ok, noXattrs, err := s.fromCache(n, st, c)
@@ -336,13 +342,13 @@ func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, dirfd int, name, path s
 	}
 	if s.jobs == nil {
 		s.filesM.Lock()
-		s.files = append(s.files, fileJob{n, path, -1, stp})
+		s.files = append(s.files, fileJob{n, path, -1, stp, verity})
 		s.filesM.Unlock()
 		return false, nil
 	}
 	// Opened here, relative to its directory, and handed to a digest
 	// worker: cheaper than walking the full path again.
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	fd, err := openatRetry(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW)
 	if err != nil {
 		return true, &Error{path, err}
 	}
@@ -352,9 +358,41 @@ func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, dirfd int, name, path s
 			return true, &Error{path, err}
 		}
 	}
-	s.jobs <- fileJob{n, path, fd, stp}
-	return true, nil
+	j := fileJob{n, path, fd, stp, verity}
+	if n.Size > inlineDigestMax || s.opts.Store != nil {
+		s.jobs <- j
+		return true, nil
+	}
+	// A small file is hashed here: handing it to a digest worker would
+	// cost more than hashing it.
+	return true, s.digestHere(j)
 }
+
+// inlineDigestMax is the largest file the walk hashes itself rather than
+// hand to a digest worker.
+const inlineDigestMax = 256 << 10
+
+// scratch is a digest worker's hasher and read buffer; the walk borrows
+// one from scratchPool for each small file it hashes.
+type scratch struct {
+	h   *fsverity.Hasher
+	buf []byte
+}
+
+var scratchPool sync.Pool
+
+// digestHere hashes the job's file on the walk's goroutine.
+func (s *scanner) digestHere(j fileJob) error {
+	sc, _ := scratchPool.Get().(*scratch)
+	if sc == nil || sc.h.Algorithm() != s.alg {
+		sc = &scratch{h: fsverity.New(s.alg), buf: make([]byte, readBufSize)}
+	}
+	defer scratchPool.Put(sc)
+	return s.finishJob(j, sc)
+}
+
+// readBufSize is the size of the buffer files are read through.
+const readBufSize = 128 << 10
 
 // allXattrs tells whether every xattr of a file is read.
 func (s *scanner) allXattrs() bool { return !s.opts.SkipXattrs && !s.opts.UserXattrsOnly }
@@ -506,8 +544,7 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 		s.dwg.Add(1)
 		go func() {
 			defer s.dwg.Done()
-			h := fsverity.New(s.alg)
-			buf := make([]byte, 128<<10)
+			sc := &scratch{h: fsverity.New(s.alg), buf: make([]byte, readBufSize)}
 			for j := range jobs {
 				if s.failed() {
 					if j.fd >= 0 {
@@ -515,20 +552,27 @@ func (s *scanner) startDigesters(jobs <-chan fileJob, threads int) {
 					}
 					continue
 				}
-				if err := s.digestFile(j, h, buf, threads); err != nil {
+				if err := s.finishJob(j, sc); err != nil {
 					s.fail(err)
-					continue
-				}
-				if s.opts.Cache != nil && j.st != nil && j.node.Content == nil {
-					s.opts.Cache.add(j.st, j.node.Digest, s.allXattrs() && len(j.node.Xattrs) == 0)
 				}
 			}
 		}()
 	}
 }
 
-// measureVerity is fsverity.Measure; tests replace it.
-var measureVerity = fsverity.Measure
+// finishJob digests the job's file and tells the cache, if any.
+func (s *scanner) finishJob(j fileJob, sc *scratch) error {
+	if err := s.digestFile(j, sc.h, sc.buf); err != nil {
+		return err
+	}
+	if s.opts.Cache != nil && j.st != nil && j.node.Content == nil {
+		s.opts.Cache.add(j.st, j.node.Digest, s.allXattrs() && len(j.node.Xattrs) == 0)
+	}
+	return nil
+}
+
+// measureVerity is fsverity.MeasureFD; tests replace it.
+var measureVerity = fsverity.MeasureFD
 
 // parallelMin is the size from which one file is hashed by several
 // goroutines, so that a large file late in the scan doesn't leave the other
@@ -538,30 +582,29 @@ const parallelMin = 16 << 20
 // digestFile sets the digest and payload of the job's file (or its
 // content, when it is inlined): stored through Options.Store, measured by
 // the kernel when the file has fs-verity, else read and hashed.
-func (s *scanner) digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads int) error {
+func (s *scanner) digestFile(j fileJob, h *fsverity.Hasher, buf []byte) error {
 	fd := j.fd
 	if fd < 0 {
 		var err error
-		fd, err = unix.Open(j.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+		fd, err = openRetry(j.path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW)
 		if err != nil {
 			return &Error{j.path, err}
 		}
 	}
 	n := j.node
-	if n.Size > tree.RecommendedInlineMax {
+	if n.Size > tree.RecommendedInlineMax && s.opts.Store != nil {
 		f := os.NewFile(uintptr(fd), j.path)
 		defer f.Close()
-		if s.opts.Store != nil {
-			return storeFile(f, j, s.opts.Store)
-		}
-		if s.measured(f, n) {
+		return storeFile(f, j, s.opts.Store)
+	}
+	defer unix.Close(fd)
+	if n.Size > tree.RecommendedInlineMax {
+		if j.verity && s.measured(fd, j.path, n) {
 			return nil
 		}
-		if n.Size >= parallelMin && threads > 1 {
-			return digestLarge(fd, j, s.alg, threads)
+		if n.Size >= parallelMin && s.threads > 1 {
+			return digestLarge(fd, j, s.alg, s.threads)
 		}
-	} else {
-		defer unix.Close(fd)
 	}
 	return readDigest(fd, j, h, buf)
 }
@@ -570,8 +613,8 @@ func (s *scanner) digestFile(j fileJob, h *fsverity.Hasher, buf []byte, threads 
 // with the scan's algorithm: ok says it did. Any failure of the ioctl
 // (whatever errno a file system answers it with) leaves the file to be
 // read, which reports a real I/O error.
-func (s *scanner) measured(f *os.File, n *tree.Node) bool {
-	alg, d, err := measureVerity(f)
+func (s *scanner) measured(fd int, path string, n *tree.Node) bool {
+	alg, d, err := measureVerity(fd, path)
 	if err != nil || alg != s.alg || len(d) != s.alg.Size() {
 		return false
 	}
@@ -588,9 +631,12 @@ func readDigest(fd int, j fileJob, h *fsverity.Hasher, buf []byte) error {
 	if n.Size <= tree.RecommendedInlineMax {
 		content = make([]byte, 0, n.Size)
 	}
+	// Exactly the size lstat gave is read (the image says that size): no
+	// read for the end of the file, which costs a system call per file.
 	var total uint64
-	for {
-		k, err := unix.Read(fd, buf)
+	for total < n.Size {
+		want := min(uint64(len(buf)), n.Size-total)
+		k, err := unix.Read(fd, buf[:want])
 		if err == unix.EINTR {
 			continue
 		}
@@ -605,9 +651,6 @@ func readDigest(fd int, j fileJob, h *fsverity.Hasher, buf []byte) error {
 			content = append(content, buf[:k]...)
 		}
 		total += uint64(k)
-		if total > n.Size {
-			break
-		}
 	}
 	if total != n.Size {
 		return &Error{j.path, fmt.Errorf("file changed size while being read (%d bytes, then %d)", n.Size, total)}

@@ -1,0 +1,93 @@
+package scan
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// statxBasic is the part of statx's answer the scan needs.
+const statxBasic = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK | unix.STATX_UID |
+	unix.STATX_GID | unix.STATX_MTIME | unix.STATX_CTIME | unix.STATX_INO | unix.STATX_SIZE
+
+// statAt is lstat(2) of name in dirfd, made with statx(2), which also
+// tells whether the file may have fs-verity enabled: false only when the
+// file system reports that it has not, so that a file without it is not
+// asked for a measurement (an ioctl per file). When statx isn't available
+// or leaves a field out, it falls back to fstatat.
+func statAt(dirfd int, name string, st *unix.Stat_t) (verity bool, err error) {
+	var x unix.Statx_t
+	for {
+		err = unix.Statx(dirfd, name, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT, statxBasic, &x)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == unix.ENOSYS || err == nil && x.Mask&statxBasic != statxBasic {
+		return true, fstatatRetry(dirfd, name, st)
+	}
+	if err != nil {
+		return false, err
+	}
+	*st = unix.Stat_t{
+		Dev:   unix.Mkdev(x.Dev_major, x.Dev_minor),
+		Ino:   x.Ino,
+		Nlink: uint64(x.Nlink),
+		Mode:  uint32(x.Mode),
+		Uid:   x.Uid,
+		Gid:   x.Gid,
+		Rdev:  unix.Mkdev(x.Rdev_major, x.Rdev_minor),
+		Size:  int64(x.Size),
+		Mtim:  unix.Timespec{Sec: x.Mtime.Sec, Nsec: int64(x.Mtime.Nsec)},
+		Ctim:  unix.Timespec{Sec: x.Ctime.Sec, Nsec: int64(x.Ctime.Nsec)},
+	}
+	return mayHaveVerity(x.Attributes, x.Attributes_mask), nil
+}
+
+// mayHaveVerity reads statx's attributes: false when the file system says
+// the file has no fs-verity. Tests replace it.
+var mayHaveVerity = func(attrs, mask uint64) bool {
+	return mask&unix.STATX_ATTR_VERITY == 0 || attrs&unix.STATX_ATTR_VERITY != 0
+}
+
+func fstatatRetry(dirfd int, name string, st *unix.Stat_t) error {
+	for {
+		err := unix.Fstatat(dirfd, name, st, unix.AT_SYMLINK_NOFOLLOW)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// openRetry is open(2), retried on EINTR.
+func openRetry(path string, flags int) (int, error) {
+	return openatRetry(unix.AT_FDCWD, path, flags)
+}
+
+// openatRetry is openat(2), retried on EINTR.
+func openatRetry(dirfd int, name string, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+// readDirNames returns the names in the open directory fd, without "."
+// and "..", in the order the file system gives them.
+func readDirNames(fd int) ([]string, error) {
+	buf := make([]byte, 32<<10)
+	var names []string
+	for {
+		n, err := unix.ReadDirent(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+}
