@@ -359,12 +359,12 @@ func (s *scanner) regular(n *tree.Node, st *unix.Stat_t, verity bool, dirfd int,
 		}
 	}
 	j := fileJob{n, path, fd, stp, verity}
-	if n.Size > inlineDigestMax || s.opts.Store != nil {
+	if n.Size > inlineDigestMax {
 		s.jobs <- j
 		return true, nil
 	}
-	// A small file is hashed here: handing it to a digest worker would
-	// cost more than hashing it.
+	// A small file is hashed (or stored) here: handing it to a digest
+	// worker would cost more than the work itself.
 	return true, s.digestHere(j)
 }
 

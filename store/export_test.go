@@ -14,3 +14,12 @@ func SetKernelCopyMin(n int64) (restore func()) {
 
 // TmpFiles returns how many temporary files s has created.
 func TmpFiles(s *Store) int64 { return s.tmpFiles.Load() }
+
+// SetLinkThroughProc makes temporary files be linked through
+// /proc/self/fd (as without CAP_DAC_READ_SEARCH) or by AT_EMPTY_PATH, and
+// returns a function restoring the choice.
+func SetLinkThroughProc(on bool) (restore func()) {
+	old := noEmptyPathLink.Load()
+	noEmptyPathLink.Store(on)
+	return func() { noEmptyPathLink.Store(old) }
+}

@@ -253,7 +253,45 @@ func (s *Store) OpenPath(rel string) (*os.File, error) {
 // measured it (fs-verity enabled), its digest is checked: a mismatch is
 // an error wrapping ErrCorrupt. Something other than a regular file under
 // the object's name is an error wrapping ErrUnexpected.
+//
+// The name is looked up with statx in its fan-out directory (opened
+// beneath the store): the object is opened and measured only when the
+// file system can't say that it has no fs-verity.
 func (s *Store) Has(d digest.Digest) (bool, error) {
+	if err := s.checkAlg(d); err != nil {
+		return false, err
+	}
+	rel := d.ObjectPath()
+	dir, err := s.lookupFanout(rel[:2])
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var x unix.Statx_t
+	for {
+		err = unix.Statx(dir.Fd(), rel[3:], unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_TYPE, &x)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	switch {
+	case err == unix.ENOENT:
+		return false, nil
+	case err != nil:
+		return false, &os.PathError{Op: "stat", Path: s.Path(d), Err: err}
+	case x.Mode&unix.S_IFMT != unix.S_IFREG:
+		return false, fmt.Errorf("%w: %s is not a regular file", ErrUnexpected, s.Path(d))
+	case x.Attributes_mask&unix.STATX_ATTR_VERITY != 0 && x.Attributes&unix.STATX_ATTR_VERITY == 0:
+		return true, nil // nothing the kernel could check
+	}
+	return s.hasMeasured(d)
+}
+
+// hasMeasured is Has for an object that may have fs-verity enabled: it is
+// opened and measured.
+func (s *Store) hasMeasured(d digest.Digest) (bool, error) {
 	f, err := s.OpenObject(d)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
@@ -283,12 +321,32 @@ func (s *Store) Sync() error {
 // fanout returns the directory XX of the store, opened beneath it (and
 // made if missing), for linking objects into.
 func (s *Store) fanout(xx string) (*beneath.Dir, error) {
+	return s.openFanout(xx, true)
+}
+
+// lookupFanout returns the directory XX of the store, opened beneath it;
+// a missing one is an error wrapping fs.ErrNotExist, a symbolic link one
+// wrapping ErrUnexpected.
+func (s *Store) lookupFanout(xx string) (*beneath.Dir, error) {
+	d, err := s.openFanout(xx, false)
+	if errors.Is(err, beneath.ErrSymlink) {
+		return nil, fmt.Errorf("%w: %w", ErrUnexpected, err)
+	}
+	return d, err
+}
+
+// openFanout opens the directory XX beneath the store, once: the
+// descriptors are kept until Close.
+func (s *Store) openFanout(xx string, create bool) (*beneath.Dir, error) {
+	if s.dir == nil {
+		return nil, &os.PathError{Op: "open", Path: s.path + "/" + xx, Err: unix.ENOENT}
+	}
 	s.fanMu.Lock()
 	defer s.fanMu.Unlock()
 	if d := s.fan[xx]; d != nil {
 		return d, nil
 	}
-	d, err := s.dir.Dir(xx, true)
+	d, err := s.dir.Dir(xx, create)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}

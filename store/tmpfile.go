@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -123,10 +124,17 @@ func (t *tmpFile) link(dir *beneath.Dir, rest string) error {
 	switch {
 	case t.dir != nil:
 		err = unix.Linkat(t.dir.Fd(), t.named, dir.Fd(), rest, 0)
-	case haveProc():
-		err = unix.Linkat(unix.AT_FDCWD, procFD(t.f), dir.Fd(), rest, unix.AT_SYMLINK_FOLLOW)
-	default:
+	case !noEmptyPathLink.Load() || !haveProc():
+		// Needs CAP_DAC_READ_SEARCH on older kernels (ENOENT without
+		// it), but costs no path walk through /proc.
 		err = unix.Linkat(int(t.f.Fd()), "", dir.Fd(), rest, unix.AT_EMPTY_PATH)
+		if err != unix.ENOENT || !haveProc() {
+			break
+		}
+		noEmptyPathLink.Store(true)
+		fallthrough
+	default:
+		err = unix.Linkat(unix.AT_FDCWD, procFD(t.f), dir.Fd(), rest, unix.AT_SYMLINK_FOLLOW)
 	}
 	switch {
 	case err == nil:
@@ -148,6 +156,10 @@ func (t *tmpFile) discard() {
 		t.named = ""
 	}
 }
+
+// noEmptyPathLink: linkat(AT_EMPTY_PATH) failed (no CAP_DAC_READ_SEARCH),
+// temporary files are linked through /proc/self/fd instead.
+var noEmptyPathLink atomic.Bool
 
 func procFD(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
 
