@@ -28,8 +28,10 @@ import (
 	"hash/maphash"
 	"io"
 	"math/bits"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/gocfs/gocfs/digest"
 	"github.com/gocfs/gocfs/erofs"
@@ -152,6 +154,7 @@ type builder struct {
 	nodes     []*inode              // breadth-first order; index = inode number
 	byNode    map[*tree.Node]*inode // made when a hard link is resolved
 	arena     arena
+	nInodes   int // inodes converted, for order
 	nXattrs   int // xattrs of all inodes, for shareXattrs
 	minSec    int64
 	minNsec   uint32
@@ -221,7 +224,7 @@ func layout(root *tree.Node, opts Options) (*builder, error) {
 		return nil, err
 	}
 	b := &builder{version: v}
-	rootIno, err := b.convert(root, nil)
+	rootIno, err := b.convertParallel(root, nil, 0, make(chan struct{}, runtime.GOMAXPROCS(0)-1))
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +242,25 @@ func layout(root *tree.Node, opts Options) (*builder, error) {
 // convert makes the writer's inodes for n and the tree below it, adding the
 // overlay xattrs upstream adds (rewrite_tree_node_for_erofs).
 func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
+	ino, err := b.convertNode(n, parent)
+	if err != nil || n.Type() != tree.ModeDir {
+		return ino, err
+	}
+	for _, c := range n.Children {
+		var ci *inode
+		if c.LinkTo == nil {
+			if ci, err = b.convert(c, ino); err != nil {
+				return nil, err
+			}
+		}
+		ino.dirents = append(ino.dirents, dirent{name: c.Name, target: ci, isDir: c.IsDir()})
+	}
+	return ino, nil
+}
+
+// convertNode makes the inode of n alone (a directory's entries are left
+// to the caller).
+func (b *builder) convertNode(n *tree.Node, parent *inode) (*inode, error) {
 	if err := checkNode(n); err != nil {
 		return nil, err
 	}
@@ -257,20 +279,69 @@ func (b *builder) convert(n *tree.Node, parent *inode) (*inode, error) {
 	}
 	if n.Type() == tree.ModeDir {
 		ino.dirents = make([]dirent, 0, len(n.Children)+2)
-		for _, c := range n.Children {
-			if c.LinkTo != nil {
-				ino.dirents = append(ino.dirents, dirent{name: c.Name, isDir: c.IsDir()})
-				continue
-			}
-			ci, err := b.convert(c, ino)
-			if err != nil {
-				return nil, err
-			}
-			ino.dirents = append(ino.dirents, dirent{name: c.Name, target: ci, isDir: c.IsDir()})
-		}
 	}
-	b.nodes = append(b.nodes, ino) // counted here; order numbers them
-	b.nXattrs += len(ino.xattrs)
+	b.nInodes++                  // counted here; order numbers them
+	b.nXattrs += len(ino.xattrs) // whiteouts add to their parent's, counted already: a bound
+	return ino, nil
+}
+
+// parallelDepth is the depth down to which directories' subtrees are
+// converted by goroutines of their own.
+const parallelDepth = 4
+
+// convertParallel is convert, with the subtrees of the directories near
+// the top converted by up to cap(sem)+1 goroutines, each with a builder of
+// its own whose counts are added. A whiteout changes only its own
+// directory's inode, which the same goroutine converted. The error
+// returned is the one convert would return: the first in tree order.
+func (b *builder) convertParallel(n *tree.Node, parent *inode, depth int, sem chan struct{}) (*inode, error) {
+	if depth >= parallelDepth || n.Type() != tree.ModeDir || cap(sem) == 0 {
+		return b.convert(n, parent)
+	}
+	ino, err := b.convertNode(n, parent)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		ino *inode
+		sub *builder
+		err error
+	}
+	res := make([]result, len(n.Children))
+	var wg sync.WaitGroup
+	for i, c := range n.Children {
+		if c.LinkTo != nil {
+			continue
+		}
+		if c.IsDir() {
+			select {
+			case sem <- struct{}{}:
+				wg.Add(1)
+				go func() {
+					defer func() { <-sem; wg.Done() }()
+					sub := &builder{version: b.version}
+					ci, err := sub.convertParallel(c, ino, depth+1, sem)
+					res[i] = result{ci, sub, err}
+				}()
+				continue
+			default:
+			}
+		}
+		ci, err := b.convertParallel(c, ino, depth+1, sem)
+		res[i] = result{ino: ci, err: err}
+	}
+	wg.Wait()
+	for i, c := range n.Children {
+		r := res[i]
+		if r.err != nil {
+			return nil, r.err
+		}
+		if r.sub != nil {
+			b.nInodes += r.sub.nInodes
+			b.nXattrs += r.sub.nXattrs
+		}
+		ino.dirents = append(ino.dirents, dirent{name: c.Name, target: r.ino, isDir: c.IsDir()})
+	}
 	return ino, nil
 }
 
@@ -407,7 +478,7 @@ func (b *builder) finishRoot(root *inode) error {
 // "..", and computes link counts, the oldest mtime and the ACL flag
 // (upstream's lcfs_compute_tree).
 func (b *builder) order(root *inode) error {
-	b.nodes = append(make([]*inode, 0, len(b.nodes)+1), root)
+	b.nodes = append(make([]*inode, 0, b.nInodes+schema.RootWhiteouts), root)
 	b.minSec, b.minNsec = root.src.MtimeSec, root.src.MtimeNsec
 	for i := 0; i < len(b.nodes); i++ {
 		ino := b.nodes[i]

@@ -32,6 +32,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -156,8 +157,11 @@ func DirContext(ctx context.Context, path string, opts Options) (*tree.Node, err
 		s.jobs = make(chan fileJob, 4096)
 		s.startDigesters(s.jobs, threads)
 	}
-	var root *tree.Node
-	root, err = s.loadNodeAt(unix.AT_FDCWD, path, path)
+	root := new(tree.Node)
+	ok, err := s.loadNodeAt(unix.AT_FDCWD, path, path, root)
+	if err == nil && !ok {
+		err = &Error{path, errors.New("a device, which the options leave out, can't be the source")}
+	}
 	if err == nil && root.IsDir() {
 		s.wg.Add(1)
 		s.scanDir(root, path)
@@ -240,14 +244,18 @@ func (s *scanner) scanDir(dir *tree.Node, path string) {
 	sort.Strings(names)
 	var subdirs []*tree.Node
 	var subpaths []string
-	for _, name := range names {
+	// The directory's nodes are allocated together.
+	nodes := make([]tree.Node, len(names))
+	dir.Children = make([]*tree.Node, 0, len(names))
+	for i, name := range names {
 		p := filepath.Join(path, name)
-		n, err := s.loadNodeAt(dirfd, name, p)
+		n := &nodes[i]
+		ok, err := s.loadNodeAt(dirfd, name, p, n)
 		if err != nil {
 			s.fail(err)
 			return
 		}
-		if n == nil {
+		if !ok {
 			continue
 		}
 		if err := dir.AddChild(name, n); err != nil {
@@ -274,18 +282,18 @@ func (s *scanner) scanDir(dir *tree.Node, path string) {
 }
 
 // loadNodeAt reads the metadata of name in directory dirfd (whose path is
-// path); it returns nil for a skipped device.
-func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
+// path) into n; ok is false for a skipped device.
+func (s *scanner) loadNodeAt(dirfd int, name, path string, n *tree.Node) (ok bool, err error) {
 	var st unix.Stat_t
 	verity, err := statAt(dirfd, name, &st)
 	if err != nil {
-		return nil, &Error{path, err}
+		return false, &Error{path, err}
 	}
 	typ := st.Mode & tree.ModeType
 	if s.opts.SkipDevices && (typ == tree.ModeBlock || typ == tree.ModeChar) {
-		return nil, nil
+		return false, nil
 	}
-	n := tree.New(st.Mode)
+	n.Mode, n.Nlink = st.Mode, 1
 	n.UID, n.GID = st.Uid, st.Gid
 	n.Rdev = st.Rdev
 	n.Size = uint64(st.Size)
@@ -297,16 +305,16 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 	case tree.ModeSymlink:
 		target, err := readlinkAt(dirfd, name)
 		if err != nil {
-			return nil, &Error{path, err}
+			return false, &Error{path, err}
 		}
 		if err := n.SetSymlink(target); err != nil {
-			return nil, &Error{path, err}
+			return false, &Error{path, err}
 		}
 	case tree.ModeRegular:
 		if n.Size > 0 && !s.opts.NoDigests {
 			var err error
 			if xattrsDone, err = s.regular(n, &st, verity, dirfd, name, path); err != nil {
-				return nil, err
+				return false, err
 			}
 		}
 	}
@@ -317,10 +325,10 @@ func (s *scanner) loadNodeAt(dirfd int, name, path string) (*tree.Node, error) {
 	}
 	if !s.opts.SkipXattrs && !xattrsDone {
 		if err := s.readXattrs(n, path, -1); err != nil {
-			return nil, &Error{path, err}
+			return false, &Error{path, err}
 		}
 	}
-	return n, nil
+	return true, nil
 }
 
 // regular finds the digest of the regular file n (name in dirfd, of
@@ -663,18 +671,22 @@ func readDigest(fd int, j fileJob, h *fsverity.Hasher, buf []byte) error {
 }
 
 // setPayload sets n's digest and its object path ("XX/REST" in hex) as
-// payload, in one allocation.
+// payload, both in one allocation (the path's bytes are never written
+// again once made a string).
 func setPayload(n *tree.Node, digest []byte) {
-	n.Digest = digest
-	var buf [2*fsverity.MaxDigestSize + 1]byte
-	if len(digest) == 0 || len(digest) > fsverity.MaxDigestSize {
-		n.Payload = ""
+	k := len(digest)
+	if k == 0 || k > fsverity.MaxDigestSize {
+		n.Digest, n.Payload = digest, ""
 		return
 	}
-	hex.Encode(buf[:2], digest[:1])
-	buf[2] = '/'
-	hex.Encode(buf[3:], digest[1:])
-	n.Payload = string(buf[:2*len(digest)+1])
+	buf := make([]byte, 3*k+1)
+	copy(buf, digest)
+	p := buf[k:]
+	hex.Encode(p[:2], digest[:1])
+	p[2] = '/'
+	hex.Encode(p[3:], digest[1:])
+	n.Digest = buf[:k:k]
+	n.Payload = unsafe.String(&p[0], len(p))
 }
 
 // storeFile stores the file through Options.Store, which gives its

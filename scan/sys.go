@@ -1,6 +1,9 @@
 package scan
 
 import (
+	"bytes"
+	"encoding/binary"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -73,10 +76,12 @@ func openatRetry(dirfd int, name string, flags int) (int, error) {
 }
 
 // readDirNames returns the names in the open directory fd, without "."
-// and "..", in the order the file system gives them.
+// and "..", in the order the file system gives them. The names share one
+// string (one allocation per directory, not one per name).
 func readDirNames(fd int) ([]string, error) {
 	buf := make([]byte, 32<<10)
-	var names []string
+	var raw []byte
+	var ends []int
 	for {
 		n, err := unix.ReadDirent(fd, buf)
 		if err == unix.EINTR {
@@ -86,8 +91,41 @@ func readDirNames(fd int) ([]string, error) {
 			return nil, err
 		}
 		if n <= 0 {
-			return names, nil
+			break
 		}
-		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+		raw, ends = appendDirents(buf[:n], raw, ends)
 	}
+	all := string(raw)
+	names := make([]string, len(ends))
+	start := 0
+	for i, end := range ends {
+		names[i] = all[start:end]
+		start = end
+	}
+	return names, nil
+}
+
+// appendDirents appends the names of the linux_dirent64 records in buf
+// (but "." and "..") to raw, and where each ends to ends.
+func appendDirents(buf, raw []byte, ends []int) ([]byte, []int) {
+	// struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen;
+	// u8 d_type; char d_name[]; }, the name NUL-terminated.
+	const nameOff = 19
+	for len(buf) >= nameOff {
+		reclen := int(binary.NativeEndian.Uint16(buf[16:18]))
+		if reclen < nameOff || reclen > len(buf) {
+			break
+		}
+		name := buf[nameOff:reclen]
+		if i := bytes.IndexByte(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		buf = buf[reclen:]
+		if string(name) == "." || string(name) == ".." || len(name) == 0 {
+			continue
+		}
+		raw = append(raw, name...)
+		ends = append(ends, len(raw))
+	}
+	return raw, ends
 }

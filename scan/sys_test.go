@@ -124,6 +124,9 @@ func TestDigestSizes(t *testing.T) {
 		if !bytes.Equal(n.Digest, d) {
 			t.Errorf("%s: digest %x, want %x", name, n.Digest, d)
 		}
+		if want := fmt.Sprintf("%x/%x", d[:1], d[1:]); n.Payload != want || cap(n.Digest) != len(d) {
+			t.Errorf("%s: payload %q (digest capacity %d), want %q", name, n.Payload, cap(n.Digest), want)
+		}
 	}
 	var got []string
 	for _, c := range root.Children {
