@@ -275,9 +275,7 @@ func (c *chunker) hash(k int64) (res chunkResult) {
 	nb := int((m + BlockSize - 1) / BlockSize)
 	clear(c.buf[m : int64(nb)*BlockSize])
 	ds := c.h.ds
-	for j := range nb {
-		c.h.hashBlock(c.hashes[j*ds:], c.buf[j*BlockSize:(j+1)*BlockSize])
-	}
+	c.h.hashBlocks(c.hashes[:nb*ds], c.buf[:nb*BlockSize])
 	if nb*ds == BlockSize {
 		res.full = true
 		c.h.hashBlock(res.top[:], c.hashes[:])

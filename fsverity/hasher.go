@@ -21,10 +21,12 @@ import (
 // A Hasher is not safe for concurrent use. Create one with [New]; the zero
 // value is not usable.
 type Hasher struct {
-	alg  Algorithm
-	ds   int    // digest size in bytes
-	n    uint64 // data bytes written
-	nbuf int    // bytes pending in buf
+	alg Algorithm
+	ds  int // digest size in bytes
+	// noPairs hashes data blocks one at a time (tests compare).
+	noPairs bool
+	n       uint64 // data bytes written
+	nbuf    int    // bytes pending in buf
 	// h hashes whole blocks; it is reused for every block, tree block and
 	// the descriptor.
 	h hash.Hash
@@ -107,6 +109,11 @@ func (h *Hasher) Write(p []byte) (int, error) {
 		h.dataBlock(h.buf[:])
 	}
 	for len(p) >= BlockSize {
+		if len(p) >= 2*BlockSize && h.pairs() {
+			h.dataBlocks2(p[:BlockSize], p[BlockSize:2*BlockSize])
+			p = p[2*BlockSize:]
+			continue
+		}
 		h.dataBlock(p[:BlockSize])
 		p = p[BlockSize:]
 	}
@@ -144,6 +151,36 @@ func (h *Hasher) dataBlock(b []byte) {
 // addDigest appends the digest d to tree level i, hashing full blocks
 // upwards. It is used by the parallel digest, whose workers hash whole data
 // blocks and whole level-0 hash blocks.
+// dataBlocks2 hashes two data blocks at once (SHA-256 with the SHA
+// extensions).
+func (h *Hasher) dataBlocks2(a, b []byte) {
+	var out [2][32]byte
+	sum256x2(&out, (*[BlockSize]byte)(a), (*[BlockSize]byte)(b))
+	h.addDigest(0, out[0][:])
+	h.addDigest(0, out[1][:])
+}
+
+// pairs tells whether blocks can be hashed two at a time.
+func (h *Hasher) pairs() bool { return h.alg == SHA256 && haveSHA256x2 && !h.noPairs }
+
+// hashBlocks writes the digests of the consecutive blocks of src to dst,
+// two at a time where it can.
+func (h *Hasher) hashBlocks(dst, src []byte) {
+	pairs := h.pairs()
+	for len(src) >= BlockSize {
+		if pairs && len(src) >= 2*BlockSize {
+			var out [2][32]byte
+			sum256x2(&out, (*[BlockSize]byte)(src), (*[BlockSize]byte)(src[BlockSize:]))
+			copy(dst, out[0][:])
+			copy(dst[32:], out[1][:])
+			dst, src = dst[64:], src[2*BlockSize:]
+			continue
+		}
+		h.hashBlock(dst, src[:BlockSize])
+		dst, src = dst[h.ds:], src[BlockSize:]
+	}
+}
+
 func (h *Hasher) addDigest(i int, d []byte) {
 	l := h.level(i)
 	copy(l.b[l.n:], d[:h.ds])
