@@ -23,7 +23,8 @@ import (
 type Hasher struct {
 	alg Algorithm
 	ds  int // digest size in bytes
-	// noPairs hashes data blocks one at a time (tests compare).
+	// noPairs hashes data blocks one at a time, not several at once
+	// (tests compare).
 	noPairs bool
 	n       uint64 // data bytes written
 	nbuf    int    // bytes pending in buf
@@ -34,8 +35,9 @@ type Hasher struct {
 	// level 0 holds the hashes of data blocks. A block that fills up is
 	// hashed into the next level at once, so no level is ever full.
 	levels []*level
-	buf    [BlockSize]byte      // pending partial data block
-	desc   [descriptorSize]byte // scratch for Sum, kept here to avoid allocating
+	buf    [BlockSize]byte         // pending partial data block
+	desc   [descriptorSize]byte    // scratch for Sum, kept here to avoid allocating
+	sums   [8 * MaxDigestSize]byte // scratch for dataBlocks, likewise
 }
 
 // level is one pending hash block of the Merkle tree.
@@ -108,14 +110,9 @@ func (h *Hasher) Write(p []byte) (int, error) {
 		h.nbuf = 0
 		h.dataBlock(h.buf[:])
 	}
-	for len(p) >= BlockSize {
-		if len(p) >= 2*BlockSize && h.pairs() {
-			h.dataBlocks2(p[:BlockSize], p[BlockSize:2*BlockSize])
-			p = p[2*BlockSize:]
-			continue
-		}
-		h.dataBlock(p[:BlockSize])
-		p = p[BlockSize:]
+	if full := len(p) &^ (BlockSize - 1); full > 0 {
+		h.dataBlocks(p[:full])
+		p = p[full:]
 	}
 	if len(p) > 0 {
 		h.nbuf = copy(h.buf[:], p)
@@ -151,33 +148,47 @@ func (h *Hasher) dataBlock(b []byte) {
 // addDigest appends the digest d to tree level i, hashing full blocks
 // upwards. It is used by the parallel digest, whose workers hash whole data
 // blocks and whole level-0 hash blocks.
-// dataBlocks2 hashes two data blocks at once (SHA-256 with the SHA
-// extensions).
-func (h *Hasher) dataBlocks2(a, b []byte) {
-	var out [2][32]byte
-	sum256x2(&out, (*[BlockSize]byte)(a), (*[BlockSize]byte)(b))
-	h.addDigest(0, out[0][:])
-	h.addDigest(0, out[1][:])
+// dataBlocks hashes the data blocks p holds (a multiple of BlockSize
+// bytes), several at once where the CPU allows.
+func (h *Hasher) dataBlocks(p []byte) {
+	sums := h.sums[:]
+	for len(p) > 0 {
+		n := min(len(p)/BlockSize, 8)
+		h.hashBlocks(sums[:n*h.ds], p[:n*BlockSize])
+		for i := range n {
+			h.addDigest(0, sums[i*h.ds:])
+		}
+		p = p[n*BlockSize:]
+	}
 }
 
-// pairs tells whether blocks can be hashed two at a time.
-func (h *Hasher) pairs() bool { return h.alg == SHA256 && haveSHA256x2 && !h.noPairs }
-
-// hashBlocks writes the digests of the consecutive blocks of src to dst,
-// two at a time where it can.
+// hashBlocks writes the digests of the consecutive blocks of src to dst:
+// eight SHA-512 at a time with AVX-512, two SHA-256 at a time with the SHA
+// extensions, else one at a time.
 func (h *Hasher) hashBlocks(dst, src []byte) {
-	pairs := h.pairs()
 	for len(src) >= BlockSize {
-		if pairs && len(src) >= 2*BlockSize {
+		switch {
+		case len(src) >= 8*BlockSize && h.alg == SHA512 && haveSHA512x8 && !h.noPairs:
+			var ptrs [8]*[BlockSize]byte
+			for i := range ptrs {
+				ptrs[i] = (*[BlockSize]byte)(src[i*BlockSize:])
+			}
+			var out [8][64]byte
+			sum512x8(&out, &ptrs)
+			for i := range out {
+				copy(dst[i*64:], out[i][:])
+			}
+			dst, src = dst[8*64:], src[8*BlockSize:]
+		case len(src) >= 2*BlockSize && h.alg == SHA256 && haveSHA256x2 && !h.noPairs:
 			var out [2][32]byte
 			sum256x2(&out, (*[BlockSize]byte)(src), (*[BlockSize]byte)(src[BlockSize:]))
 			copy(dst, out[0][:])
 			copy(dst[32:], out[1][:])
 			dst, src = dst[64:], src[2*BlockSize:]
-			continue
+		default:
+			h.hashBlock(dst, src[:BlockSize])
+			dst, src = dst[h.ds:], src[BlockSize:]
 		}
-		h.hashBlock(dst, src[:BlockSize])
-		dst, src = dst[h.ds:], src[BlockSize:]
 	}
 }
 

@@ -8,3 +8,11 @@ const haveSHA256x2 = false
 func sum256x2(out *[2][32]byte, a, b *[BlockSize]byte) {
 	panic("fsverity: sum256x2 without the SHA extensions")
 }
+
+// haveSHA512x8 tells whether sum512x8's assembly can run here: only on
+// amd64.
+const haveSHA512x8 = false
+
+func sha512x8(state *[8][8]uint64, msgs *[8]*[BlockSize]byte, t *sha512Tables) {
+	panic("fsverity: sha512x8 without AVX-512")
+}

@@ -37,32 +37,34 @@ func TestSum256x2(t *testing.T) {
 }
 
 // The digest of any content is the same whether its data blocks are
-// hashed two at a time or one at a time.
+// hashed several at a time or one at a time, with either algorithm.
 func TestHasherPairsSame(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	data := make([]byte, 3<<20+123)
 	for i := range data {
 		data[i] = byte(r.Uint32())
 	}
-	for _, n := range []int{0, 1, 4095, 4096, 4097, 8192, 8193, 3 * 4096, 129 * 4096, 1 << 20, len(data)} {
-		for _, chunk := range []int{1000, 4096, 8192, 128 << 10, n + 1} {
-			paired := New(SHA256)
-			single := New(SHA256)
+	for _, alg := range []Algorithm{SHA256, SHA512} {
+		for _, n := range []int{0, 1, 4095, 4096, 4097, 8192, 8193, 3 * 4096, 7*4096 + 5, 8 * 4096, 9*4096 + 1, 65 * 4096, 129 * 4096, 1 << 20, len(data)} {
+			for _, chunk := range []int{1000, 4096, 8192, 5 * 4096, 128 << 10, n + 1} {
+				several := New(alg)
+				single := New(alg)
+				single.noPairs = true
+				for off := 0; off < n; off += chunk {
+					several.Write(data[off:min(n, off+chunk)])
+					single.Write(data[off:min(n, off+chunk)])
+				}
+				if p, s := several.Sum(nil), single.Sum(nil); !bytes.Equal(p, s) {
+					t.Fatalf("%v, %d bytes in chunks of %d: %x several at a time, %x one at a time", alg, n, chunk, p, s)
+				}
+			}
+			single := New(alg)
 			single.noPairs = true
-			for off := 0; off < n; off += chunk {
-				paired.Write(data[off:min(n, off+chunk)])
-				single.Write(data[off:min(n, off+chunk)])
+			single.Write(data[:n])
+			par, err := DigestReaderAt(context.Background(), bytes.NewReader(data[:n]), int64(n), alg, 2)
+			if s := single.Sum(nil); err != nil || !bytes.Equal(par, s) {
+				t.Fatalf("%v, %d bytes: DigestReaderAt %x (%v), one block at a time %x", alg, n, par, err, s)
 			}
-			if p, s := paired.Sum(nil), single.Sum(nil); !bytes.Equal(p, s) {
-				t.Fatalf("%d bytes in chunks of %d: %x paired, %x one at a time", n, chunk, p, s)
-			}
-		}
-		single := New(SHA256)
-		single.noPairs = true
-		single.Write(data[:n])
-		par, err := DigestReaderAt(context.Background(), bytes.NewReader(data[:n]), int64(n), SHA256, 2)
-		if s := single.Sum(nil); err != nil || !bytes.Equal(par, s) {
-			t.Fatalf("%d bytes: DigestReaderAt %x (%v), one block at a time %x", n, par, err, s)
 		}
 	}
 }
@@ -87,9 +89,9 @@ func BenchmarkSum256One(b *testing.B) {
 	}
 }
 
-func benchmarkHasher(b *testing.B, noPairs bool) {
+func benchmarkHasher(b *testing.B, alg Algorithm, noPairs bool) {
 	data := make([]byte, 1<<20)
-	h := New(SHA256)
+	h := New(alg)
 	h.noPairs = noPairs
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
@@ -99,5 +101,7 @@ func benchmarkHasher(b *testing.B, noPairs bool) {
 	}
 }
 
-func BenchmarkHasherPairs(b *testing.B)      { benchmarkHasher(b, false) }
-func BenchmarkHasherOneAtATime(b *testing.B) { benchmarkHasher(b, true) }
+func BenchmarkHasherSeveral256(b *testing.B)    { benchmarkHasher(b, SHA256, false) }
+func BenchmarkHasherOneAtATime256(b *testing.B) { benchmarkHasher(b, SHA256, true) }
+func BenchmarkHasherSeveral512(b *testing.B)    { benchmarkHasher(b, SHA512, false) }
+func BenchmarkHasherOneAtATime512(b *testing.B) { benchmarkHasher(b, SHA512, true) }
