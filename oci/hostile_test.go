@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -197,8 +198,46 @@ func TestPullStalled(t *testing.T) {
 	checkNothingNamed(t, r, must(must(img.Layers())[0].DiffID()).String())
 }
 
+// TestPullRangeIgnored: a registry that answers the request resuming a
+// cut blob with the whole blob from its start (ignoring the range): what
+// the import read from memory is gone, so the layer is fetched again
+// through a file, and the pull gives the right image.
+func TestPullRangeIgnored(t *testing.T) {
+	requireRoot(t)
+	layers := smallLayers(1)
+	img := testImage(t, layers)
+	d0 := must(must(img.Layers())[0].Digest())
+	f := newFakeRegistry(t)
+	f.push(img, "v1")
+	var blobTries atomic.Int32
+	f.blobHook = func(w http.ResponseWriter, r *http.Request, digest string, b fakeBlob) bool {
+		if digest != d0.String() || blobTries.Add(1) > 2 {
+			return false
+		}
+		// A third of the blob, from its start whatever the range, then
+		// the connection is cut.
+		w.Header().Set("Content-Length", strconv.FormatInt(b.size, 10))
+		w.Write(b.data[:len(b.data)/3])
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}
+	r := newTestRepo(t)
+	res, err := Pull(context.Background(), r, f.ref("test/img:v1"), PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := f.requestsFor("/blobs/" + d0.String())
+	if len(reqs) != 3 || !strings.Contains(reqs[1], "bytes=") || strings.Contains(reqs[2], "bytes=") {
+		t.Errorf("blob requests %q: want a resumed one, then the blob again from its start", reqs)
+	}
+	want := filepath.Join(t.TempDir(), "rootfs")
+	extract(t, want, layers)
+	checkPulled(t, r, res, want)
+	checkFsck(t, r)
+}
+
 // TestPullRetries: failed requests are tried again, and a blob cut in the
-// middle goes on from where it stopped.
+// middle goes on from where it stopped, each time.
 func TestPullRetries(t *testing.T) {
 	requireRoot(t)
 	layers := smallLayers(1)
@@ -218,9 +257,19 @@ func TestPullRetries(t *testing.T) {
 		if digest != d0.String() || blobTries.Add(1) > 2 {
 			return false
 		}
-		// A third of the blob, then the connection is cut.
-		w.Header().Set("Content-Length", strconv.FormatInt(b.size, 10))
-		w.Write(b.data[:len(b.data)/3])
+		// Up to the next third of the blob, then the connection is cut.
+		var from int
+		if rg := r.Header.Get("Range"); rg != "" {
+			if _, err := fmt.Sscanf(rg, "bytes=%d-", &from); err != nil {
+				t.Errorf("range %q", rg)
+			}
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, b.size-1, b.size))
+			w.Header().Set("Content-Length", strconv.FormatInt(b.size-int64(from), 10))
+			w.WriteHeader(http.StatusPartialContent)
+		} else {
+			w.Header().Set("Content-Length", strconv.FormatInt(b.size, 10))
+		}
+		w.Write(b.data[from:max(from, len(b.data)*int(blobTries.Load())/3)])
 		w.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	}

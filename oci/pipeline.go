@@ -176,7 +176,9 @@ func (t *fetchTurn) done() { t.once.Do(func() { close(t.next) }) }
 
 // getLayer fetches and imports layer i: a local source's read as it is,
 // a registry's zstd:chunked layer in part (when the registry serves byte
-// ranges), any other as it downloads.
+// ranges), any other as it downloads: through memory at first, and if
+// that gives up (the download is slower than the import), through a file
+// of the repository, when its turn to download comes.
 func (p *puller) getLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledLayer, error) {
 	if p.s.fetchLayer == nil {
 		turn.done()
@@ -191,10 +193,10 @@ func (p *puller) getLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledL
 	if err != nil {
 		return nil, err
 	}
-	if err := turn.wait(ctx); err != nil {
-		return nil, err
-	}
 	if ok {
+		if err := turn.wait(ctx); err != nil {
+			return nil, err
+		}
 		cl, err := p.fetchChunked(ctx, i, ref)
 		if err == nil {
 			turn.done()
@@ -205,7 +207,50 @@ func (p *puller) getLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledL
 			return nil, err
 		}
 	}
+	l, err := p.memLayer(ctx, i, turn)
+	if !errors.Is(err, errTailGaveUp) {
+		return l, err
+	}
+	if err := turn.wait(ctx); err != nil {
+		return nil, err
+	}
 	return p.streamLayer(ctx, i, turn)
+}
+
+// memLayer downloads layer i and imports it as it comes, through memory
+// (a memTail): the blob is not written to disk, and the layers' downloads
+// run at once, each as fast as its import. When the download is slower
+// than the import (nothing comes for tailWait) or starts over, it gives
+// up with an error wrapping errTailGaveUp, having named nothing: the
+// caller fetches the layer again through a file. A download that
+// completes gives the turn to the next layer.
+func (p *puller) memLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledLayer, error) {
+	desc := p.s.layers[i]
+	if left := p.budget.left(); left >= 0 && desc.Size > left {
+		return nil, fmt.Errorf("%w: the blob is %d bytes, more than the %d left of what this pull may write (PullOptions.MaxBytes, oci pull --max-size)", ErrTooLarge, desc.Size, left)
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	mt := newMemTail(dctx)
+	downloaded := make(chan struct{})
+	go func() {
+		defer close(downloaded)
+		err := p.download(dctx, i, mt)
+		mt.finish(err)
+		if err == nil {
+			turn.done()
+		}
+	}()
+	l, err := p.importLayer(ctx, i, mt.reader(tailWait), true)
+	cancel()
+	<-downloaded
+	if err != nil {
+		if mt.abandoned() && !errors.Is(err, errTailGaveUp) && ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", errTailGaveUp, err)
+		}
+		return nil, err
+	}
+	l.result.Read = desc.Size
+	return l, nil
 }
 
 // streamLayer downloads layer i into an unnamed file of the repository
