@@ -32,6 +32,9 @@ var errStartedOver = errors.New("oci: the download started over")
 // the layer again another way.
 type memTail struct {
 	ctx context.Context // the download's: a writer waiting for room stops with it
+	// full, if not nil, is called when the queue first fills: the
+	// import is slower than the download.
+	full func()
 
 	mu      sync.Mutex
 	chunks  []*[]byte // queued data, oldest first
@@ -43,8 +46,8 @@ type memTail struct {
 	broken  bool  // the reader gave up or the download started over
 }
 
-func newMemTail(ctx context.Context) *memTail {
-	return &memTail{ctx: ctx, changed: make(chan struct{})}
+func newMemTail(ctx context.Context, full func()) *memTail {
+	return &memTail{ctx: ctx, full: full, changed: make(chan struct{})}
 }
 
 // notify wakes the other end; under mu.
@@ -59,28 +62,10 @@ func (t *memTail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for n < len(p) {
-		for t.queued >= memAhead && !t.broken {
-			ch := t.changed
-			t.mu.Unlock()
-			select {
-			case <-ch:
-			case <-t.ctx.Done():
-				t.mu.Lock()
-				return n, t.ctx.Err()
-			}
-			t.mu.Lock()
+		if err := t.waitRoom(); err != nil {
+			return n, err
 		}
-		if t.broken {
-			return n, errTailGaveUp
-		}
-		var last *[]byte
-		if k := len(t.chunks); k > 0 && len(*t.chunks[k-1]) < memChunk {
-			last = t.chunks[k-1]
-		} else {
-			last = memChunks.Get().(*[]byte)
-			*last = (*last)[:0]
-			t.chunks = append(t.chunks, last)
-		}
+		last := t.lastChunk()
 		k := min(len(p)-n, memChunk-len(*last))
 		*last = append(*last, p[n:n+k]...)
 		n += k
@@ -88,6 +73,65 @@ func (t *memTail) Write(p []byte) (int, error) {
 		t.notify()
 	}
 	return n, nil
+}
+
+// buffer returns where the download may read its next bytes into, to be
+// queued by commit (so that they are not copied), waiting while memAhead
+// bytes are queued.
+func (t *memTail) buffer() ([]byte, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err := t.waitRoom(); err != nil {
+		return nil, err
+	}
+	last := t.lastChunk()
+	return (*last)[len(*last):memChunk], nil
+}
+
+// commit queues the first n bytes of what buffer returned.
+func (t *memTail) commit(n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	last := t.chunks[len(t.chunks)-1]
+	*last = (*last)[:len(*last)+n]
+	t.queued += n
+	t.notify()
+}
+
+// waitRoom waits, under mu, while memAhead bytes are queued; it fails
+// when the reader gave up or the download's context ends.
+func (t *memTail) waitRoom() error {
+	for t.queued >= memAhead && !t.broken {
+		if t.full != nil {
+			t.full()
+			t.full = nil
+		}
+		ch := t.changed
+		t.mu.Unlock()
+		select {
+		case <-ch:
+		case <-t.ctx.Done():
+			t.mu.Lock()
+			return t.ctx.Err()
+		}
+		t.mu.Lock()
+	}
+	if t.broken {
+		return errTailGaveUp
+	}
+	return nil
+}
+
+// lastChunk returns the chunk to fill, with room left; under mu. (The
+// reader keeps the last chunk until it is full, so it stays in place.)
+func (t *memTail) lastChunk() *[]byte {
+	if k := len(t.chunks); k > 0 && len(*t.chunks[k-1]) < memChunk {
+		return t.chunks[k-1]
+	}
+	c := memChunks.Get().(*[]byte)
+	*c = (*c)[:0]
+	t.chunks = append(t.chunks, c)
+	return c
 }
 
 // reset is called when the download starts over: what the import read is

@@ -29,11 +29,12 @@ func parallelLayers() int { return min(max(runtime.NumCPU(), 2), 4) }
 // getLayers fills in the layers that are nil: from their stored split
 // streams, or else from the source, several layers at once, each
 // imported as it is fetched in a transaction of its own. Downloads take
-// turns, in order (a layer's starts when the one before's ends), while
-// the imports overlap. When a layer fails, the layers after it are given
-// up, those before it go on (a pull started again finds them stored), as
-// if they had been imported one after the other. It returns the error of
-// the first layer that failed.
+// turns, in order: a layer's starts when the one before's ends, or when
+// that one's import is slower than its download (so that the network
+// and the cores are both kept busy). When a layer fails, the layers after
+// it are given up, those before it go on (a pull started again finds them
+// stored), as if they had been imported one after the other. It returns
+// the error of the first layer that failed.
 func (p *puller) getLayers(ctx context.Context, layers []*pulledLayer) error {
 	var todo []int
 	for i := range layers {
@@ -178,7 +179,7 @@ func (t *fetchTurn) done() { t.once.Do(func() { close(t.next) }) }
 // a registry's zstd:chunked layer in part (when the registry serves byte
 // ranges), any other as it downloads: through memory at first, and if
 // that gives up (the download is slower than the import), through a file
-// of the repository, when its turn to download comes.
+// of the repository.
 func (p *puller) getLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledLayer, error) {
 	if p.s.fetchLayer == nil {
 		turn.done()
@@ -193,10 +194,10 @@ func (p *puller) getLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledL
 	if err != nil {
 		return nil, err
 	}
+	if err := turn.wait(ctx); err != nil {
+		return nil, err
+	}
 	if ok {
-		if err := turn.wait(ctx); err != nil {
-			return nil, err
-		}
 		cl, err := p.fetchChunked(ctx, i, ref)
 		if err == nil {
 			turn.done()
@@ -211,26 +212,23 @@ func (p *puller) getLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledL
 	if !errors.Is(err, errTailGaveUp) {
 		return l, err
 	}
-	if err := turn.wait(ctx); err != nil {
-		return nil, err
-	}
 	return p.streamLayer(ctx, i, turn)
 }
 
 // memLayer downloads layer i and imports it as it comes, through memory
-// (a memTail): the blob is not written to disk, and the layers' downloads
-// run at once, each as fast as its import. When the download is slower
-// than the import (nothing comes for tailWait) or starts over, it gives
-// up with an error wrapping errTailGaveUp, having named nothing: the
-// caller fetches the layer again through a file. A download that
-// completes gives the turn to the next layer.
+// (a memTail): the blob is not written to disk. When the download is
+// slower than the import (nothing comes for tailWait) or starts over, it
+// gives up with an error wrapping errTailGaveUp, having named nothing:
+// the caller fetches the layer again through a file. The download gives
+// the turn to the next layer's when it completes, or as soon as it has
+// to wait for the import.
 func (p *puller) memLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledLayer, error) {
 	desc := p.s.layers[i]
 	if left := p.budget.left(); left >= 0 && desc.Size > left {
 		return nil, fmt.Errorf("%w: the blob is %d bytes, more than the %d left of what this pull may write (PullOptions.MaxBytes, oci pull --max-size)", ErrTooLarge, desc.Size, left)
 	}
 	dctx, cancel := context.WithCancel(ctx)
-	mt := newMemTail(dctx)
+	mt := newMemTail(dctx, turn.done)
 	downloaded := make(chan struct{})
 	go func() {
 		defer close(downloaded)

@@ -249,6 +249,16 @@ type blobSink interface {
 	reset() error
 }
 
+// lendingSink is a blobSink that lends the buffer a blob is read into,
+// saving a copy.
+type lendingSink interface {
+	blobSink
+	// buffer returns where to read the next bytes into.
+	buffer() ([]byte, error)
+	// commit adds the first n bytes of what buffer returned to the blob.
+	commit(n int)
+}
+
 // fileSink stages a blob in a file.
 type fileSink struct{ f *os.File }
 
@@ -322,17 +332,28 @@ func (c *registryClient) blobOnce(ctx context.Context, what string, d v1.Descrip
 	default:
 		return transport.CheckError(resp, http.StatusOK)
 	}
-	buf := make([]byte, 256<<10)
+	var buf []byte
+	lend, _ := w.(lendingSink)
+	if lend == nil {
+		buf = make([]byte, 256<<10)
+	}
 	for {
+		if lend != nil {
+			if buf, err = lend.buffer(); err != nil {
+				return permanent{fmt.Errorf("oci: staging %s: %w", what, err)}
+			}
+		}
 		k, err := resp.Body.Read(buf)
 		if k > 0 {
 			if *n+int64(k) > d.Size {
 				return tooLong(what, d.Digest, d.Size)
 			}
-			if _, err := w.Write(buf[:k]); err != nil {
+			h.Write(buf[:k])
+			if lend != nil {
+				lend.commit(k)
+			} else if _, err := w.Write(buf[:k]); err != nil {
 				return permanent{fmt.Errorf("oci: staging %s: %w", what, err)}
 			}
-			h.Write(buf[:k])
 			*n += int64(k)
 			if progress != nil {
 				progress(*n)

@@ -228,14 +228,9 @@ func TestPullRegistryStopped(t *testing.T) {
 	extract(t, want, layers)
 
 	r := newTestRepo(t)
-	// Stopped once the first layer is downloaded and the second has
-	// started (the downloads run at once).
-	var stopped, firstDone atomic.Bool
+	var stopped atomic.Bool
 	_, err := Pull(context.Background(), r, ref, PullOptions{Progress: func(p Progress) {
-		if p.Layer == 0 && p.Fetching && p.Finished {
-			firstDone.Store(true)
-		}
-		if p.Layer == 1 && p.Fetching && p.Done > 0 && firstDone.Load() && !stopped.Load() {
+		if p.Layer == 1 && p.Fetching && p.Done > 0 && !stopped.Load() {
 			stopped.Store(true)
 			reg.stop()
 		}
