@@ -78,12 +78,10 @@ func (p *puller) finishLayer(ctx context.Context, tx *repo.Tx, i int, im *import
 	if err := p.order.wait(ctx, i); err != nil {
 		return nil, err
 	}
-	objs := tx.Objects()
-	if err := objs.Flush(); err != nil {
-		return nil, err
-	}
+	// The objects are published with the stream, when tx commits (one
+	// syncfs for both).
 	l.entries, l.result.Files = entries, im.files
-	l.result.NewObjects, _ = objs.Stats()
+	l.result.NewObjects, _ = tx.Objects().Stats()
 	d, err := tx.PutStream(LayerStreamName(diffID.String()), im.ss)
 	if err != nil {
 		return nil, err
@@ -202,7 +200,7 @@ func decompress(dst io.Writer, src io.Reader) ([32]byte, error) {
 	}
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
-	if _, err := io.CopyBuffer(io.MultiWriter(h, dst), onlyReader{dr}, buf); err != nil {
+	if err := copyFull(io.MultiWriter(h, dst), dr, buf); err != nil {
 		return sum, err
 	}
 	// Read the blob to its end (where its digest is checked).
@@ -211,4 +209,31 @@ func decompress(dst io.Writer, src io.Reader) ([32]byte, error) {
 	}
 	copy(sum[:], h.Sum(nil))
 	return sum, nil
+}
+
+// copyFull copies src to dst to its end in writes of len(buf) bytes (but
+// the last): a decompressor's reads are small (a window's worth), and
+// each write to the importer's pipe costs a hand-off between goroutines,
+// and a write of an object's content a system call.
+func copyFull(dst io.Writer, src io.Reader, buf []byte) error {
+	for {
+		n := 0
+		var err error
+		for n < len(buf) && err == nil {
+			var k int
+			k, err = src.Read(buf[n:])
+			n += k
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
