@@ -16,7 +16,9 @@ import (
 // download as it comes gives the repository lock up during the pause
 // (garbage collection runs meanwhile), and the layer is imported once the
 // download is complete: the pull succeeds and gives the image a pull
-// without the pause gives.
+// without the pause gives. (The import through memory gives up at the
+// pause, and the layer is fetched again through a file of the
+// repository, which pauses too.)
 func TestPullPausedDownload(t *testing.T) {
 	requireRoot(t)
 	img := testImage(t, smallLayers(7))
@@ -75,6 +77,11 @@ func TestPullPausedDownload(t *testing.T) {
 	}
 	if got.res.Image != want.Image {
 		t.Errorf("image %s, want %s", got.res.Image, want.Image)
+	}
+	// The import through memory gave up; the layer was fetched again,
+	// through a file.
+	if reqs := f.requestsFor("/blobs/" + d1.String()); len(reqs) != 2 {
+		t.Errorf("blob requests %q: want two", reqs)
 	}
 	checkFsck(t, r)
 }
