@@ -20,6 +20,11 @@ import (
 // zstdMagic starts a zstd frame.
 var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 
+// publishAhead is how many bytes of a layer's new objects are published
+// at a time while it is imported (store.Writer.FlushAhead): their content
+// goes to disk during the import rather than all at its end.
+var publishAhead int64 = 64 << 20
+
 // importLayer imports layer i from its blob (checked against its
 // descriptor as it is read, unless verified) under the repository lock:
 // its files become objects, the layer a split stream, named once its diff
@@ -50,6 +55,7 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Reader, want []byte) (*pulledLayer, error) {
 	desc, diffID := p.s.layers[i], p.s.diffIDs[i]
 	objs := tx.Objects()
+	objs.FlushAhead(publishAhead)
 	l := &pulledLayer{result: LayerResult{DiffID: diffID.String()}}
 	src := &countingReader{ctx: ctx, r: blob, report: func(k int64) { p.report(i, Progress{Done: k, Total: desc.Size}) }}
 	p.report(i, Progress{Total: desc.Size})

@@ -41,6 +41,12 @@ type Writer struct {
 	err     error                  // a failed publication; later ones are refused
 	sigs    map[digest.Digest][]byte
 
+	// Publication ahead (FlushAhead), under mu but bg.
+	ahead        int64 // bytes queued that start one, 0 for never
+	pendingBytes int64 // content bytes in pending
+	bgBusy       bool  // one is under way
+	bg           sync.WaitGroup
+
 	// Counters, under mu.
 	newObjects int
 	written    int64
@@ -219,11 +225,16 @@ func (w *Writer) SetSignature(d digest.Digest, sig []byte) {
 // queue queues t, whose content has the digest d, for publication, or
 // drops it if the store has it already (isNew false).
 func (w *Writer) queue(t *tmpFile, d digest.Digest, size int64) (isNew bool, err error) {
-	s := w.s
-	if ok, err := s.Has(d); ok || err != nil {
+	if ok, err := w.s.Has(d); ok || err != nil {
 		t.discard()
 		return false, err
 	}
+	return w.enqueue(t, d, size)
+}
+
+// enqueue is queue for an object the store was just found to lack.
+func (w *Writer) enqueue(t *tmpFile, d digest.Digest, size int64) (isNew bool, err error) {
+	s := w.s
 	w.mu.Lock()
 	sig := w.sigs[d]
 	w.mu.Unlock()
@@ -249,7 +260,13 @@ func (w *Writer) queue(t *tmpFile, d digest.Digest, size int64) (isNew bool, err
 	w.pending = append(w.pending, pendingObject{t: t, d: d})
 	w.newObjects++
 	w.written += size
+	w.pendingBytes += size
 	full := len(w.pending) >= s.opts.Batch
+	if !full && w.ahead > 0 && w.pendingBytes >= w.ahead && !w.bgBusy {
+		w.bgBusy = true
+		w.bg.Add(1)
+		go w.flushBehind()
+	}
 	w.mu.Unlock()
 	if full {
 		if err := w.Flush(); err != nil {
@@ -296,7 +313,7 @@ func (w *Writer) put(data []byte) (digest.Digest, bool, error) {
 		return digest.Digest{}, false, err
 	}
 	w.add(int64(len(data)))
-	isNew, err := w.queue(f.t, d, f.off)
+	isNew, err := w.enqueue(f.t, d, f.off)
 	return d, isNew, err
 }
 
@@ -310,7 +327,7 @@ func (w *Writer) Flush() error {
 	defer w.flushMu.Unlock()
 	w.mu.Lock()
 	pending, err := w.pending, w.err
-	w.pending, w.queued = nil, nil
+	w.pending, w.queued, w.pendingBytes = nil, nil, 0
 	w.mu.Unlock()
 	defer func() {
 		for _, p := range pending {
@@ -336,6 +353,27 @@ func (w *Writer) Flush() error {
 	return nil
 }
 
+// FlushAhead makes the writer publish what is queued in the background
+// (as Flush does: made durable, then named) each time n bytes of content
+// are queued, one publication at a time: the content is written to disk
+// while the caller computes more, instead of all at the end, when the
+// last Flush or Sync waits for it. n 0 turns it off. A failure is
+// returned by the next Flush or Sync (and refuses what follows).
+func (w *Writer) FlushAhead(n int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ahead = n
+}
+
+// flushBehind is FlushAhead's publication.
+func (w *Writer) flushBehind() {
+	defer w.bg.Done()
+	w.Flush() // an error is kept in w.err
+	w.mu.Lock()
+	w.bgBusy = false
+	w.mu.Unlock()
+}
+
 // fail records the first publication failure: later ones are refused.
 func (w *Writer) fail(err error) error {
 	w.mu.Lock()
@@ -349,6 +387,7 @@ func (w *Writer) fail(err error) error {
 // Sync publishes what is queued and makes every name durable (and
 // everything else written to the store's file system).
 func (w *Writer) Sync() error {
+	w.bg.Wait()
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -357,6 +396,7 @@ func (w *Writer) Sync() error {
 
 // Abort drops the objects queued but not published.
 func (w *Writer) Abort() {
+	w.bg.Wait()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, p := range w.pending {
