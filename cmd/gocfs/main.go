@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -110,6 +111,14 @@ func run(prog string, cmd *cobra.Command) int {
 		if f, err := os.Create(p); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
 				defer pprof.StopCPUProfile()
+			}
+		}
+	}
+	// GOCFS_TRACE=FILE writes an execution trace (go tool trace FILE).
+	if p := os.Getenv("GOCFS_TRACE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			if trace.Start(f) == nil {
+				defer trace.Stop()
 			}
 		}
 	}
