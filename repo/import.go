@@ -352,19 +352,38 @@ func (e *MissingObjectsError) Error() string {
 // Unwrap returns ErrMissingObjects.
 func (e *MissingObjectsError) Unwrap() error { return ErrMissingObjects }
 
-// checkPresent checks that every object is in the repository.
+// checkPresent checks that every object is in the repository, on every
+// CPU (it is the last step of a pull or an import, with nothing else to
+// overlap it).
 func (r *Repo) checkPresent(files []*fileObject) error {
-	var missing []MissingObject
-	for _, f := range files {
-		if ok, err := r.st.Has(f.want); err != nil {
-			return fmt.Errorf("repo: %w", err)
-		} else if !ok {
-			var paths []string
-			for _, n := range f.nodes {
-				paths = append(paths, n.Path())
+	present := make([]bool, len(files))
+	var g errgroup.Group
+	workers := runtime.NumCPU()
+	for w := range workers {
+		g.Go(func() error {
+			for i := w; i < len(files); i += workers {
+				ok, err := r.st.Has(files[i].want)
+				if err != nil {
+					return fmt.Errorf("repo: %w", err)
+				}
+				present[i] = ok
 			}
-			missing = append(missing, MissingObject{Object: f.want.Hex(), Files: paths})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	var missing []MissingObject
+	for i, f := range files {
+		if present[i] {
+			continue
 		}
+		var paths []string
+		for _, n := range f.nodes {
+			paths = append(paths, n.Path())
+		}
+		missing = append(missing, MissingObject{Object: f.want.Hex(), Files: paths})
 	}
 	if len(missing) > 0 {
 		sort.Slice(missing, func(i, j int) bool { return missing[i].Object < missing[j].Object })
