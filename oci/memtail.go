@@ -11,7 +11,7 @@ import (
 
 // memAhead bounds the bytes of a layer downloaded into memory ahead of its
 // import: past it the download waits (the registry's connection with it).
-const memAhead = 16 << 20
+const memAhead = 4 << 20
 
 // memChunk is the size of the buffers a memTail queues.
 const memChunk = 256 << 10
