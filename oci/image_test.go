@@ -35,7 +35,7 @@ import (
 // testLayers are the layers of the test image: everything a layer can
 // hold and every way a layer can change the ones below.
 func testLayers() [][]member {
-	big := randBytes(10, 3<<20+123) // read into memory, stored by a worker
+	big := randBytes(10, 3<<20+123) // stored while read (> memObjectMax)
 	t1 := time.Unix(1710000000, 0)
 	base := []member{
 		dirM("./", 0o755).with(func(m *member) { m.mtime = time.Unix(1690000000, 0) }),

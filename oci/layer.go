@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"path"
 	"sort"
 	"strings"
@@ -30,38 +29,10 @@ const (
 )
 
 // memObjectMax is the largest file content read into memory before it is
-// stored, by a worker (so that content already in the repository is never
-// written, and the tar reader goes on meanwhile); larger files are written
-// as they are read. The buffers are reused (contentBuf): fresh ones cost
-// page faults, which made 8 MiB slower than 1 MiB when they were not.
-const memObjectMax = 16 << 20
-
-// contentBufs recycles the buffers of file contents read into memory, by
-// size class (a power of two from 4 KiB to memObjectMax).
-var contentBufs [13]sync.Pool
-
-// contentClass returns the size class of n bytes.
-func contentClass(n int) int { return max(0, bits.Len(uint(n-1))-12) }
-
-// contentBuf returns a buffer of n bytes, at most memObjectMax.
-func contentBuf(n int) []byte {
-	c := contentClass(n)
-	if b, ok := contentBufs[c].Get().(*[]byte); ok {
-		return (*b)[:n]
-	}
-	return make([]byte, n, 4096<<c)
-}
-
-// freeContentBuf gives back a buffer of contentBuf.
-func freeContentBuf(b []byte) {
-	if b == nil || cap(b) < 4096 || cap(b)&(cap(b)-1) != 0 {
-		return
-	}
-	c := contentClass(cap(b))
-	if c < len(contentBufs) {
-		contentBufs[c].Put(&b)
-	}
-}
+// stored (so that content already in the repository is never written);
+// larger files are written as they are read. (8 MiB was measured slower:
+// the page faults of the larger buffers cost more than the overlap gave.)
+const memObjectMax = 1 << 20
 
 // entryKind says what a layer entry does to the rootfs.
 type entryKind uint8
@@ -337,7 +308,6 @@ func (im *importer) start() {
 				if j.err != nil {
 					im.failed.Store(true)
 				}
-				freeContentBuf(j.data)
 				j.data = nil
 				close(j.done)
 				for range tokens(j.size) {
@@ -503,7 +473,7 @@ func (im *importer) content(tr *tar.Reader, rc *recorder, hdr *tar.Header, entri
 		for range tokens(job.size) {
 			im.budget <- struct{}{}
 		}
-		job.data = contentBuf(int(e.size))
+		job.data = make([]byte, e.size)
 		_, err := io.ReadFull(tr, job.data)
 		rc.external = false
 		if err != nil {

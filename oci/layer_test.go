@@ -86,9 +86,8 @@ func TestLayerRoundTrip(t *testing.T) {
 		fileM("etc/64", 0o644, randBytes(1, 64)),
 		fileM("etc/65", 0o644, randBytes(2, 65)),
 		fileM("etc/4097", 0o644, randBytes(3, 4097)),
-		fileM("usr/lib/big", 0o644, randBytes(4, memObjectMax+5)), // written as it is read
-		fileM("usr/lib/big-copy", 0o644, randBytes(4, memObjectMax+5)),
-		fileM("usr/lib/mid", 0o644, randBytes(6, 3<<20+5)), // read into memory
+		fileM("usr/lib/big", 0o644, randBytes(4, 3<<20+5)), // written as it is read
+		fileM("usr/lib/big-copy", 0o644, randBytes(4, 3<<20+5)),
 		fileM("etc/nanos", 0o644, []byte("x")).with(func(m *member) { m.mtime = time.Unix(1700000000, 123456789) }),
 		fileM(long, 0o644, randBytes(5, 1000)).with(func(m *member) { m.xattrs = map[string]string{"user.a": "1", "user.b": "\x00\xff"} }),
 		symlinkM("etc/link", strings.Repeat("../", 50)+"target"),
