@@ -162,23 +162,31 @@ func (h *Hasher) dataBlocks(p []byte) {
 	}
 }
 
+// sha512x8Min is the fewest blocks worth hashing with sum512x8: eight
+// blocks take it about 2.3 times as long as one block alone.
+const sha512x8Min = 3
+
 // hashBlocks writes the digests of the consecutive blocks of src to dst:
 // eight SHA-512 at a time with AVX-512, two SHA-256 at a time with the SHA
 // extensions, else one at a time.
 func (h *Hasher) hashBlocks(dst, src []byte) {
 	for len(src) >= BlockSize {
 		switch {
-		case len(src) >= 8*BlockSize && h.alg == SHA512 && haveSHA512x8 && !h.noPairs:
+		case len(src) >= sha512x8Min*BlockSize && h.alg == SHA512 && haveSHA512x8 && !h.noPairs:
+			// Eight blocks at a time; fewer (from sha512x8Min) cost as
+			// much as eight but less than one at a time: the lanes left
+			// over hash the first block again.
+			n := min(len(src)/BlockSize, 8)
 			var ptrs [8]*[BlockSize]byte
 			for i := range ptrs {
-				ptrs[i] = (*[BlockSize]byte)(src[i*BlockSize:])
+				ptrs[i] = (*[BlockSize]byte)(src[i%n*BlockSize:])
 			}
 			var out [8][64]byte
 			sum512x8(&out, &ptrs)
-			for i := range out {
+			for i := range n {
 				copy(dst[i*64:], out[i][:])
 			}
-			dst, src = dst[8*64:], src[8*BlockSize:]
+			dst, src = dst[n*64:], src[n*BlockSize:]
 		case len(src) >= 2*BlockSize && h.alg == SHA256 && haveSHA256x2 && !h.noPairs:
 			var out [2][32]byte
 			sum256x2(&out, (*[BlockSize]byte)(src), (*[BlockSize]byte)(src[BlockSize:]))
