@@ -1,11 +1,8 @@
 package store
 
-// ForceNamedTmp makes s write objects to named temporary files only, as on
-// a file system without O_TMPFILE.
+// ForceNamedTmp makes s write objects to named temporary files, as on a
+// file system without O_TMPFILE.
 func ForceNamedTmp(s *Store) { s.noTmpfile.Store(true) }
-
-// ForceTmpfile makes s write objects to O_TMPFILE inodes first.
-func ForceTmpfile(s *Store) { s.tmpfileFirst = true }
 
 // SetKernelCopyMin sets the size from which files are copied by the
 // kernel, and returns a function restoring it.

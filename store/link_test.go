@@ -13,14 +13,13 @@ import (
 	"github.com/gocfs/gocfs/store"
 )
 
-// Objects are published whichever way their O_TMPFILE temporary file is
-// linked (AT_EMPTY_PATH, or through /proc/self/fd), and Has finds them by
-// a lookup in their fan-out directory.
+// Objects are published whichever way their temporary file is linked
+// (AT_EMPTY_PATH, or through /proc/self/fd), and Has finds them by a
+// lookup in their fan-out directory.
 func TestPublishBothLinkWays(t *testing.T) {
 	for _, proc := range []bool{false, true} {
 		restore := store.SetLinkThroughProc(proc)
 		s := openStore(t, store.Options{})
-		store.ForceTmpfile(s)
 		w := s.NewWriter(nil)
 		data := bytes.Repeat([]byte{0x42, byte(len(t.Name()))}, 5000)
 		d, err := w.Put(data)
@@ -86,39 +85,3 @@ func TestHasLookups(t *testing.T) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
-
-// Objects start as named temporary files renamed into place: nothing is
-// left in the temporary directory, also when the same content is written
-// twice.
-func TestNamedTemporariesRenamed(t *testing.T) {
-	s := openStore(t, store.Options{})
-	data := bytes.Repeat([]byte("named temporaries "), 300)
-	for range 2 {
-		w := s.NewWriter(nil)
-		f, err := w.Create()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Write(data); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Sync(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := store.TmpFiles(s); n != 2 {
-		t.Errorf("%d temporary files made, want 2", n)
-	}
-	ents, err := os.ReadDir(filepath.Join(s.Dir(), ".tmp"))
-	if err != nil || len(ents) != 0 {
-		t.Fatalf(".tmp: %v, %d entries left", err, len(ents))
-	}
-	d := digestOf(t, data, s.Algorithm())
-	got, err := os.ReadFile(s.Path(d))
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("object %s: %v", d, err)
-	}
-}

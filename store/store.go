@@ -54,11 +54,10 @@ type Options struct {
 	// an error, and Check report objects without it (ErrNoVerity).
 	RequireVerity bool
 	// TmpDir, when not nil, opens the directory for named temporary
-	// files (a repository's tmp/), called once, when the first object is
-	// written; it must be on the store's file system. nil means ".tmp" in
-	// the store directory. The store keeps its own duplicate of the
-	// descriptor, and closes the file. Where it can't be opened, objects
-	// start as O_TMPFILE inodes instead.
+	// files (a repository's tmp/), called once where the file system has
+	// no O_TMPFILE; it must be on the store's file system. nil means
+	// ".tmp" in the store directory. The store keeps its own duplicate of
+	// the descriptor, and closes the file.
 	TmpDir func() (*os.File, error)
 	// Batch is the number of objects written but not yet named that a
 	// Writer holds (each holds a descriptor) before it publishes them
@@ -94,8 +93,7 @@ type Store struct {
 	// What the file system turned out not to support: not tried again.
 	noTmpfile, noVerity, noClone, noCopyRange atomic.Bool
 
-	tmpFiles     atomic.Int64 // temporary files created, for tests
-	tmpfileFirst bool         // O_TMPFILE before named temporary files (tests)
+	tmpFiles atomic.Int64 // temporary files created, for tests
 }
 
 // Open opens the store at dir (symbolic links in dir itself are

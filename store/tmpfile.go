@@ -17,19 +17,10 @@ import (
 	"github.com/gocfs/gocfs/internal/beneath"
 )
 
-// tmpFile is an object being written that has no name yet: a file with
-// a random name in the temporary directory (a repository's tmp/, which
-// its garbage collection sweeps, or the store's .tmp), renamed into place
-// once its content is durable; or, where that directory can't be used, an
-// O_TMPFILE inode in the store's directory, linked into place.
-//
-// Named files come first because they cost less: on ext4, every
-// O_TMPFILE inode goes on the file system's orphan list and comes off it
-// when linked, both under one lock and in the journal, which several
-// writers contend for (56 us an object against 33 us for create and
-// rename, two writers, on this project's machine). The price is that a
-// process killed while writing leaves its temporary files behind in the
-// temporary directory.
+// tmpFile is an object being written that has no name yet: an O_TMPFILE
+// inode in the store's directory, which vanishes if the process dies, or,
+// where the file system lacks O_TMPFILE, a named file in the temporary
+// directory (which a repository's garbage collection removes if left).
 type tmpFile struct {
 	f     *os.File
 	dir   *beneath.Dir // the named file's directory, nil for O_TMPFILE
@@ -39,15 +30,6 @@ type tmpFile struct {
 // newTmpFile creates a temporary file for an object.
 func (s *Store) newTmpFile() (*tmpFile, error) {
 	s.tmpFiles.Add(1)
-	if !s.tmpfileFirst {
-		dir, err := s.tmpDir()
-		if err == nil {
-			return newNamedTmp(dir)
-		}
-		if s.noTmpfile.Load() {
-			return nil, fmt.Errorf("store: temporary directory: %w", err)
-		}
-	}
 	if !s.noTmpfile.Load() {
 		fd, err := unix.Openat(s.dir.Fd(), ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o644)
 		if err == nil {
@@ -62,11 +44,6 @@ func (s *Store) newTmpFile() (*tmpFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: temporary directory: %w", err)
 	}
-	return newNamedTmp(dir)
-}
-
-// newNamedTmp creates a temporary file of a random name in dir.
-func newNamedTmp(dir *beneath.Dir) (*tmpFile, error) {
 	name := "obj-" + randomName()
 	f, err := dir.Open(name, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o644)
 	if err != nil {
@@ -146,7 +123,7 @@ func (t *tmpFile) link(dir *beneath.Dir, rest string) error {
 	var err error
 	switch {
 	case t.dir != nil:
-		err = t.rename(dir, rest)
+		err = unix.Linkat(t.dir.Fd(), t.named, dir.Fd(), rest, 0)
 	case !noEmptyPathLink.Load() || !haveProc():
 		// Needs CAP_DAC_READ_SEARCH on older kernels (ENOENT without
 		// it), but costs no path walk through /proc.
@@ -167,26 +144,6 @@ func (t *tmpFile) link(dir *beneath.Dir, rest string) error {
 	}
 	return &os.LinkError{Op: "link", Old: t.f.Name(), New: dir.Join(rest), Err: err}
 }
-
-// rename moves the named temporary file to rest in dir (never replacing
-// a file there), or links it where the file system can't rename so.
-func (t *tmpFile) rename(dir *beneath.Dir, rest string) error {
-	if !noRenameNoreplace.Load() {
-		err := unix.Renameat2(t.dir.Fd(), t.named, dir.Fd(), rest, unix.RENAME_NOREPLACE)
-		if err == nil {
-			t.named = "" // nothing left to remove
-			return nil
-		}
-		if err != unix.EINVAL && err != unix.ENOSYS && err != unix.EOPNOTSUPP {
-			return err
-		}
-		noRenameNoreplace.Store(true)
-	}
-	return unix.Linkat(t.dir.Fd(), t.named, dir.Fd(), rest, 0)
-}
-
-// noRenameNoreplace: renameat2(RENAME_NOREPLACE) is not supported here.
-var noRenameNoreplace atomic.Bool
 
 // discard closes the file and removes its temporary name, if any.
 func (t *tmpFile) discard() {
