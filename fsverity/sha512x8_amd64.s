@@ -96,7 +96,7 @@
 // GATHER loads word i of the current block of the eight messages into w,
 // byte-swapped (Z10 holds the swap mask; K1 is clobbered).
 #define GATHER(i, w) \
-	KXNORB     K2, K2, K1; \
+	KXNORW     K2, K2, K1; \
 	VPGATHERQQ (i*8)(R9)(Z11*1), K1, w; \
 	VPSHUFB    Z10, w, w
 
