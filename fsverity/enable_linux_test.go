@@ -64,6 +64,10 @@ func TestEnable(t *testing.T) {
 				if !strings.HasPrefix(err.Error(), "fsverity: measure "+p+": ") {
 					t.Errorf("Measure error %q does not name the file", err)
 				}
+				_, _, fdErr := MeasureFD(int(f.Fd()), p)
+				if fdErr == nil || fdErr.Error() != err.Error() {
+					t.Errorf("MeasureFD without fs-verity = %v, Measure %v", fdErr, err)
+				}
 				continue
 			}
 			// fs-verity works here: the kernel must agree with us.
@@ -73,6 +77,10 @@ func TestEnable(t *testing.T) {
 			gotAlg, got, err := Measure(f)
 			if err != nil || gotAlg != alg || !bytes.Equal(got, want) {
 				t.Errorf("Measure = %v, %x, %v; want %v, %x", gotAlg, got, err, alg, want)
+			}
+			gotAlg, got, err = MeasureFD(int(f.Fd()), p)
+			if err != nil || gotAlg != alg || !bytes.Equal(got, want) {
+				t.Errorf("MeasureFD = %v, %x, %v; want %v, %x", gotAlg, got, err, alg, want)
 			}
 		}
 	}

@@ -87,16 +87,10 @@ func Measure(f *os.File) (Algorithm, []byte, error) {
 // descriptors (name is the file's path, for errors).
 func MeasureFD(fd int, name string) (Algorithm, []byte, error) {
 	arg := newMeasureArg()
-	for {
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.FS_IOC_MEASURE_VERITY, uintptr(unsafe.Pointer(arg)))
-		switch errno {
-		case unix.EINTR:
-			continue
-		case 0:
-			return arg.result()
-		}
+	if errno := ioctlFD(uintptr(fd), unix.FS_IOC_MEASURE_VERITY, unsafe.Pointer(arg)); errno != 0 {
 		return 0, nil, ioctlError("measure", name, errno)
 	}
+	return arg.result()
 }
 
 // measureArg is struct fsverity_digest { __u16 digest_algorithm; __u16
@@ -129,14 +123,7 @@ func ioctl(f *os.File, req uint, arg unsafe.Pointer) error {
 		return err
 	}
 	var errno unix.Errno
-	cerr := rc.Control(func(fd uintptr) {
-		for {
-			_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
-			if errno != unix.EINTR {
-				return
-			}
-		}
-	})
+	cerr := rc.Control(func(fd uintptr) { errno = ioctlFD(fd, req, arg) })
 	if cerr != nil {
 		// RawControl fails only when the file is closed or closing.
 		return os.ErrClosed
@@ -145,6 +132,16 @@ func ioctl(f *os.File, req uint, arg unsafe.Pointer) error {
 		return errno
 	}
 	return nil
+}
+
+// ioctlFD runs ioctl(2) on fd with a pointer argument, retrying on EINTR.
+func ioctlFD(fd uintptr, req uint, arg unsafe.Pointer) unix.Errno {
+	for {
+		_, _, errno := unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
+		if errno != unix.EINTR {
+			return errno
+		}
+	}
 }
 
 // ioctlError wraps an error from an fs-verity ioctl, classifying it.
