@@ -19,3 +19,16 @@ var haveSHA256x2 = cpu.X86.HasSSSE3 && cpu.X86.HasSSE41 && cpuidSHA()
 
 // sum256x2 is sha256x2 with this package's tables.
 func sum256x2(out *[2][32]byte, a, b *[BlockSize]byte) { sha256x2(out, a, b, &shani) }
+
+// sha256blocks2 hashes n 64-byte blocks of a and n of b into the two
+// states s holds (a's in s[0:8], b's in s[8:16], each in the order
+// shaniTables.iv gives), with no padding: the core of SHA256Pair.
+//
+//go:noescape
+func sha256blocks2(s *[16]uint32, a, b *byte, n int, t *shaniTables)
+
+// sha256blocks1 is sha256blocks2 for one message alone (state s, in
+// shaniTables.iv's order).
+//
+//go:noescape
+func sha256blocks1(s *[8]uint32, p *byte, n int, t *shaniTables)

@@ -90,6 +90,55 @@
 	MOVOU   s0, 0(p); \
 	MOVOU   s1, 16(p)
 
+// BLOCK hashes one 64-byte block of each message (at SI and DI) into
+// the states, feed-forward included.
+#define BLOCK \
+	SAVE; \
+	MOVOU 512(R8), X13; \
+	LOAD(SI, X5, X6, X7, X8); \
+	LOAD(DI, X9, X10, X11, X12); \
+	ROUNDS4(X5, X9, 0); \
+	ROUNDS4(X6, X10, 16); \
+	ROUNDS4(X7, X11, 32); \
+	ROUNDS4(X8, X12, 48); \
+	SCHED(X5, X6, X7, X8); \
+	SCHED(X9, X10, X11, X12); \
+	ROUNDS4(X5, X9, 64); \
+	SCHED(X6, X7, X8, X5); \
+	SCHED(X10, X11, X12, X9); \
+	ROUNDS4(X6, X10, 80); \
+	SCHED(X7, X8, X5, X6); \
+	SCHED(X11, X12, X9, X10); \
+	ROUNDS4(X7, X11, 96); \
+	SCHED(X8, X5, X6, X7); \
+	SCHED(X12, X9, X10, X11); \
+	ROUNDS4(X8, X12, 112); \
+	SCHED(X5, X6, X7, X8); \
+	SCHED(X9, X10, X11, X12); \
+	ROUNDS4(X5, X9, 128); \
+	SCHED(X6, X7, X8, X5); \
+	SCHED(X10, X11, X12, X9); \
+	ROUNDS4(X6, X10, 144); \
+	SCHED(X7, X8, X5, X6); \
+	SCHED(X11, X12, X9, X10); \
+	ROUNDS4(X7, X11, 160); \
+	SCHED(X8, X5, X6, X7); \
+	SCHED(X12, X9, X10, X11); \
+	ROUNDS4(X8, X12, 176); \
+	SCHED(X5, X6, X7, X8); \
+	SCHED(X9, X10, X11, X12); \
+	ROUNDS4(X5, X9, 192); \
+	SCHED(X6, X7, X8, X5); \
+	SCHED(X10, X11, X12, X9); \
+	ROUNDS4(X6, X10, 208); \
+	SCHED(X7, X8, X5, X6); \
+	SCHED(X11, X12, X9, X10); \
+	ROUNDS4(X7, X11, 224); \
+	SCHED(X8, X5, X6, X7); \
+	SCHED(X12, X9, X10, X11); \
+	ROUNDS4(X8, X12, 240); \
+	FEEDFORWARD
+
 // func sha256x2(out *[2][32]byte, a, b *[4096]byte, t *shaniTables)
 TEXT ·sha256x2(SB), NOSPLIT, $64-32
 	MOVQ  a+8(FP), SI
@@ -102,51 +151,7 @@ TEXT ·sha256x2(SB), NOSPLIT, $64-32
 	MOVQ  $64, CX
 
 block:
-	SAVE
-	MOVOU 512(R8), X13
-	LOAD(SI, X5, X6, X7, X8)
-	LOAD(DI, X9, X10, X11, X12)
-	ROUNDS4(X5, X9, 0)
-	ROUNDS4(X6, X10, 16)
-	ROUNDS4(X7, X11, 32)
-	ROUNDS4(X8, X12, 48)
-	SCHED(X5, X6, X7, X8)
-	SCHED(X9, X10, X11, X12)
-	ROUNDS4(X5, X9, 64)
-	SCHED(X6, X7, X8, X5)
-	SCHED(X10, X11, X12, X9)
-	ROUNDS4(X6, X10, 80)
-	SCHED(X7, X8, X5, X6)
-	SCHED(X11, X12, X9, X10)
-	ROUNDS4(X7, X11, 96)
-	SCHED(X8, X5, X6, X7)
-	SCHED(X12, X9, X10, X11)
-	ROUNDS4(X8, X12, 112)
-	SCHED(X5, X6, X7, X8)
-	SCHED(X9, X10, X11, X12)
-	ROUNDS4(X5, X9, 128)
-	SCHED(X6, X7, X8, X5)
-	SCHED(X10, X11, X12, X9)
-	ROUNDS4(X6, X10, 144)
-	SCHED(X7, X8, X5, X6)
-	SCHED(X11, X12, X9, X10)
-	ROUNDS4(X7, X11, 160)
-	SCHED(X8, X5, X6, X7)
-	SCHED(X12, X9, X10, X11)
-	ROUNDS4(X8, X12, 176)
-	SCHED(X5, X6, X7, X8)
-	SCHED(X9, X10, X11, X12)
-	ROUNDS4(X5, X9, 192)
-	SCHED(X6, X7, X8, X5)
-	SCHED(X10, X11, X12, X9)
-	ROUNDS4(X6, X10, 208)
-	SCHED(X7, X8, X5, X6)
-	SCHED(X11, X12, X9, X10)
-	ROUNDS4(X7, X11, 224)
-	SCHED(X8, X5, X6, X7)
-	SCHED(X12, X9, X10, X11)
-	ROUNDS4(X8, X12, 240)
-	FEEDFORWARD
+	BLOCK
 	ADDQ $64, SI
 	ADDQ $64, DI
 	DECQ CX
@@ -177,6 +182,112 @@ block:
 	STORE(X1, X2, AX)
 	ADDQ  $32, AX
 	STORE(X3, X4, AX)
+	RET
+
+// func sha256blocks2(s *[16]uint32, a, b *byte, n int, t *shaniTables)
+TEXT ·sha256blocks2(SB), NOSPLIT, $64-40
+	MOVQ  s+0(FP), AX
+	MOVQ  a+8(FP), SI
+	MOVQ  b+16(FP), DI
+	MOVQ  n+24(FP), CX
+	MOVQ  t+32(FP), R8
+	TESTQ CX, CX
+	JZ    done
+	MOVOU 0(AX), X1
+	MOVOU 16(AX), X2
+	MOVOU 32(AX), X3
+	MOVOU 48(AX), X4
+
+loop:
+	BLOCK
+	ADDQ $64, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  loop
+
+	MOVOU X1, 0(AX)
+	MOVOU X2, 16(AX)
+	MOVOU X3, 32(AX)
+	MOVOU X4, 48(AX)
+
+done:
+	RET
+
+// ROUNDS4_1 does four rounds of one message (state X1, X2) with schedule
+// words m and the round constants at koff(R8).
+#define ROUNDS4_1(m, koff) \
+	MOVOU       koff(R8), X0; \
+	PADDD       m, X0; \
+	SHA256RNDS2 X0, X1, X2; \
+	PSHUFD      $0x0e, X0, X0; \
+	SHA256RNDS2 X0, X2, X1
+
+#define SAVE1 \
+	MOVOU X1, 0(SP); \
+	MOVOU X2, 16(SP)
+
+#define FEEDFORWARD1 \
+	MOVOU 0(SP), X15; \
+	PADDD X15, X1; \
+	MOVOU 16(SP), X15; \
+	PADDD X15, X2
+
+// BLOCK1 hashes one 64-byte block at SI into the state X1, X2.
+#define BLOCK1 \
+	SAVE1; \
+	MOVOU 512(R8), X13; \
+	LOAD(SI, X5, X6, X7, X8); \
+	ROUNDS4_1(X5, 0); \
+	ROUNDS4_1(X6, 16); \
+	ROUNDS4_1(X7, 32); \
+	ROUNDS4_1(X8, 48); \
+	SCHED(X5, X6, X7, X8); \
+	ROUNDS4_1(X5, 64); \
+	SCHED(X6, X7, X8, X5); \
+	ROUNDS4_1(X6, 80); \
+	SCHED(X7, X8, X5, X6); \
+	ROUNDS4_1(X7, 96); \
+	SCHED(X8, X5, X6, X7); \
+	ROUNDS4_1(X8, 112); \
+	SCHED(X5, X6, X7, X8); \
+	ROUNDS4_1(X5, 128); \
+	SCHED(X6, X7, X8, X5); \
+	ROUNDS4_1(X6, 144); \
+	SCHED(X7, X8, X5, X6); \
+	ROUNDS4_1(X7, 160); \
+	SCHED(X8, X5, X6, X7); \
+	ROUNDS4_1(X8, 176); \
+	SCHED(X5, X6, X7, X8); \
+	ROUNDS4_1(X5, 192); \
+	SCHED(X6, X7, X8, X5); \
+	ROUNDS4_1(X6, 208); \
+	SCHED(X7, X8, X5, X6); \
+	ROUNDS4_1(X7, 224); \
+	SCHED(X8, X5, X6, X7); \
+	ROUNDS4_1(X8, 240); \
+	FEEDFORWARD1
+
+// func sha256blocks1(s *[8]uint32, p *byte, n int, t *shaniTables)
+TEXT ·sha256blocks1(SB), NOSPLIT, $32-32
+	MOVQ  s+0(FP), AX
+	MOVQ  p+8(FP), SI
+	MOVQ  n+16(FP), CX
+	MOVQ  t+24(FP), R8
+	TESTQ CX, CX
+	JZ    done1
+	MOVOU 0(AX), X1
+	MOVOU 16(AX), X2
+
+loop1:
+	BLOCK1
+	ADDQ $64, SI
+	DECQ CX
+	JNZ  loop1
+
+	MOVOU X1, 0(AX)
+	MOVOU X2, 16(AX)
+
+done1:
 	RET
 
 // func cpuidSHA() bool
