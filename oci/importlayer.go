@@ -50,7 +50,7 @@ func importLayerTx(ctx context.Context, tx *repo.Tx, h v1.Hash, src io.Reader) (
 	want, _ := hex.DecodeString(h.Hex)
 	objs := tx.Objects()
 	im := newImporter(tx.Repo().Algorithm(), objs)
-	sum, _, err := unpack(im, &countingReader{ctx: ctx, r: src, report: func(int64) {}}, &budgetWriter{b: &budget{limit: -1}})
+	sum, _, err := unpack(im, &countingReader{ctx: ctx, r: src, report: func(int64) {}}, nil, &budgetWriter{b: &budget{limit: -1}})
 	if err != nil {
 		return digest.Digest{}, fmt.Errorf("oci: layer %s: %w", h, err)
 	}

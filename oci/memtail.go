@@ -46,6 +46,10 @@ type memTail struct {
 	broken  bool  // the reader gave up or the download started over
 }
 
+// readerChecks makes memTail a checkedSink: its one reader is the
+// import, whose verifier checks the blob (memLayer).
+func (t *memTail) readerChecks() bool { return true }
+
 func newMemTail(ctx context.Context, full func()) *memTail {
 	return &memTail{ctx: ctx, full: full, changed: make(chan struct{})}
 }

@@ -238,7 +238,9 @@ func (p *puller) memLayer(ctx context.Context, i int, turn *fetchTurn) (*pulledL
 			turn.done()
 		}
 	}()
-	l, err := p.importLayer(ctx, i, mt.reader(tailWait), true)
+	// The import checks the blob's digest (mt is a checkedSink), hashing
+	// it together with the archive it unpacks to.
+	l, err := p.importLayer(ctx, i, mt.reader(tailWait), false)
 	cancel()
 	<-downloaded
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/repo"
 )
 
@@ -32,9 +32,10 @@ var publishAhead int64 = 64 << 20
 func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verified bool) (*pulledLayer, error) {
 	desc, diffID := p.s.layers[i], p.s.diffIDs[i]
 	want, _ := hex.DecodeString(diffID.Hex) // checked by setImage
+	var v *verifier
 	if !verified {
-		v, err := newVerifier("blob", desc, blob)
-		if err != nil {
+		var err error
+		if v, err = newVerifier("blob", desc, blob); err != nil {
 			return nil, err
 		}
 		blob = v
@@ -42,7 +43,7 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 	var l *pulledLayer
 	err := p.r.Update(ctx, func(tx *repo.Tx) error {
 		var err error
-		l, err = p.unpackLayer(ctx, tx, i, blob, want)
+		l, err = p.unpackLayer(ctx, tx, i, blob, v, want)
 		return err
 	})
 	if err != nil {
@@ -52,7 +53,8 @@ func (p *puller) importLayer(ctx context.Context, i int, blob io.Reader, verifie
 }
 
 // unpackLayer imports layer i in the transaction tx.
-func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Reader, want []byte) (*pulledLayer, error) {
+// v, when not nil, is the verifier blob reads through.
+func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Reader, v *verifier, want []byte) (*pulledLayer, error) {
 	desc, diffID := p.s.layers[i], p.s.diffIDs[i]
 	objs := tx.Objects()
 	objs.FlushAhead(publishAhead)
@@ -61,7 +63,7 @@ func (p *puller) unpackLayer(ctx context.Context, tx *repo.Tx, i int, blob io.Re
 	p.report(i, Progress{Total: desc.Size})
 	im := newImporter(p.r.Algorithm(), objs)
 	bw := &budgetWriter{b: p.budget}
-	sum, entries, err := unpack(im, src, bw)
+	sum, entries, err := unpack(im, src, v, bw)
 	if errors.Is(err, errTailGaveUp) {
 		p.budget.used.Add(-bw.n) // the import starts again
 	}
@@ -100,8 +102,11 @@ func (p *puller) finishLayer(ctx context.Context, tx *repo.Tx, i int, im *import
 // decompressor runs in a goroutine of its own, feeding the importer
 // through a pipe, and counts what it writes on limit. It returns the
 // archive's SHA-256 and entries.
-func unpack(im *importer, blob io.Reader, limit *budgetWriter) ([32]byte, []entry, error) {
-	return unpackFrom(im, limit, func(dst io.Writer) ([32]byte, error) { return decompress(dst, blob) })
+//
+// v, when not nil, is the verifier of the blob, which blob reads
+// through: decompress takes over its hashing where it can.
+func unpack(im *importer, blob io.Reader, v *verifier, limit *budgetWriter) ([32]byte, []entry, error) {
+	return unpackFrom(im, limit, func(dst io.Writer) ([32]byte, error) { return decompress(dst, blob, v) })
 }
 
 // unpackFrom imports the tar archive that produce writes (returning its
@@ -182,40 +187,80 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // decompress copies the uncompressed content of src to dst (gzip and zstd
 // are recognized by their magic numbers, anything else is copied as it
-// is) and returns its SHA-256. src is read to its end.
-func decompress(dst io.Writer, src io.Reader) ([32]byte, error) {
+// is) and returns its SHA-256. src is read to its end. v, when not nil,
+// is the verifier src reads the blob through: where it can, decompress
+// hashes the blob itself, together with what it unpacks to, and checks
+// its digest at the end.
+func decompress(dst io.Writer, src io.Reader, v *verifier) ([32]byte, error) {
 	var sum [32]byte
+	if v != nil && !v.deferHash() {
+		v = nil
+	}
 	br := bufio.NewReaderSize(src, 256<<10)
-	var dr io.Reader = br
+	dr, closeDr, err := decompressor(br)
+	if err != nil {
+		return sum, err
+	}
+	defer closeDr()
+	h := fsverity.NewSHA256Pair()
+	var blob func() []byte // what the blob has for h since last asked
+	if v != nil {
+		blob = v.take
+	} else {
+		blob = func() []byte { return nil }
+	}
+	buf := make([]byte, 256<<10)
+	err = copyFull(writerFunc(func(p []byte) (int, error) {
+		h.Write(blob(), p)
+		return dst.Write(p)
+	}), dr, buf)
+	if err == nil {
+		// Read the blob to its end (where its digest is checked).
+		_, err = io.CopyBuffer(io.Discard, onlyReader{br}, buf)
+	}
+	if v != nil && v.ended() {
+		// A blob that ended is checked first: when it is not the one
+		// named, that is why decompressing it failed.
+		h.Write(blob(), nil)
+		if cerr := v.check(hex.EncodeToString(h.Sum(0, nil))); cerr != nil {
+			return sum, cerr
+		}
+	}
+	if err != nil {
+		return sum, err
+	}
+	if v != nil && !v.ended() {
+		return sum, fmt.Errorf("oci: %s %s: read to its end, but not to io.EOF", v.what, v.d.Digest)
+	}
+	copy(sum[:], h.Sum(1, nil))
+	return sum, nil
+}
+
+// decompressor returns the reader of br's uncompressed content, by its
+// magic number, and what closes it.
+func decompressor(br *bufio.Reader) (io.Reader, func(), error) {
 	magic, _ := br.Peek(4)
 	switch {
 	case len(magic) >= 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 		gz, err := gzip.NewReader(br)
 		if err != nil {
-			return sum, fmt.Errorf("gzip: %w", err)
+			return nil, nil, fmt.Errorf("gzip: %w", err)
 		}
-		defer gz.Close()
-		dr = gz
+		return gz, func() { gz.Close() }, nil
 	case bytes.Equal(magic, zstdMagic):
 		zd, err := zstd.NewReader(br, zstd.WithDecoderMaxWindow(1<<30))
 		if err != nil {
-			return sum, fmt.Errorf("zstd: %w", err)
+			return nil, nil, fmt.Errorf("zstd: %w", err)
 		}
-		defer zd.Close()
-		dr = zd.IOReadCloser()
+		return zd.IOReadCloser(), zd.Close, nil
 	}
-	h := sha256.New()
-	buf := make([]byte, 256<<10)
-	if err := copyFull(io.MultiWriter(h, dst), dr, buf); err != nil {
-		return sum, err
-	}
-	// Read the blob to its end (where its digest is checked).
-	if _, err := io.CopyBuffer(io.Discard, onlyReader{br}, buf); err != nil {
-		return sum, err
-	}
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
+	return br, func() {}, nil
 }
+
+// writerFunc is a function as an io.Writer.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // copyFull copies src to dst to its end in writes of len(buf) bytes (but
 // the last): a decompressor's reads are small (a window's worth), and

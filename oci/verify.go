@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -83,6 +84,11 @@ func readBlob(what string, d v1.Descriptor, r io.Reader, limit int64) ([]byte, e
 
 // verifier checks a blob as it is read: it refuses to read past the
 // descriptor's size, and at the end checks the size and the digest.
+//
+// A verifier whose digest is SHA-256 can leave the hashing to whoever
+// reads what it reads (see deferHash): decompress hashes the blob
+// together with the archive it unpacks to (fsverity.SHA256Pair), and
+// checks the digest when the blob ends, before it returns.
 type verifier struct {
 	what string
 	d    v1.Descriptor
@@ -90,6 +96,13 @@ type verifier struct {
 	h    hash.Hash
 	n    int64
 	err  error
+	// deferred: the bytes read are kept in pending, not hashed here.
+	// Reads may come from another goroutine than take's (zstd decodes
+	// ahead in one of its own), so pending and n are then under mu.
+	deferred       bool
+	mu             sync.Mutex
+	pending, spare []byte
+	eof            bool // the blob ended: check may be called
 }
 
 func newVerifier(what string, d v1.Descriptor, r io.Reader) (*verifier, error) {
@@ -108,17 +121,65 @@ func (v *verifier) Read(p []byte) (int, error) {
 		p = p[:room] // one byte more than the size shows a longer blob
 	}
 	k, err := v.r.Read(p)
-	v.h.Write(p[:k])
-	v.n += int64(k)
+	if v.deferred {
+		v.mu.Lock()
+		v.pending = append(v.pending, p[:k]...)
+		v.n += int64(k)
+		v.mu.Unlock()
+	} else {
+		v.h.Write(p[:k])
+		v.n += int64(k)
+	}
 	switch {
 	case v.n > v.d.Size:
 		v.err = tooLong(v.what, v.d.Digest, v.d.Size)
 		return 0, v.err
+	case errors.Is(err, io.EOF) && v.deferred:
+		v.mu.Lock()
+		v.eof = true
+		v.mu.Unlock()
 	case errors.Is(err, io.EOF):
-		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.d.Digest.Hex || v.n != v.d.Size {
-			v.err = mismatch(v.what, v.d.Digest, v.d.Size, got, v.n)
+		v.err = v.check(hex.EncodeToString(v.h.Sum(nil)))
+		if v.err != nil {
 			return k, v.err
 		}
 	}
 	return k, err
+}
+
+// check compares got, the hex digest of the v.n bytes read, with the
+// descriptor's digest and size.
+func (v *verifier) check(got string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if got != v.d.Digest.Hex || v.n != v.d.Size {
+		return mismatch(v.what, v.d.Digest, v.d.Size, got, v.n)
+	}
+	return nil
+}
+
+// deferHash makes the verifier keep what it reads for take instead of
+// hashing it, if its digest is SHA-256 (reporting whether it does): the
+// caller hashes everything take returns, in order, and calls check with
+// the digest once ended says the blob ended (whatever the size).
+func (v *verifier) deferHash() bool {
+	v.deferred = v.d.Digest.Algorithm == "sha256" && v.n == 0
+	return v.deferred
+}
+
+// ended tells whether Read reached the blob's end.
+func (v *verifier) ended() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.eof
+}
+
+// take returns the bytes read since the last take; they are the
+// caller's until its next take.
+func (v *verifier) take() []byte {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	b := v.pending
+	v.pending, v.spare = v.spare[:0], b
+	return b
 }
