@@ -308,8 +308,8 @@ func TestMountMatchesKernel(t *testing.T) {
 			Rdev       uint64
 			Mtim, Ctim unix.Timespec
 		}
-		kf := fields{k.Ino, k.Nlink, k.Mode, k.Size, k.Blocks, k.Rdev, k.Mtim, k.Ctim}
-		gf := fields{g.Ino, g.Nlink, g.Mode, g.Size, g.Blocks, g.Rdev, g.Mtim, g.Ctim}
+		kf := fields{k.Ino, uint64(k.Nlink), k.Mode, k.Size, k.Blocks, k.Rdev, k.Mtim, k.Ctim}
+		gf := fields{g.Ino, uint64(g.Nlink), g.Mode, g.Size, g.Blocks, g.Rdev, g.Mtim, g.Ctim}
 		if kf != gf && diffs < 20 {
 			diffs++
 			t.Errorf("%s: FUSE %+v, kernel %+v", p, gf, kf)

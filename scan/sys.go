@@ -31,19 +31,22 @@ func statAt(dirfd int, name string, st *unix.Stat_t) (verity bool, err error) {
 		return false, err
 	}
 	*st = unix.Stat_t{
-		Dev:   unix.Mkdev(x.Dev_major, x.Dev_minor),
-		Ino:   x.Ino,
-		Nlink: uint64(x.Nlink),
-		Mode:  uint32(x.Mode),
-		Uid:   x.Uid,
-		Gid:   x.Gid,
-		Rdev:  unix.Mkdev(x.Rdev_major, x.Rdev_minor),
-		Size:  int64(x.Size),
-		Mtim:  unix.Timespec{Sec: x.Mtime.Sec, Nsec: int64(x.Mtime.Nsec)},
-		Ctim:  unix.Timespec{Sec: x.Ctime.Sec, Nsec: int64(x.Ctime.Nsec)},
+		Dev:  unix.Mkdev(x.Dev_major, x.Dev_minor),
+		Ino:  x.Ino,
+		Mode: uint32(x.Mode),
+		Uid:  x.Uid,
+		Gid:  x.Gid,
+		Rdev: unix.Mkdev(x.Rdev_major, x.Rdev_minor),
+		Size: int64(x.Size),
+		Mtim: unix.Timespec{Sec: x.Mtime.Sec, Nsec: int64(x.Mtime.Nsec)},
+		Ctim: unix.Timespec{Sec: x.Ctime.Sec, Nsec: int64(x.Ctime.Nsec)},
 	}
+	setUint(&st.Nlink, x.Nlink) // uint64 on amd64, uint32 on arm64
 	return mayHaveVerity(x.Attributes, x.Attributes_mask), nil
 }
+
+// setUint sets a stat field whose width differs between architectures.
+func setUint[T ~uint32 | ~uint64](dst *T, v uint32) { *dst = T(v) }
 
 // mayHaveVerity reads statx's attributes: false when the file system says
 // the file has no fs-verity. Tests replace it.
