@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 	"sync"
 	"time"
@@ -36,33 +38,18 @@ const (
 	trailerSize = sha256.Size
 )
 
-// flagNoXattrs is the entry flag of cacheEntry.noXattrs.
+// Where an entry's fields sit: its key (device, inode) and stamp (size,
+// mtime and ctime seconds, their nanoseconds, file type) are the bytes
+// before entryFlags, compared as they are; the digest follows the flags.
+const (
+	entryKey   = 16 // dev, ino
+	entryFlags = 52 // key and stamp before it
+)
+
+// flagNoXattrs is the entry flag that says that the file had no xattrs at
+// all. Setting or removing one moves ctime, so it holds while the stamp
+// does.
 const flagNoXattrs = 1
-
-// fileKey names a file by its device and inode number.
-type fileKey struct{ dev, ino uint64 }
-
-// fileStamp is what proves a file unchanged since its digest was taken:
-// with its key, every stat field that a change of content moves. ctime
-// can't be set from user space, so a content change whose size and mtime
-// are restored still moves it.
-type fileStamp struct {
-	size             int64
-	mtimeSec         int64
-	ctimeSec         int64
-	mtimeNs, ctimeNs uint32
-	mode             uint32 // the file type bits
-}
-
-type cacheEntry struct {
-	key   fileKey
-	stamp fileStamp
-	used  bool // found or added since the cache was opened
-	// noXattrs says that the file had no xattrs at all. Setting or
-	// removing one moves ctime, so it holds while the stamp does.
-	noXattrs bool
-	digest   []byte
-}
 
 // DigestCache remembers the fs-verity digests of files by what proves them
 // unchanged (device, inode, size, mtime and ctime in nanoseconds, file
@@ -86,10 +73,20 @@ type DigestCache struct {
 	// or did not exist).
 	Discarded string
 
-	mu     sync.Mutex
-	ents   []cacheEntry      // read from the file, then added
-	index  map[fileKey]int32 // the entry of each file in ents
-	cutoff time.Time         // files changed at or after it are not kept
+	mu sync.Mutex
+	// Entries are kept as the file holds them, entrySize bytes each: those
+	// read from the file (checked) in file, then those added since in
+	// added. Entry i is file's i-th, or added's (i-nfile)-th; neither is
+	// ever changed in place, so a digest handed out stays right.
+	file   []byte
+	added  []byte
+	nfile  int
+	slots  []uint64 // open addressing by key (slotEntry)
+	seed   maphash.Seed
+	live   int       // files in slots
+	used   bitset    // entries found or added since the cache was opened
+	dead   bitset    // entries a later one of the same file replaced
+	cutoff time.Time // files changed at or after it are not kept
 	hits   int
 	dirty  bool // entries added, or the file is to be replaced
 }
@@ -102,7 +99,7 @@ func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) 
 	if !alg.Valid() {
 		return nil, fmt.Errorf("scan: digest cache %s: %w", path, fsverity.ErrUnknownAlgorithm)
 	}
-	c := &DigestCache{path: path, alg: alg, MaxEntries: DefaultCacheEntries, index: make(map[fileKey]int32)}
+	c := &DigestCache{path: path, alg: alg, MaxEntries: DefaultCacheEntries, seed: maphash.MakeSeed()}
 	c.setStart(now())
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -113,7 +110,7 @@ func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) 
 	}
 	defer f.Close()
 	if err := c.load(f); err != nil {
-		c.ents, c.index = nil, make(map[fileKey]int32)
+		c.reset()
 		c.Discarded = err.Error()
 		c.dirty = true
 	}
@@ -161,15 +158,19 @@ func (c *DigestCache) load(f *os.File) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
-	es := c.entrySize()
-	count := len(body) / es
-	c.ents = make([]cacheEntry, count, count+count/8)
-	c.index = make(map[fileKey]int32, count)
-	for i := range count {
-		c.ents[i] = c.decodeEntry(body[i*es : (i+1)*es])
-		c.index[c.ents[i].key] = int32(i)
+	c.file, c.nfile = body, len(body)/c.entrySize()
+	c.slots = make([]uint64, slotsFor(c.nfile))
+	c.used, c.dead = make(bitset, c.nfile/64+1), make(bitset, c.nfile/64+1)
+	for i := range c.nfile {
+		c.insert(int32(i))
 	}
 	return nil
+}
+
+// reset empties the cache.
+func (c *DigestCache) reset() {
+	c.file, c.added, c.nfile, c.slots, c.live = nil, nil, 0, nil, 0
+	c.used, c.dead = nil, nil
 }
 
 // checkFile checks a cache file's header, length and checksum, and returns
@@ -199,61 +200,113 @@ func (c *DigestCache) checkFile(b []byte) ([]byte, error) {
 	return b[headerSize : len(b)-trailerSize], nil
 }
 
-func (c *DigestCache) decodeEntry(b []byte) cacheEntry {
-	le := binary.LittleEndian
-	e := cacheEntry{key: fileKey{le.Uint64(b[0:]), le.Uint64(b[8:])}, stamp: fileStamp{
-		size:     int64(le.Uint64(b[16:])),
-		mtimeSec: int64(le.Uint64(b[24:])),
-		ctimeSec: int64(le.Uint64(b[32:])),
-		mtimeNs:  le.Uint32(b[40:]),
-		ctimeNs:  le.Uint32(b[44:]),
-		mode:     le.Uint32(b[48:]),
-	}}
-	e.noXattrs = le.Uint32(b[52:])&flagNoXattrs != 0
-	e.digest = b[entryFixed:len(b):len(b)] // shares the file's buffer
-	return e
+// slotsFor returns the number of slots (a power of two) that hold n files
+// at most half full.
+func slotsFor(n int) int {
+	return 1 << max(4, bits.Len(uint(2*n)))
 }
 
-func (c *DigestCache) appendEntry(b []byte, e *cacheEntry) []byte {
-	le := binary.LittleEndian
-	b = le.AppendUint64(b, e.key.dev)
-	b = le.AppendUint64(b, e.key.ino)
-	b = le.AppendUint64(b, uint64(e.stamp.size))
-	b = le.AppendUint64(b, uint64(e.stamp.mtimeSec))
-	b = le.AppendUint64(b, uint64(e.stamp.ctimeSec))
-	b = le.AppendUint32(b, e.stamp.mtimeNs)
-	b = le.AppendUint32(b, e.stamp.ctimeNs)
-	b = le.AppendUint32(b, e.stamp.mode)
-	var flags uint32
-	if e.noXattrs {
-		flags |= flagNoXattrs
+// entry returns the bytes of entry i.
+func (c *DigestCache) entry(i int32) []byte {
+	es := c.entrySize()
+	if int(i) < c.nfile {
+		return c.file[int(i)*es : (int(i)+1)*es : (int(i)+1)*es]
 	}
-	b = le.AppendUint32(b, flags)
-	return append(b, e.digest...)
+	j := int(i) - c.nfile
+	return c.added[j*es : (j+1)*es : (j+1)*es]
 }
 
-func keyOf(st *unix.Stat_t) (fileKey, fileStamp) {
-	return fileKey{st.Dev, st.Ino}, fileStamp{
-		size:     st.Size,
-		mtimeSec: st.Mtim.Sec, mtimeNs: uint32(st.Mtim.Nsec),
-		ctimeSec: st.Ctim.Sec, ctimeNs: uint32(st.Ctim.Nsec),
-		mode: st.Mode & unix.S_IFMT,
+// A slot holds 1+the entry of a file in its low 32 bits (0: empty) and the
+// high 32 bits of the hash of its key in the others, so that most probes
+// of other files are told apart without reading their entries.
+const slotEntry = 1<<32 - 1
+
+// find returns the slot of the file of key k (entryKey bytes), and its
+// entry, or -1 and the empty slot where it goes.
+func (c *DigestCache) find(k []byte) (slot int, i int32) {
+	h := maphash.Bytes(c.seed, k)
+	tag := h &^ slotEntry
+	mask := len(c.slots) - 1
+	for p := int(h) & mask; ; p = (p + 1) & mask {
+		s := c.slots[p]
+		if s == 0 {
+			return p, -1
+		}
+		if s&^slotEntry == tag && bytes.Equal(c.entry(int32(s&slotEntry - 1))[:entryKey], k) {
+			return p, int32(s&slotEntry - 1)
+		}
 	}
 }
 
-// lookup returns the entry of the file of status st, if the cache has it
-// for exactly that status.
-func (c *DigestCache) lookup(st *unix.Stat_t) (cacheEntry, bool) {
-	k, s := keyOf(st)
+// insert indexes entry i by its key; an entry of the same file that it
+// replaces is dead.
+func (c *DigestCache) insert(i int32) {
+	if 2*(c.live+1) > len(c.slots) {
+		c.grow()
+	}
+	k := c.entry(i)[:entryKey]
+	p, old := c.find(k)
+	if old >= 0 {
+		c.dead.set(int(old))
+		c.used.clear(int(old))
+	} else {
+		c.live++
+	}
+	c.slots[p] = maphash.Bytes(c.seed, k)&^slotEntry | uint64(i+1)
+}
+
+// grow doubles the slots.
+func (c *DigestCache) grow() {
+	old := c.slots
+	c.slots = make([]uint64, max(16, 2*len(old)))
+	mask := len(c.slots) - 1
+	for _, s := range old {
+		if s != 0 {
+			p := int(maphash.Bytes(c.seed, c.entry(int32(s&slotEntry - 1))[:entryKey])) & mask
+			for c.slots[p] != 0 {
+				p = (p + 1) & mask
+			}
+			c.slots[p] = s
+		}
+	}
+}
+
+// stampOf returns the key and stamp of the file of status st as an entry
+// holds them.
+func stampOf(st *unix.Stat_t) (b [entryFlags]byte) {
+	le := binary.LittleEndian
+	le.PutUint64(b[0:], st.Dev)
+	le.PutUint64(b[8:], st.Ino)
+	le.PutUint64(b[16:], uint64(st.Size))
+	le.PutUint64(b[24:], uint64(st.Mtim.Sec))
+	le.PutUint64(b[32:], uint64(st.Ctim.Sec))
+	le.PutUint32(b[40:], uint32(st.Mtim.Nsec))
+	le.PutUint32(b[44:], uint32(st.Ctim.Nsec))
+	le.PutUint32(b[48:], st.Mode&unix.S_IFMT)
+	return b
+}
+
+// lookup returns the digest of the file of status st, and whether it had
+// no xattrs, if the cache has it for exactly that status. The digest is
+// not to be changed.
+func (c *DigestCache) lookup(st *unix.Stat_t) (d []byte, noXattrs, ok bool) {
+	ks := stampOf(st)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i, ok := c.index[k]
-	if !ok || c.ents[i].stamp != s {
-		return cacheEntry{}, false
+	if c.live == 0 {
+		return nil, false, false
 	}
-	c.ents[i].used = true
+	_, i := c.find(ks[:entryKey])
+	if i < 0 {
+		return nil, false, false
+	}
+	e := c.entry(i)
+	if !bytes.Equal(e[:entryFlags], ks[:]) {
+		return nil, false, false
+	}
+	c.used.set(int(i))
 	c.hits++
-	return c.ents[i], true
+	return e[entryFixed:], binary.LittleEndian.Uint32(e[entryFlags:])&flagNoXattrs != 0, true
 }
 
 // add records d as the digest of the file whose status (taken before its
@@ -263,21 +316,27 @@ func (c *DigestCache) add(st *unix.Stat_t, d []byte, noXattrs bool) {
 	if len(d) != c.alg.Size() || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return
 	}
-	k, s := keyOf(st)
 	cut := c.cutoff.Unix()
-	if s.mtimeSec >= cut || s.ctimeSec >= cut {
+	if st.Mtim.Sec >= cut || st.Ctim.Sec >= cut {
 		return
 	}
-	c.mu.Lock()
-	e := cacheEntry{key: k, stamp: s, used: true, noXattrs: noXattrs, digest: bytes.Clone(d)}
-	c.dirty = true
-	if i, ok := c.index[k]; ok {
-		c.ents[i] = e
-	} else if len(c.ents) < math.MaxInt32 {
-		c.index[k] = int32(len(c.ents))
-		c.ents = append(c.ents, e)
+	ks := stampOf(st)
+	var flags uint32
+	if noXattrs {
+		flags |= flagNoXattrs
 	}
-	c.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.nfile + len(c.added)/c.entrySize()
+	if n >= math.MaxInt32 {
+		return
+	}
+	c.added = append(c.added, ks[:]...)
+	c.added = binary.LittleEndian.AppendUint32(c.added, flags)
+	c.added = append(c.added, d...)
+	c.used.set(n)
+	c.insert(int32(n))
+	c.dirty = true
 }
 
 // Save writes the cache back atomically (internal/atomicfile: a
@@ -310,19 +369,16 @@ func (c *DigestCache) Save() error {
 // encode returns the cache file's bytes: the entries used or added since
 // the cache was opened, then the others, at most MaxEntries.
 func (c *DigestCache) encode() []byte {
-	n := min(len(c.ents), c.MaxEntries)
+	n := min(c.live, c.MaxEntries)
 	b := make([]byte, headerSize, headerSize+n*c.entrySize()+trailerSize)
 	copy(b, cacheMagic[:])
 	b[8] = byte(c.alg)
+	total := c.nfile + len(c.added)/c.entrySize()
 	count := 0
 	for _, used := range []bool{true, false} {
-		for i := range c.ents {
-			if count == n {
-				break
-			}
-			// (An entry a later one of the same file replaced is dropped.)
-			if e := &c.ents[i]; e.used == used && c.index[e.key] == int32(i) {
-				b = c.appendEntry(b, e)
+		for i := 0; i < total && count < n; i++ {
+			if c.used.has(i) == used && !c.dead.has(i) {
+				b = append(b, c.entry(int32(i))...)
 				count++
 			}
 		}
@@ -330,4 +386,22 @@ func (c *DigestCache) encode() []byte {
 	binary.LittleEndian.PutUint64(b[16:24], uint64(count))
 	sum := sha256.Sum256(b)
 	return append(b, sum[:]...)
+}
+
+// bitset is a set of entry numbers.
+type bitset []uint64
+
+func (s bitset) has(i int) bool { return i/64 < len(s) && s[i/64]&(1<<(i%64)) != 0 }
+
+func (s *bitset) set(i int) {
+	for i/64 >= len(*s) {
+		*s = append(*s, 0)
+	}
+	(*s)[i/64] |= 1 << (i % 64)
+}
+
+func (s bitset) clear(i int) {
+	if i/64 < len(s) {
+		s[i/64] &^= 1 << (i % 64)
+	}
 }

@@ -176,8 +176,8 @@ func TestCacheRacilyClean(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.ents) != 0 {
-		t.Fatalf("the cache kept %d entries of files written in the scan's second", len(c.ents))
+	if c.live != 0 {
+		t.Fatalf("the cache kept %d entries of files written in the scan's second", c.live)
 	}
 }
 
@@ -253,8 +253,8 @@ func TestCacheBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.ents) != 2 {
-		t.Errorf("%d entries read back, want 2", len(c.ents))
+	if c.live != 2 {
+		t.Errorf("%d entries read back, want 2", c.live)
 	}
 	// A file larger than the bound is not read at all.
 	c.MaxEntries = 1

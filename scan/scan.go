@@ -412,11 +412,10 @@ func (s *scanner) fromCache(n *tree.Node, st *unix.Stat_t, c *DigestCache) (ok, 
 	if n.Size <= tree.RecommendedInlineMax {
 		return false, false, nil // the content is needed
 	}
-	e, ok := c.lookup(st)
+	d, noXattrs, ok := c.lookup(st)
 	if !ok {
 		return false, false, nil
 	}
-	d := e.digest
 	if s.opts.Store != nil {
 		if s.opts.Stored == nil {
 			return false, false, nil
@@ -430,7 +429,7 @@ func (s *scanner) fromCache(n *tree.Node, st *unix.Stat_t, c *DigestCache) (ok, 
 		}
 	}
 	setPayload(n, d)
-	return true, e.noXattrs && s.allXattrs(), nil
+	return true, noXattrs && s.allXattrs(), nil
 }
 
 func readlinkAt(dirfd int, name string) (string, error) {
