@@ -83,6 +83,7 @@ type DigestCache struct {
 	nfile  int
 	slots  []uint64 // open addressing by key (slotEntry)
 	seed   maphash.Seed
+	mem    *mappings // where file and slots are (cache_mem.go)
 	live   int       // files in slots
 	used   bitset    // entries found or added since the cache was opened
 	dead   bitset    // entries a later one of the same file replaced
@@ -100,6 +101,7 @@ func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) 
 		return nil, fmt.Errorf("scan: digest cache %s: %w", path, fsverity.ErrUnknownAlgorithm)
 	}
 	c := &DigestCache{path: path, alg: alg, MaxEntries: DefaultCacheEntries, seed: maphash.MakeSeed()}
+	c.mem = newMappings(c)
 	c.setStart(now())
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -148,7 +150,7 @@ func (c *DigestCache) load(f *os.File) error {
 	if st.Size() > max {
 		return fmt.Errorf("%s has %d bytes, more than a cache of %d entries", c.path, st.Size(), c.MaxEntries)
 	}
-	b := make([]byte, st.Size()+1)
+	b := c.mem.alloc(int(st.Size()) + 1)
 	n, err := io.ReadFull(f, b)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return fmt.Errorf("%s: %w", c.path, err)
@@ -159,7 +161,7 @@ func (c *DigestCache) load(f *os.File) error {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
 	c.file, c.nfile = body, len(body)/c.entrySize()
-	c.slots = make([]uint64, slotsFor(c.nfile))
+	c.slots = c.mem.allocSlots(slotsFor(c.nfile))
 	c.used, c.dead = make(bitset, c.nfile/64+1), make(bitset, c.nfile/64+1)
 	for i := range c.nfile {
 		c.insert(int32(i))
@@ -171,6 +173,7 @@ func (c *DigestCache) load(f *os.File) error {
 func (c *DigestCache) reset() {
 	c.file, c.added, c.nfile, c.slots, c.live = nil, nil, 0, nil, 0
 	c.used, c.dead = nil, nil
+	c.mem.release()
 }
 
 // checkFile checks a cache file's header, length and checksum, and returns
@@ -287,8 +290,9 @@ func stampOf(st *unix.Stat_t) (b [entryFlags]byte) {
 }
 
 // lookup returns the digest of the file of status st, and whether it had
-// no xattrs, if the cache has it for exactly that status. The digest is
-// not to be changed.
+// no xattrs, if the cache has it for exactly that status. The digest may
+// be in c's mappings: it is to be copied, not changed, and not kept after
+// c.
 func (c *DigestCache) lookup(st *unix.Stat_t) (d []byte, noXattrs, ok bool) {
 	ks := stampOf(st)
 	c.mu.Lock()
@@ -350,7 +354,9 @@ func (c *DigestCache) Save() error {
 		c.mu.Unlock()
 		return nil
 	}
-	b := c.encode()
+	var ms mappings
+	defer ms.release()
+	b := c.encode(&ms)
 	c.dirty = false
 	c.mu.Unlock()
 	err := atomicfile.Write(c.path, 0o600, func(w io.Writer) error {
@@ -367,10 +373,11 @@ func (c *DigestCache) Save() error {
 }
 
 // encode returns the cache file's bytes: the entries used or added since
-// the cache was opened, then the others, at most MaxEntries.
-func (c *DigestCache) encode() []byte {
+// the cache was opened, then the others, at most MaxEntries, in memory of
+// ms.
+func (c *DigestCache) encode(ms *mappings) []byte {
 	n := min(c.live, c.MaxEntries)
-	b := make([]byte, headerSize, headerSize+n*c.entrySize()+trailerSize)
+	b := ms.alloc(headerSize + n*c.entrySize() + trailerSize)[:headerSize]
 	copy(b, cacheMagic[:])
 	b[8] = byte(c.alg)
 	total := c.nfile + len(c.added)/c.entrySize()

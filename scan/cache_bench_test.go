@@ -65,6 +65,7 @@ func BenchmarkDigestCacheOpenLookup(b *testing.B) {
 				b.Fatalf("entry %d not found", i)
 			}
 		}
+		c.mem.release()
 	}
 }
 
@@ -80,5 +81,6 @@ func BenchmarkDigestCacheOpen(b *testing.B) {
 		if err != nil || c.Discarded != "" {
 			b.Fatal(err, c.Discarded)
 		}
+		c.mem.release()
 	}
 }

@@ -428,7 +428,8 @@ func (s *scanner) fromCache(n *tree.Node, st *unix.Stat_t, c *DigestCache) (ok, 
 			return false, false, err
 		}
 	}
-	setPayload(n, d)
+	setPayload(n, d) // copies d, which is c's
+	runtime.KeepAlive(c)
 	return true, noXattrs && s.allXattrs(), nil
 }
 
