@@ -1,7 +1,6 @@
 package scan
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -33,15 +32,13 @@ func benchStats(n int) []unix.Stat_t {
 }
 
 // writeBenchCache writes a digest cache of the files of status sts.
-func writeBenchCache(b *testing.B, path string, sts []unix.Stat_t) {
+func writeBenchCache(b testing.TB, path string, sts []unix.Stat_t) {
 	c, err := OpenDigestCache(path, fsverity.SHA256)
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := make([]byte, 32)
 	for i := range sts {
-		binary.LittleEndian.PutUint64(d, uint64(i))
-		c.add(&sts[i], d, true)
+		c.add(&sts[i], benchDigest(i), true)
 	}
 	if err := c.Save(); err != nil {
 		b.Fatal(err)

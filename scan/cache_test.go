@@ -2,6 +2,7 @@ package scan
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -205,6 +206,8 @@ func TestCacheDamaged(t *testing.T) {
 		{"count changed", "truncated", flip(16)},
 		{"other algorithm", "algorithm", flip(8)},
 		{"bad magic", "magic", flip(0)},
+		{"other format version", "magic", flip(7)},
+		{"size flipped, length right", "checksum", flip(headerSize + entryFixed + 32 + 17)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := os.WriteFile(cache, c.data, 0o644); err != nil {
@@ -361,6 +364,94 @@ func TestMeasuredNotRead(t *testing.T) {
 	for _, name := range []string{"b", "c"} {
 		if got := fsverity.Hex(root.Lookup(name).Digest); got != wantDigest(t, filepath.Join(dir, name)) {
 			t.Errorf("%s: digest %s, want the computed one", name, got)
+		}
+	}
+}
+
+// benchDigest is the digest writeBenchCache gives the i-th file.
+func benchDigest(i int) []byte {
+	d := make([]byte, 32)
+	binary.LittleEndian.PutUint64(d, uint64(i))
+	return d
+}
+
+// A cache large enough to live in mapped memory (cache_mem.go) finds
+// every file by its exact status and no other, grows as files are added,
+// and keeps the files used or added first when it is bounded.
+func TestCacheLarge(t *testing.T) {
+	const n = 20_000 // 1.7 MB of cache file
+	sts := benchStats(2 * n)
+	path := filepath.Join(t.TempDir(), "cache")
+	writeBenchCache(t, path, sts[:n])
+	c, err := OpenDigestCache(path, fsverity.SHA256)
+	if err != nil || c.Discarded != "" || c.live != n || len(*c.mem) == 0 {
+		t.Fatalf("%v, discarded %q, %d files, %d mappings", err, c.Discarded, c.live, len(*c.mem))
+	}
+	// Every other file is looked up, the others are changed.
+	for i := 0; i < n; i += 2 {
+		d, noXattrs, ok := c.lookup(&sts[i])
+		if !ok || !bytes.Equal(d, benchDigest(i)) || !noXattrs {
+			t.Fatalf("file %d: found %v, digest %x, noXattrs %v", i, ok, d, noXattrs)
+		}
+		changed := sts[i+1]
+		changed.Ctim.Nsec ^= 1
+		if _, _, ok := c.lookup(&changed); ok {
+			t.Fatalf("file %d found with another ctime", i+1)
+		}
+	}
+	for name, change := range map[string]func(*unix.Stat_t){
+		"dev": func(st *unix.Stat_t) { st.Dev++ }, "ino": func(st *unix.Stat_t) { st.Ino++ },
+		"size":  func(st *unix.Stat_t) { st.Size++ },
+		"mtime": func(st *unix.Stat_t) { st.Mtim.Sec++ }, "mtime ns": func(st *unix.Stat_t) { st.Mtim.Nsec++ },
+		"ctime": func(st *unix.Stat_t) { st.Ctim.Sec++ }, "ctime ns": func(st *unix.Stat_t) { st.Ctim.Nsec++ },
+		"type": func(st *unix.Stat_t) { st.Mode = unix.S_IFLNK | 0o777 },
+	} {
+		st := sts[n-1]
+		change(&st)
+		if _, _, ok := c.lookup(&st); ok {
+			t.Errorf("file found with another %s", name)
+		}
+	}
+	// As many files again are added (the slots grow), one replaces a file
+	// that was read.
+	for i := n; i < 2*n; i++ {
+		c.add(&sts[i], benchDigest(i), false)
+	}
+	changed := sts[1]
+	changed.Size++
+	c.add(&changed, benchDigest(-1), false)
+	if c.live != 2*n || c.Hits() != n/2 {
+		t.Fatalf("%d files, %d hits; want %d, %d", c.live, c.Hits(), 2*n, n/2)
+	}
+	// Unbounded, the file holds each file once, with its last entry.
+	all := filepath.Join(t.TempDir(), "all")
+	var ms mappings
+	defer ms.release()
+	if err := os.WriteFile(all, c.encode(&ms), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := OpenDigestCache(all, fsverity.SHA256); err != nil || a.live != 2*n || a.nfile != 2*n {
+		t.Fatalf("unbounded: %v, %d files in %d entries, want %d", err, a.live, a.nfile, 2*n)
+	} else if d, _, ok := a.lookup(&changed); !ok || !bytes.Equal(d, benchDigest(-1)) {
+		t.Fatalf("unbounded: the replaced file's digest is %x (found %v)", d, ok)
+	}
+	c.MaxEntries = n/2 + n + 1
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = OpenDigestCache(path, fsverity.SHA256)
+	if err != nil || c.Discarded != "" || c.live != n/2+n+1 {
+		t.Fatalf("%v, discarded %q, %d files, want %d", err, c.Discarded, c.live, n/2+n+1)
+	}
+	for i := range 2 * n {
+		st, want := &sts[i], benchDigest(i)
+		kept := i >= n || i%2 == 0 // used or added
+		if i == 1 {
+			st, want, kept = &changed, benchDigest(-1), true
+		}
+		d, noXattrs, ok := c.lookup(st)
+		if ok != kept || ok && (!bytes.Equal(d, want) || noXattrs != (i < n && i != 1)) {
+			t.Fatalf("file %d: found %v (want %v), digest %x, noXattrs %v", i, ok, kept, d, noXattrs)
 		}
 	}
 }
