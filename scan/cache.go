@@ -63,7 +63,8 @@ const flagNoXattrs = 1
 // not move them). The file is replaced atomically; one that is truncated,
 // corrupt (checksum) or of another algorithm is ignored and rebuilt, never
 // trusted. It holds at most MaxEntries files: those of the last scan
-// first, then older ones.
+// first, then older ones. Its large buffers are mapped outside the Go heap
+// (cache_mem.go) and unmapped once the cache is unreachable.
 type DigestCache struct {
 	path string
 	alg  fsverity.Algorithm

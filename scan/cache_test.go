@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -434,6 +435,8 @@ func TestCacheLarge(t *testing.T) {
 		t.Fatalf("unbounded: %v, %d files in %d entries, want %d", err, a.live, a.nfile, 2*n)
 	} else if d, _, ok := a.lookup(&changed); !ok || !bytes.Equal(d, benchDigest(-1)) {
 		t.Fatalf("unbounded: the replaced file's digest is %x (found %v)", d, ok)
+	} else {
+		runtime.KeepAlive(a) // d is a's
 	}
 	c.MaxEntries = n/2 + n + 1
 	if err := c.Save(); err != nil {
@@ -454,4 +457,5 @@ func TestCacheLarge(t *testing.T) {
 			t.Fatalf("file %d: found %v (want %v), digest %x, noXattrs %v", i, ok, kept, d, noXattrs)
 		}
 	}
+	runtime.KeepAlive(c) // the digests looked up are c's
 }
