@@ -388,6 +388,23 @@ func TestCacheLarge(t *testing.T) {
 	if err != nil || c.Discarded != "" || c.live != n || len(*c.mem) == 0 {
 		t.Fatalf("%v, discarded %q, %d files, %d mappings", err, c.Discarded, c.live, len(*c.mem))
 	}
+	// A byte in the middle of an entry changed, the length right: refused
+	// by the checksum, and the memory released.
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(good)
+	bad[headerSize+(n/2)*(entryFixed+32)+20] ^= 0x40
+	if err := os.WriteFile(path, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := OpenDigestCache(path, fsverity.SHA256); err != nil || !strings.Contains(b.Discarded, "checksum") || b.live != 0 || len(*b.mem) != 0 {
+		t.Fatalf("corrupt: %v, discarded %q, %d files, %d mappings", err, b.Discarded, b.live, len(*b.mem))
+	}
+	if err := os.WriteFile(path, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// Every other file is looked up, the others are changed.
 	for i := 0; i < n; i += 2 {
 		d, noXattrs, ok := c.lookup(&sts[i])
