@@ -157,17 +157,33 @@ func (c *DigestCache) load(f *os.File) error {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
 	b = b[:n]
-	body, err := c.checkFile(b)
+	body, err := c.checkLayout(b)
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.path, err)
 	}
+	// The checksum is verified while the index is built: nothing is looked
+	// up before both are done, and the index is dropped (reset) when the
+	// checksum is wrong.
+	sumOK := make(chan bool, 1)
+	go func() {
+		sum := sha256.Sum256(b[:len(b)-trailerSize])
+		sumOK <- bytes.Equal(sum[:], b[len(b)-trailerSize:])
+	}()
+	c.index(body)
+	if !<-sumOK {
+		return fmt.Errorf("%s: checksum mismatch (corrupt)", c.path)
+	}
+	return nil
+}
+
+// index indexes the entries of body, the file's.
+func (c *DigestCache) index(body []byte) {
 	c.file, c.nfile = body, len(body)/c.entrySize()
 	c.slots = c.mem.allocSlots(slotsFor(c.nfile))
 	c.used, c.dead = make(bitset, c.nfile/64+1), make(bitset, c.nfile/64+1)
 	for i := range c.nfile {
 		c.insert(int32(i))
 	}
-	return nil
 }
 
 // reset empties the cache.
@@ -177,9 +193,9 @@ func (c *DigestCache) reset() {
 	c.mem.release()
 }
 
-// checkFile checks a cache file's header, length and checksum, and returns
-// its entries.
-func (c *DigestCache) checkFile(b []byte) ([]byte, error) {
+// checkLayout checks a cache file's header and length, and returns its
+// entries; the checksum is load's to check.
+func (c *DigestCache) checkLayout(b []byte) ([]byte, error) {
 	if len(b) < headerSize+trailerSize {
 		return nil, errors.New("truncated header")
 	}
@@ -196,10 +212,6 @@ func (c *DigestCache) checkFile(b []byte) ([]byte, error) {
 	want := headerSize + int(count)*c.entrySize() + trailerSize
 	if len(b) != want {
 		return nil, fmt.Errorf("%d bytes where %d entries take %d (truncated?)", len(b), count, want)
-	}
-	sum := sha256.Sum256(b[:len(b)-trailerSize])
-	if !bytes.Equal(sum[:], b[len(b)-trailerSize:]) {
-		return nil, errors.New("checksum mismatch (corrupt)")
 	}
 	return b[headerSize : len(b)-trailerSize], nil
 }
