@@ -63,8 +63,7 @@ const flagNoXattrs = 1
 // not move them). The file is replaced atomically; one that is truncated,
 // corrupt (checksum) or of another algorithm is ignored and rebuilt, never
 // trusted. It holds at most MaxEntries files: those of the last scan
-// first, then older ones. Its large buffers are mapped outside the Go heap
-// (cache_mem.go) and unmapped once the cache is unreachable.
+// first, then older ones.
 type DigestCache struct {
 	path string
 	alg  fsverity.Algorithm
@@ -84,7 +83,6 @@ type DigestCache struct {
 	nfile  int
 	slots  []uint64 // open addressing by key (slotEntry)
 	seed   maphash.Seed
-	mem    *mappings // where file and slots are (cache_mem.go)
 	live   int       // files in slots
 	used   bitset    // entries found or added since the cache was opened
 	dead   bitset    // entries a later one of the same file replaced
@@ -102,7 +100,6 @@ func OpenDigestCache(path string, alg fsverity.Algorithm) (*DigestCache, error) 
 		return nil, fmt.Errorf("scan: digest cache %s: %w", path, fsverity.ErrUnknownAlgorithm)
 	}
 	c := &DigestCache{path: path, alg: alg, MaxEntries: DefaultCacheEntries, seed: maphash.MakeSeed()}
-	c.mem = newMappings(c)
 	c.setStart(now())
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if errors.Is(err, os.ErrNotExist) {
@@ -151,7 +148,7 @@ func (c *DigestCache) load(f *os.File) error {
 	if st.Size() > max {
 		return fmt.Errorf("%s has %d bytes, more than a cache of %d entries", c.path, st.Size(), c.MaxEntries)
 	}
-	b := c.mem.alloc(int(st.Size()) + 1)
+	b := hugeSlice[byte](int(st.Size()) + 1)
 	n, err := io.ReadFull(f, b)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return fmt.Errorf("%s: %w", c.path, err)
@@ -179,7 +176,7 @@ func (c *DigestCache) load(f *os.File) error {
 // index indexes the entries of body, the file's.
 func (c *DigestCache) index(body []byte) {
 	c.file, c.nfile = body, len(body)/c.entrySize()
-	c.slots = c.mem.allocSlots(slotsFor(c.nfile))
+	c.slots = hugeSlice[uint64](slotsFor(c.nfile))
 	c.used, c.dead = make(bitset, c.nfile/64+1), make(bitset, c.nfile/64+1)
 	for i := range c.nfile {
 		c.insert(int32(i))
@@ -190,7 +187,6 @@ func (c *DigestCache) index(body []byte) {
 func (c *DigestCache) reset() {
 	c.file, c.added, c.nfile, c.slots, c.live = nil, nil, 0, nil, 0
 	c.used, c.dead = nil, nil
-	c.mem.release()
 }
 
 // checkLayout checks a cache file's header and length, and returns its
@@ -303,9 +299,8 @@ func stampOf(st *unix.Stat_t) (b [entryFlags]byte) {
 }
 
 // lookup returns the digest of the file of status st, and whether it had
-// no xattrs, if the cache has it for exactly that status. The digest may
-// be in c's mappings: it is to be copied, not changed, and not kept after
-// c.
+// no xattrs, if the cache has it for exactly that status. The digest is
+// the cache's: not to be changed.
 func (c *DigestCache) lookup(st *unix.Stat_t) (d []byte, noXattrs, ok bool) {
 	ks := stampOf(st)
 	c.mu.Lock()
@@ -367,9 +362,7 @@ func (c *DigestCache) Save() error {
 		c.mu.Unlock()
 		return nil
 	}
-	var ms mappings
-	defer ms.release()
-	b := c.encode(&ms)
+	b := c.encode()
 	c.dirty = false
 	c.mu.Unlock()
 	err := atomicfile.Write(c.path, 0o600, func(w io.Writer) error {
@@ -386,11 +379,10 @@ func (c *DigestCache) Save() error {
 }
 
 // encode returns the cache file's bytes: the entries used or added since
-// the cache was opened, then the others, at most MaxEntries, in memory of
-// ms.
-func (c *DigestCache) encode(ms *mappings) []byte {
+// the cache was opened, then the others, at most MaxEntries.
+func (c *DigestCache) encode() []byte {
 	n := min(c.live, c.MaxEntries)
-	b := ms.alloc(headerSize + n*c.entrySize() + trailerSize)[:headerSize]
+	b := hugeSlice[byte](headerSize + n*c.entrySize() + trailerSize)[:headerSize]
 	copy(b, cacheMagic[:])
 	b[8] = byte(c.alg)
 	total := c.nfile + len(c.added)/c.entrySize()

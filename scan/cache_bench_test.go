@@ -62,7 +62,6 @@ func BenchmarkDigestCacheOpenLookup(b *testing.B) {
 				b.Fatalf("entry %d not found", i)
 			}
 		}
-		c.mem.release()
 	}
 }
 
@@ -78,6 +77,5 @@ func BenchmarkDigestCacheOpen(b *testing.B) {
 		if err != nil || c.Discarded != "" {
 			b.Fatal(err, c.Discarded)
 		}
-		c.mem.release()
 	}
 }

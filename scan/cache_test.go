@@ -5,11 +5,11 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -376,7 +376,7 @@ func benchDigest(i int) []byte {
 	return d
 }
 
-// A cache large enough to live in mapped memory (cache_mem.go) finds
+// A cache large enough to live in huge pages (cache_mem.go) finds
 // every file by its exact status and no other, grows as files are added,
 // and keeps the files used or added first when it is bounded.
 func TestCacheLarge(t *testing.T) {
@@ -385,11 +385,11 @@ func TestCacheLarge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cache")
 	writeBenchCache(t, path, sts[:n])
 	c, err := OpenDigestCache(path, fsverity.SHA256)
-	if err != nil || c.Discarded != "" || c.live != n || len(*c.mem) == 0 {
-		t.Fatalf("%v, discarded %q, %d files, %d mappings", err, c.Discarded, c.live, len(*c.mem))
+	if err != nil || c.Discarded != "" || c.live != n {
+		t.Fatalf("%v, discarded %q, %d files", err, c.Discarded, c.live)
 	}
 	// A byte in the middle of an entry changed, the length right: refused
-	// by the checksum, and the memory released.
+	// by the checksum.
 	good, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -399,8 +399,8 @@ func TestCacheLarge(t *testing.T) {
 	if err := os.WriteFile(path, bad, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := OpenDigestCache(path, fsverity.SHA256); err != nil || !strings.Contains(b.Discarded, "checksum") || b.live != 0 || len(*b.mem) != 0 {
-		t.Fatalf("corrupt: %v, discarded %q, %d files, %d mappings", err, b.Discarded, b.live, len(*b.mem))
+	if b, err := OpenDigestCache(path, fsverity.SHA256); err != nil || !strings.Contains(b.Discarded, "checksum") || b.live != 0 {
+		t.Fatalf("corrupt: %v, discarded %q, %d files", err, b.Discarded, b.live)
 	}
 	if err := os.WriteFile(path, good, 0o600); err != nil {
 		t.Fatal(err)
@@ -443,17 +443,13 @@ func TestCacheLarge(t *testing.T) {
 	}
 	// Unbounded, the file holds each file once, with its last entry.
 	all := filepath.Join(t.TempDir(), "all")
-	var ms mappings
-	defer ms.release()
-	if err := os.WriteFile(all, c.encode(&ms), 0o600); err != nil {
+	if err := os.WriteFile(all, c.encode(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if a, err := OpenDigestCache(all, fsverity.SHA256); err != nil || a.live != 2*n || a.nfile != 2*n {
 		t.Fatalf("unbounded: %v, %d files in %d entries, want %d", err, a.live, a.nfile, 2*n)
 	} else if d, _, ok := a.lookup(&changed); !ok || !bytes.Equal(d, benchDigest(-1)) {
 		t.Fatalf("unbounded: the replaced file's digest is %x (found %v)", d, ok)
-	} else {
-		runtime.KeepAlive(a) // d is a's
 	}
 	c.MaxEntries = n/2 + n + 1
 	if err := c.Save(); err != nil {
@@ -474,5 +470,24 @@ func TestCacheLarge(t *testing.T) {
 			t.Fatalf("file %d: found %v (want %v), digest %x, noXattrs %v", i, ok, kept, d, noXattrs)
 		}
 	}
-	runtime.KeepAlive(c) // the digests looked up are c's
+}
+
+// hugeSlice gives zero elements at a huge page boundary when they fill a
+// megabyte at least, and a plain slice otherwise.
+func TestHugeSlice(t *testing.T) {
+	for _, n := range []int{0, 100, hugeMin/8 - 1, hugeMin / 8, 3<<20/8 + 5} {
+		s := hugeSlice[uint64](n)
+		if len(s) != n || cap(s) != n {
+			t.Fatalf("%d: len %d, cap %d", n, len(s), cap(s))
+		}
+		for i := range s {
+			if s[i] != 0 {
+				t.Fatalf("%d: element %d is %d", n, i, s[i])
+			}
+			s[i] = uint64(i)
+		}
+		if aligned := uintptr(unsafe.Pointer(unsafe.SliceData(s)))%hugePage == 0; n >= hugeMin/8 && !aligned {
+			t.Errorf("%d elements not at a huge page boundary", n)
+		}
+	}
 }

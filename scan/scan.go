@@ -428,8 +428,7 @@ func (s *scanner) fromCache(n *tree.Node, st *unix.Stat_t, c *DigestCache) (ok, 
 			return false, false, err
 		}
 	}
-	setPayload(n, d) // copies d, which is c's
-	runtime.KeepAlive(c)
+	setPayload(n, d)
 	return true, noXattrs && s.allXattrs(), nil
 }
 
