@@ -270,7 +270,7 @@ func (c *DigestCache) insert(i int32) {
 // grow doubles the slots.
 func (c *DigestCache) grow() {
 	old := c.slots
-	c.slots = make([]uint64, max(16, 2*len(old)))
+	c.slots = hugeSlice[uint64](max(16, 2*len(old)))
 	mask := len(c.slots) - 1
 	for _, s := range old {
 		if s != 0 {
@@ -342,6 +342,12 @@ func (c *DigestCache) add(st *unix.Stat_t, d []byte, noXattrs bool) {
 	n := c.nfile + len(c.added)/c.entrySize()
 	if n >= math.MaxInt32 {
 		return
+	}
+	if es := c.entrySize(); len(c.added)+es > cap(c.added) {
+		// Grown as append would, in huge pages once large. (Digests
+		// handed out keep the old array alive; it is never changed.)
+		b := hugeSlice[byte](max(2*cap(c.added), 64*es))
+		c.added = b[:copy(b, c.added)]
 	}
 	c.added = append(c.added, ks[:]...)
 	c.added = binary.LittleEndian.AppendUint32(c.added, flags)
