@@ -18,6 +18,7 @@ import (
 
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/internal/atomicfile"
+	"github.com/gocfs/gocfs/internal/hugepages"
 )
 
 // DefaultCacheEntries is the number of files a [DigestCache] remembers
@@ -148,7 +149,7 @@ func (c *DigestCache) load(f *os.File) error {
 	if st.Size() > max {
 		return fmt.Errorf("%s has %d bytes, more than a cache of %d entries", c.path, st.Size(), c.MaxEntries)
 	}
-	b := hugeSlice[byte](int(st.Size()) + 1)
+	b := hugepages.Slice[byte](int(st.Size()) + 1)
 	n, err := io.ReadFull(f, b)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return fmt.Errorf("%s: %w", c.path, err)
@@ -176,7 +177,7 @@ func (c *DigestCache) load(f *os.File) error {
 // index indexes the entries of body, the file's.
 func (c *DigestCache) index(body []byte) {
 	c.file, c.nfile = body, len(body)/c.entrySize()
-	c.slots = hugeSlice[uint64](slotsFor(c.nfile))
+	c.slots = hugepages.Slice[uint64](slotsFor(c.nfile))
 	c.used, c.dead = make(bitset, c.nfile/64+1), make(bitset, c.nfile/64+1)
 	for i := range c.nfile {
 		c.insert(int32(i))
@@ -270,7 +271,7 @@ func (c *DigestCache) insert(i int32) {
 // grow doubles the slots.
 func (c *DigestCache) grow() {
 	old := c.slots
-	c.slots = hugeSlice[uint64](max(16, 2*len(old)))
+	c.slots = hugepages.Slice[uint64](max(16, 2*len(old)))
 	mask := len(c.slots) - 1
 	for _, s := range old {
 		if s != 0 {
@@ -346,7 +347,7 @@ func (c *DigestCache) add(st *unix.Stat_t, d []byte, noXattrs bool) {
 	if es := c.entrySize(); len(c.added)+es > cap(c.added) {
 		// Grown as append would, in huge pages once large. (Digests
 		// handed out keep the old array alive; it is never changed.)
-		b := hugeSlice[byte](max(2*cap(c.added), 64*es))
+		b := hugepages.Slice[byte](max(2*cap(c.added), 64*es))
 		c.added = b[:copy(b, c.added)]
 	}
 	c.added = append(c.added, ks[:]...)
@@ -388,7 +389,7 @@ func (c *DigestCache) Save() error {
 // the cache was opened, then the others, at most MaxEntries.
 func (c *DigestCache) encode() []byte {
 	n := min(c.live, c.MaxEntries)
-	b := hugeSlice[byte](headerSize + n*c.entrySize() + trailerSize)[:headerSize]
+	b := hugepages.Slice[byte](headerSize + n*c.entrySize() + trailerSize)[:headerSize]
 	copy(b, cacheMagic[:])
 	b[8] = byte(c.alg)
 	total := c.nfile + len(c.added)/c.entrySize()

@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -376,7 +375,7 @@ func benchDigest(i int) []byte {
 	return d
 }
 
-// A cache large enough to live in huge pages (cache_mem.go) finds
+// A cache large enough to live in huge pages (internal/hugepages) finds
 // every file by its exact status and no other, grows as files are added,
 // and keeps the files used or added first when it is bounded.
 func TestCacheLarge(t *testing.T) {
@@ -468,26 +467,6 @@ func TestCacheLarge(t *testing.T) {
 		d, noXattrs, ok := c.lookup(st)
 		if ok != kept || ok && (!bytes.Equal(d, want) || noXattrs != (i < n && i != 1)) {
 			t.Fatalf("file %d: found %v (want %v), digest %x, noXattrs %v", i, ok, kept, d, noXattrs)
-		}
-	}
-}
-
-// hugeSlice gives zero elements at a huge page boundary when they fill a
-// megabyte at least, and a plain slice otherwise.
-func TestHugeSlice(t *testing.T) {
-	for _, n := range []int{0, 100, hugeMin/8 - 1, hugeMin / 8, 3<<20/8 + 5} {
-		s := hugeSlice[uint64](n)
-		if len(s) != n || cap(s) != n {
-			t.Fatalf("%d: len %d, cap %d", n, len(s), cap(s))
-		}
-		for i := range s {
-			if s[i] != 0 {
-				t.Fatalf("%d: element %d is %d", n, i, s[i])
-			}
-			s[i] = uint64(i)
-		}
-		if aligned := uintptr(unsafe.Pointer(unsafe.SliceData(s)))%hugePage == 0; n >= hugeMin/8 && !aligned {
-			t.Errorf("%d elements not at a huge page boundary", n)
 		}
 	}
 }
