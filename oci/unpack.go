@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,7 +14,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/repo"
 )
 
@@ -193,8 +193,9 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // its digest at the end.
 func decompress(dst io.Writer, src io.Reader, v *verifier) ([32]byte, error) {
 	var sum [32]byte
-	if v != nil && !v.deferHash() {
-		v = nil
+	hashArchive, archiveSum := archiveHash(v)
+	if v != nil && v.pair == nil {
+		v = nil // it checks the blob itself
 	}
 	br := bufio.NewReaderSize(src, 256<<10)
 	dr, closeDr, err := decompressor(br)
@@ -202,16 +203,9 @@ func decompress(dst io.Writer, src io.Reader, v *verifier) ([32]byte, error) {
 		return sum, err
 	}
 	defer closeDr()
-	h := fsverity.NewSHA256Pair()
-	var blob func() []byte // what the blob has for h since last asked
-	if v != nil {
-		blob = v.take
-	} else {
-		blob = func() []byte { return nil }
-	}
 	buf := make([]byte, 256<<10)
 	err = copyFull(writerFunc(func(p []byte) (int, error) {
-		h.Write(blob(), p)
+		hashArchive(p)
 		return dst.Write(p)
 	}), dr, buf)
 	if err == nil {
@@ -221,8 +215,7 @@ func decompress(dst io.Writer, src io.Reader, v *verifier) ([32]byte, error) {
 	if v != nil && v.ended() {
 		// A blob that ended is checked first: when it is not the one
 		// named, that is why decompressing it failed.
-		h.Write(blob(), nil)
-		if cerr := v.check(hex.EncodeToString(h.Sum(0, nil))); cerr != nil {
+		if cerr := v.checkDeferred(); cerr != nil {
 			return sum, cerr
 		}
 	}
@@ -232,8 +225,19 @@ func decompress(dst io.Writer, src io.Reader, v *verifier) ([32]byte, error) {
 	if v != nil && !v.ended() {
 		return sum, fmt.Errorf("oci: %s %s: read to its end, but not to io.EOF", v.what, v.d.Digest)
 	}
-	copy(sum[:], h.Sum(1, nil))
+	copy(sum[:], archiveSum())
 	return sum, nil
+}
+
+// archiveHash returns what hashes the uncompressed archive, and its sum:
+// the verifier v's, paired with the blob, where it can (deferHash), else
+// a SHA-256 of its own.
+func archiveHash(v *verifier) (write func([]byte), sum func() []byte) {
+	if v != nil && v.deferHash() {
+		return v.hashArchive, v.archiveSum
+	}
+	h := sha256.New()
+	return func(p []byte) { h.Write(p) }, func() []byte { return h.Sum(nil) }
 }
 
 // decompressor returns the reader of br's uncompressed content, by its

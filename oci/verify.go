@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/gocfs/gocfs/fsverity"
 )
 
 // maxMetadataSize bounds the manifests, indexes, configurations and
@@ -85,10 +87,12 @@ func readBlob(what string, d v1.Descriptor, r io.Reader, limit int64) ([]byte, e
 // verifier checks a blob as it is read: it refuses to read past the
 // descriptor's size, and at the end checks the size and the digest.
 //
-// A verifier whose digest is SHA-256 can leave the hashing to whoever
-// reads what it reads (see deferHash): decompress hashes the blob
-// together with the archive it unpacks to (fsverity.SHA256Pair), and
-// checks the digest when the blob ends, before it returns.
+// A verifier whose digest is SHA-256 can hash the blob together with the
+// archive it unpacks to (deferHash): decompress gives it each
+// uncompressed chunk (hashArchive), and both go through one
+// fsverity.SHA256Pair, the blob's bytes read since the last chunk paired
+// with the chunk. The blob is then checked by checkDeferred, once it
+// ended.
 type verifier struct {
 	what string
 	d    v1.Descriptor
@@ -96,14 +100,20 @@ type verifier struct {
 	h    hash.Hash
 	n    int64
 	err  error
-	// deferred: the bytes read are kept in pending, not hashed here.
-	// Reads may come from another goroutine than take's (zstd decodes
-	// ahead in one of its own), so pending and n are then under mu.
-	deferred       bool
-	mu             sync.Mutex
-	pending, spare []byte
-	eof            bool // the blob ended: check may be called
+	// pair, when not nil, hashes the blob (stream 0) and the archive
+	// (stream 1). Reads may come from another goroutine than
+	// hashArchive's (zstd decodes ahead in one of its own), so pair,
+	// pending, n and eof are then under mu.
+	pair    *fsverity.SHA256Pair
+	mu      sync.Mutex
+	pending []byte // blob bytes read, not yet hashed
+	eof     bool   // the blob ended
 }
+
+// maxPending bounds the blob bytes a verifier keeps to pair with archive
+// bytes: past it (an archive that is slow to come out: a blob of empty
+// compressed blocks) they are hashed alone.
+const maxPending = 1 << 20
 
 func newVerifier(what string, d v1.Descriptor, r io.Reader) (*verifier, error) {
 	h, err := hasherFor(what, d.Digest)
@@ -121,9 +131,13 @@ func (v *verifier) Read(p []byte) (int, error) {
 		p = p[:room] // one byte more than the size shows a longer blob
 	}
 	k, err := v.r.Read(p)
-	if v.deferred {
+	if v.pair != nil {
 		v.mu.Lock()
 		v.pending = append(v.pending, p[:k]...)
+		if len(v.pending) >= maxPending {
+			v.pair.Write(v.pending, nil)
+			v.pending = v.pending[:0]
+		}
 		v.n += int64(k)
 		v.mu.Unlock()
 	} else {
@@ -134,7 +148,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 	case v.n > v.d.Size:
 		v.err = tooLong(v.what, v.d.Digest, v.d.Size)
 		return 0, v.err
-	case errors.Is(err, io.EOF) && v.deferred:
+	case errors.Is(err, io.EOF) && v.pair != nil:
 		v.mu.Lock()
 		v.eof = true
 		v.mu.Unlock()
@@ -158,13 +172,15 @@ func (v *verifier) check(got string) error {
 	return nil
 }
 
-// deferHash makes the verifier keep what it reads for take instead of
-// hashing it, if its digest is SHA-256 (reporting whether it does): the
-// caller hashes everything take returns, in order, and calls check with
-// the digest once ended says the blob ended (whatever the size).
+// deferHash makes the verifier hash the blob together with the archive
+// (hashArchive), if its digest is SHA-256 and nothing was read yet,
+// reporting whether it does. The caller then calls checkDeferred once
+// ended says the blob ended (whatever its size).
 func (v *verifier) deferHash() bool {
-	v.deferred = v.d.Digest.Algorithm == "sha256" && v.n == 0
-	return v.deferred
+	if v.d.Digest.Algorithm == "sha256" && v.n == 0 {
+		v.pair = fsverity.NewSHA256Pair()
+	}
+	return v.pair != nil
 }
 
 // ended tells whether Read reached the blob's end.
@@ -174,12 +190,28 @@ func (v *verifier) ended() bool {
 	return v.eof
 }
 
-// take returns the bytes read since the last take; they are the
-// caller's until its next take.
-func (v *verifier) take() []byte {
+// hashArchive adds p to the archive's SHA-256, with the blob's bytes
+// read since the last call to the blob's.
+func (v *verifier) hashArchive(p []byte) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	b := v.pending
-	v.pending, v.spare = v.spare[:0], b
-	return b
+	v.pair.Write(v.pending, p)
+	v.pending = v.pending[:0]
+}
+
+// archiveSum returns the SHA-256 of what hashArchive was given.
+func (v *verifier) archiveSum() []byte {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.pair.Sum(1, nil)
+}
+
+// checkDeferred checks the blob, which ended, against its descriptor.
+func (v *verifier) checkDeferred() error {
+	v.mu.Lock()
+	v.pair.Write(v.pending, nil)
+	v.pending = v.pending[:0]
+	got := hex.EncodeToString(v.pair.Sum(0, nil))
+	v.mu.Unlock()
+	return v.check(got)
 }

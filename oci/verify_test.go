@@ -541,3 +541,48 @@ func TestLayoutLayerFailsBeforeLaterLayersStart(t *testing.T) {
 		checkNothingNamed(t, r)
 	}
 }
+
+// A verifier that hashes with the archive keeps at most about
+// maxPending bytes of a blob whose archive is slow to come out (here:
+// none comes at all), and checks the blob the same: its digest and size
+// right, then one byte changed.
+func TestVerifierDeferredBounded(t *testing.T) {
+	blob := randBytes(7, 5<<20)
+	for _, flip := range []bool{false, true} {
+		data := bytes.Clone(blob)
+		if flip {
+			data[len(data)/2] ^= 1
+		}
+		d := v1.Descriptor{Digest: sha256Hash(blob), Size: int64(len(blob))}
+		v, err := newVerifier("blob", d, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !v.deferHash() {
+			t.Fatal("a SHA-256 verifier does not defer")
+		}
+		buf := make([]byte, 64<<10)
+		for {
+			_, err := v.Read(buf)
+			if len(v.pending) > maxPending+len(buf) {
+				t.Fatalf("%d bytes pending", len(v.pending))
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !v.ended() {
+			t.Fatal("not ended at io.EOF")
+		}
+		err = v.checkDeferred()
+		if flip != (err != nil) || flip && !errors.Is(err, ErrDigestMismatch) {
+			t.Fatalf("changed %v: %v", flip, err)
+		}
+		if want := sha256.Sum256(nil); !bytes.Equal(v.archiveSum(), want[:]) {
+			t.Errorf("archive sum %x, want the empty one", v.archiveSum())
+		}
+	}
+}
