@@ -93,16 +93,19 @@ const smallFileMax = 256 << 10
 
 // putSmall stores src, a file of status st of at most smallFileMax bytes
 // without holes: read whole, hashed, written only if the store lacks it.
+// Exactly st.Size bytes are read, in one system call where the kernel
+// gives them (no read to find the end: the object is the bytes the
+// status says the file has; a file that shrank is ErrChanged).
 func (w *Writer) putSmall(src *os.File, st *unix.Stat_t) (digest.Digest, bool, error) {
 	buf := w.s.buffer()
 	defer w.s.putBuffer(buf)
-	b := (*buf)[:min(int(st.Size)+1, len(*buf))]
-	n, err := io.ReadFull(io.NewSectionReader(src, 0, int64(len(b))), b)
+	b := (*buf)[:st.Size]
+	n, err := io.ReadFull(io.NewSectionReader(src, 0, st.Size), b)
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
 		return digest.Digest{}, false, fmt.Errorf("store: reading %s: %w", src.Name(), err)
 	}
 	if int64(n) != st.Size {
-		return digest.Digest{}, false, fmt.Errorf("%w: %s had %d bytes, then %d or more", ErrChanged, src.Name(), st.Size, n)
+		return digest.Digest{}, false, fmt.Errorf("%w: %s had %d bytes, then %d", ErrChanged, src.Name(), st.Size, n)
 	}
 	d, isNew, err := w.put(b[:n])
 	if err == nil && !isNew {
