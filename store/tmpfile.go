@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gocfs/gocfs/fsverity"
 	"github.com/gocfs/gocfs/internal/beneath"
+	"github.com/gocfs/gocfs/internal/umask"
 )
 
 // tmpFile is an object being written that has no name yet: an O_TMPFILE
@@ -163,22 +163,7 @@ func (t *tmpFile) discard() {
 // umaskKeeps0644 tells whether the process's umask leaves mode 0644 as it
 // is (022, 002, 0 …), read once: then a file created 0644 needs no chmod,
 // a system call per object saved. (A variable for the tests.)
-var umaskKeeps0644 = sync.OnceValue(func() bool {
-	status, err := os.ReadFile("/proc/self/status")
-	return err == nil && keeps0644(string(status))
-})
-
-// keeps0644 reads the umask from /proc/self/status's text: true when it
-// clears none of 0644's bits, false when it does or can't be read.
-func keeps0644(status string) bool {
-	for _, line := range strings.Split(status, "\n") {
-		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
-			m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
-			return err == nil && m&0o644 == 0
-		}
-	}
-	return false
-}
+var umaskKeeps0644 = sync.OnceValue(func() bool { return umask.Get()&0o644 == 0 })
 
 // noEmptyPathLink: linkat(AT_EMPTY_PATH) failed (no CAP_DAC_READ_SEARCH),
 // temporary files are linked through /proc/self/fd instead.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gocfs/gocfs/image"
 	"github.com/gocfs/gocfs/internal/atomicfile"
+	"github.com/gocfs/gocfs/internal/umask"
 )
 
 func init() { registerPersonality("composefs-dump", newComposefsDumpCmd) }
@@ -94,7 +95,7 @@ func writeReplacing(path string, write func(io.Writer) error) error {
 	if resolved, err := filepath.EvalSymlinks(path); err == nil {
 		target = resolved
 	}
-	mode := os.FileMode(0o666 &^ currentUmask())
+	mode := os.FileMode(0o666 &^ umask.Get())
 	if st, err := os.Stat(target); err == nil {
 		if !st.Mode().IsRegular() {
 			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o666)
@@ -115,12 +116,4 @@ func writeReplacing(path string, write func(io.Writer) error) error {
 		return &openError{ce.Err}
 	}
 	return err
-}
-
-// currentUmask returns the process umask (reading it means setting it, so
-// it is set back at once).
-func currentUmask() int {
-	m := unix.Umask(0o22)
-	unix.Umask(m)
-	return m
 }
