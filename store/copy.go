@@ -39,7 +39,7 @@ func (w *Writer) PutFile(src *os.File, want digest.Digest, size int64) (d digest
 		if err := w.s.checkAlg(want); err != nil {
 			return digest.Digest{}, false, err
 		}
-		if ok, err := w.s.Has(want); ok || err != nil {
+		if ok, err := w.has(want); ok || err != nil {
 			w.add(max(size, 0))
 			return want, false, err
 		}
@@ -64,7 +64,7 @@ func (w *Writer) PutFile(src *os.File, want digest.Digest, size int64) (d digest
 			if want, err = w.hashFirst(src, st.Size); err != nil {
 				return digest.Digest{}, false, err
 			}
-			if ok, err := w.s.Has(want); ok || err != nil {
+			if ok, err := w.has(want); ok || err != nil {
 				w.add(st.Size)
 				return want, false, err
 			}

@@ -1,5 +1,7 @@
 package store
 
+import "github.com/gocfs/gocfs/digest"
+
 // ForceNamedTmp makes s write objects to named temporary files, as on a
 // file system without O_TMPFILE.
 func ForceNamedTmp(s *Store) { s.noTmpfile.Store(true) }
@@ -23,3 +25,14 @@ func SetLinkThroughProc(on bool) (restore func()) {
 	noEmptyPathLink.Store(on)
 	return func() { noEmptyPathLink.Store(old) }
 }
+
+// SetMaxIndexedDir sets the largest fanout directory a Writer lists, and
+// returns a function restoring it.
+func SetMaxIndexedDir(n int64) (restore func()) {
+	old := maxIndexedDir
+	maxIndexedDir = n
+	return func() { maxIndexedDir = old }
+}
+
+// KnownAbsent reports whether w's index of names says the store lacks d.
+func KnownAbsent(w *Writer, d digest.Digest) bool { return w.names.absent(w.s, d) }

@@ -44,7 +44,7 @@ func (w *Writer) ImportFile(src Source) (d digest.Digest, isNew bool, err error)
 
 func (w *Writer) importOnce(src Source) (digest.Digest, bool, error) {
 	if !src.Digest.IsZero() {
-		if ok, err := w.s.Has(src.Digest); ok || err != nil {
+		if ok, err := w.has(src.Digest); ok || err != nil {
 			w.add(max(src.Size, 0))
 			return src.Digest, false, err
 		}

@@ -54,6 +54,8 @@ type Writer struct {
 	// Files of unknown digest PutFile found the store had, or not: when
 	// it mostly has them, a large file is hashed before it is copied.
 	present, absent atomic.Int64
+
+	names nameIndex // what the store lacks, found without a lookup
 }
 
 type pendingObject struct {
@@ -225,7 +227,7 @@ func (w *Writer) SetSignature(d digest.Digest, sig []byte) {
 // queue queues t, whose content has the digest d, for publication, or
 // drops it if the store has it already (isNew false).
 func (w *Writer) queue(t *tmpFile, d digest.Digest, size int64) (isNew bool, err error) {
-	if ok, err := w.s.Has(d); ok || err != nil {
+	if ok, err := w.has(d); ok || err != nil {
 		t.discard()
 		return false, err
 	}
@@ -293,7 +295,7 @@ func (w *Writer) put(data []byte) (digest.Digest, bool, error) {
 	h.Write(data)
 	d := digest.MustNew(w.s.alg, h.Sum(nil))
 	w.hashers.Put(h)
-	if ok, err := w.s.Has(d); err != nil {
+	if ok, err := w.has(d); err != nil {
 		return digest.Digest{}, false, err
 	} else if ok {
 		w.add(int64(len(data)))
@@ -349,8 +351,18 @@ func (w *Writer) Flush() error {
 		if err != nil && !errors.Is(err, fs.ErrExist) {
 			return w.fail(fmt.Errorf("store: publishing an object: %w", err))
 		}
+		w.names.linked(p.d)
 	}
 	return nil
+}
+
+// has is Store.Has, told by the writer's index when the store certainly
+// lacks d (nameIndex).
+func (w *Writer) has(d digest.Digest) (bool, error) {
+	if w.names.absent(w.s, d) {
+		return false, nil
+	}
+	return w.s.Has(d)
 }
 
 // FlushAhead makes the writer publish what is queued in the background
