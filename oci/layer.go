@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"path"
 	"sort"
 	"strings"
@@ -230,7 +231,7 @@ var errAbandoned = errors.New("oci: import abandoned")
 
 // objectJob is a file's content to store as an object.
 type objectJob struct {
-	data   []byte
+	data   []byte // from contentBuf, given back once stored
 	size   int64
 	entry  int           // index of the file's entry
 	done   chan struct{} // closed when digest or err is set
@@ -308,6 +309,7 @@ func (im *importer) start() {
 				if j.err != nil {
 					im.failed.Store(true)
 				}
+				putContentBuf(j.data)
 				j.data = nil
 				close(j.done)
 				for range tokens(j.size) {
@@ -346,6 +348,32 @@ func (im *importer) start() {
 		}
 		im.seqErr <- err
 	}()
+}
+
+// contentBufs keeps the buffers of files read whole (at most
+// memObjectMax bytes) for the next ones: class k holds buffers of 1<<k
+// bytes. A pull reads a gigabyte of them; fresh ones would each be
+// zeroed and faulted in.
+var contentBufs [bits.UintSize]sync.Pool // of *[]byte
+
+// contentBuf returns a buffer of n bytes (n > 0), its content undefined.
+func contentBuf(n int) []byte {
+	k := bits.Len(uint(n - 1))
+	if p, _ := contentBufs[k].Get().(*[]byte); p != nil {
+		return (*p)[:n]
+	}
+	return make([]byte, n, 1<<k)
+}
+
+// putContentBuf gives b, from contentBuf, back for reuse; nothing may
+// use it after.
+func putContentBuf(b []byte) {
+	k := bits.Len(uint(cap(b) - 1))
+	if cap(b) == 0 || cap(b) != 1<<k {
+		return
+	}
+	b = b[:cap(b)]
+	contentBufs[k].Put(&b)
 }
 
 // tokens is the number of budget tokens a job of size bytes takes.
@@ -473,10 +501,12 @@ func (im *importer) content(tr *tar.Reader, rc *recorder, hdr *tar.Header, entri
 		for range tokens(job.size) {
 			im.budget <- struct{}{}
 		}
-		job.data = make([]byte, e.size)
+		job.data = contentBuf(int(e.size))
 		_, err := io.ReadFull(tr, job.data)
 		rc.external = false
 		if err != nil {
+			putContentBuf(job.data)
+			job.data = nil
 			job.err = fmt.Errorf("reading %d bytes of content: %w", e.size, err)
 			close(job.done)
 			for range tokens(job.size) {
