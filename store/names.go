@@ -33,8 +33,8 @@ var maxIndexedDir int64 = 256 << 10
 // takes for success. A digest whose 8 bytes are there is looked up
 // (Store.Has): the index never says an object is present.
 //
-// A writer's index lives as long as the writer. Objects are not removed
-// while a writer writes (the caller excludes garbage collection).
+// A writer's index lives as long as the writer. An object removed
+// meanwhile needs no care: the key left behind only costs a lookup.
 type nameIndex struct {
 	mu   sync.Mutex
 	dirs [256]*dirNames
