@@ -1,7 +1,9 @@
 package mountd
 
 import (
+	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +66,29 @@ func TestAllow(t *testing.T) {
 			t.Errorf("refusal %v does not name the uid", err)
 		}
 	}
+}
+
+// FuzzParsePolicy: whatever the bytes, ParsePolicy answers, and a policy
+// it accepts, written back as JSON, parses to the same policy.
+func FuzzParsePolicy(f *testing.F) {
+	f.Add([]byte(`{"stores":[{"name":"o","path":"/composefs/objects"}],"users":["alice"],"limits":{"maxMounts":3,"window":"10s"}}`))
+	f.Add([]byte(`{"repositories":[{"name":"r","path":"/r"}],"groups":["4242"],"limits":{"timeout":"1m","maxImageSize":1000}}`))
+	f.Add([]byte(`{"stores":[{"name":"o","path":"/a"}],"limits":{"window":"-1s"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePolicy(b)
+		if err != nil {
+			return
+		}
+		again, err := json.Marshal(p)
+		if err != nil {
+			t.Fatalf("marshal %+v: %v", p, err)
+		}
+		q, err := ParsePolicy(again)
+		if err != nil {
+			t.Fatalf("the policy %s, written back as %s, is refused: %v", b, again, err)
+		}
+		if !reflect.DeepEqual(p, q) {
+			t.Fatalf("the policy %s parses to %+v, written back to %+v", b, p, q)
+		}
+	})
 }
