@@ -136,7 +136,7 @@ func nameDigest(p string) (v1.Hash, bool) {
 // file name gives a digest must have it, and every layer must unpack to
 // the configuration's diff ID.
 func openArchive(s string) (_ *source, retErr error) {
-	file, tagStr := splitPathTag(s)
+	file, tagStr := SplitPathRef(s)
 	a, err := indexArchive(file)
 	if err != nil {
 		return nil, err

@@ -563,6 +563,15 @@ func TestPullArchive(t *testing.T) {
 	}
 	checkPulled(t, r, res, want)
 	checkFsck(t, r)
+	// The image named by its tag, which has colons of its own.
+	r2 := newTestRepo(t)
+	res2, err := Pull(context.Background(), r2, "docker-archive:"+file+":example.org/gocfs/test:v2", PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Name != "example.org/gocfs/test:v2" || res2.Image != res.Image {
+		t.Errorf("pulled by its tag: name %q, image %s; want %s", res2.Name, res2.Image, res.Image)
+	}
 }
 
 // TestCanonicalDigest checks the rule on its own, without mounting: the

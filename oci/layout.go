@@ -16,7 +16,7 @@ import (
 // (DIR[:TAG]). index.json is where trust starts; every blob it leads to is
 // checked against the descriptor that names it.
 func openLayout(ctx context.Context, s string, plat v1.Platform) (_ *source, retErr error) {
-	dir, tag := splitPathTag(s)
+	dir, tag := SplitPathRef(s)
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("oci: OCI layout %s: %w", dir, err)

@@ -1,10 +1,16 @@
 package oci
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -40,6 +46,46 @@ func FuzzLoad(f *testing.F) {
 		for _, id := range s.diffIDs {
 			if id.Algorithm != "sha256" || len(id.Hex) != 64 {
 				t.Fatalf("diff ID %s taken", id)
+			}
+		}
+	})
+}
+
+// FuzzArchive reads arbitrary docker save archives (openArchive: the
+// archive's members indexed, manifest.json, the configuration and the
+// layers' descriptors) and every layer they lead to. Errors are fine;
+// panics and hangs are not.
+func FuzzArchive(f *testing.F) {
+	img := testImage(f, smallLayers(1))
+	var good bytes.Buffer
+	if err := tarball.Write(must(name.NewTag("example.org/gocfs/test:v1")), img, &good); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good.Bytes(), "")
+	f.Add(good.Bytes(), "example.org/gocfs/test:v1")
+	f.Add(makeTar(f, []member{fileM("manifest.json", 0o644, []byte(`[{"Config":"c.json","Layers":["l.tar"]}]`)), symlinkM("l.tar", "l.tar")}), "")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, archive []byte, tag string) {
+		file := filepath.Join(dir, "image.tar")
+		if err := os.WriteFile(file, archive, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ref := file
+		if tag != "" {
+			ref += ":" + tag
+		}
+		src, err := openArchive(ref)
+		if err != nil {
+			return
+		}
+		defer src.close()
+		if len(src.layers) != len(src.diffIDs) {
+			t.Fatalf("%d layers, %d diff IDs", len(src.layers), len(src.diffIDs))
+		}
+		for i := range src.layers {
+			if rc, err := src.openLayer(i); err == nil {
+				io.Copy(io.Discard, io.LimitReader(rc, 1<<20))
+				rc.Close()
 			}
 		}
 	})

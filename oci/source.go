@@ -97,14 +97,23 @@ func ParseSource(s string) (kind, rest string) {
 	return SourceRegistry, s
 }
 
-// splitPathTag splits PATH[:TAG], where PATH may itself contain colons: if
-// the whole string names an existing file, there is no tag.
-func splitPathTag(s string) (string, string) {
+// SplitPathRef splits the PATH[:REF] of an "oci:" layout or a
+// "docker-archive:" file, where both may hold colons (REF is often
+// NAME:TAG): a whole string that exists is a path without REF; else PATH
+// is the longest part before a colon that exists; else, for a path still
+// to be made, the part before the first colon (as containers/image reads
+// these names).
+func SplitPathRef(s string) (path, ref string) {
 	if _, err := os.Stat(s); err == nil {
 		return s, ""
 	}
-	if i := strings.LastIndexByte(s, ':'); i > 0 {
-		return s[:i], s[i+1:]
+	for i := strings.LastIndexByte(s, ':'); i > 0; i = strings.LastIndexByte(s[:i], ':') {
+		if _, err := os.Stat(s[:i]); err == nil {
+			return s[:i], s[i+1:]
+		}
+	}
+	if p, r, ok := strings.Cut(s, ":"); ok && p != "" {
+		return p, r
 	}
 	return s, ""
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -225,7 +224,7 @@ func (rm Remote) openImage(ctx context.Context, src string, want v1.Hash) (v1.Im
 	var idx v1.ImageIndex
 	switch kind {
 	case oci.SourceLayout:
-		dir, _ := splitPathTag(rest)
+		dir, _ := oci.SplitPathRef(rest)
 		p, err := layout.FromPath(dir)
 		if err != nil {
 			return nil, fmt.Errorf("seal: %s: %w", src, err)
@@ -273,17 +272,6 @@ func findImage(idx v1.ImageIndex, want v1.Hash, depth int) (v1.Image, error) {
 	return nil, fmt.Errorf("seal: no image with manifest %s", want)
 }
 
-// splitPathTag splits an OCI layout's DIR[:TAG], as pull reads it.
-func splitPathTag(s string) (string, string) {
-	if _, err := os.Stat(s); err == nil {
-		return s, ""
-	}
-	if i := strings.LastIndexByte(s, ':'); i > 0 {
-		return s[:i], s[i+1:]
-	}
-	return s, ""
-}
-
 // WriteImage writes img to dest: a registry reference, or an OCI layout
 // "oci:DIR[:TAG]" (created if missing; an image tagged TAG is replaced).
 func (rm Remote) WriteImage(ctx context.Context, dest string, img v1.Image) error {
@@ -299,7 +287,7 @@ func (rm Remote) WriteImage(ctx context.Context, dest string, img v1.Image) erro
 		}
 		return nil
 	case oci.SourceLayout:
-		dir, tag := splitPathTag(rest)
+		dir, tag := oci.SplitPathRef(rest)
 		p, err := layout.FromPath(dir)
 		if errors.Is(err, os.ErrNotExist) {
 			p, err = layout.Write(dir, empty.Index)
